@@ -1,0 +1,19 @@
+"""colossal_sched: ColossalAI's learning-rate schedulers as exact, closed-form functions of the step."""
+from .base import ClosedFormLR, MissingInitialLRError, ScheduleMismatchError
+from .builder import SCHEDULERS, build_lr_scheduler, scheduler_class
+from .cosine import CosineAnnealingLR, CosineAnnealingWarmupLR, FlatAnnealingLR, FlatAnnealingWarmupLR
+from .decay import ExponentialLR, StepLR
+from .lambdas import LambdaLR, MultiplicativeLR
+from .linear import LinearWarmupLR
+from .multistep import MultiStepLR, MultiStepWarmupLR
+from .onecycle import OneCycleLR
+from .poly import PolynomialLR, PolynomialWarmupLR
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ClosedFormLR", "ScheduleMismatchError", "MissingInitialLRError", "SCHEDULERS", "build_lr_scheduler",
+    "scheduler_class", "CosineAnnealingLR", "CosineAnnealingWarmupLR", "FlatAnnealingLR", "FlatAnnealingWarmupLR",
+    "LinearWarmupLR", "MultiStepLR", "MultiStepWarmupLR", "OneCycleLR", "PolynomialLR", "PolynomialWarmupLR",
+    "LambdaLR", "MultiplicativeLR", "StepLR", "ExponentialLR",
+]  # fmt: skip

@@ -1,0 +1,59 @@
+"""The few elementwise operations a schedule needs, for one step (``math``) or many (``numpy``).
+
+Each schedule writes its formula once against an ``Ops`` namespace: :data:`SCALAR` evaluates it
+for one integer step at the cost of a few Python float operations (what ``step()`` pays), and
+:data:`VECTOR` for a whole array of steps without a Python loop (what ``lr_table`` uses).
+Both evaluate the same expression in the same order; ``cos`` and the arithmetic agree
+bit for bit, ``pow`` may differ by one unit in the last place between libm and numpy.
+"""
+from __future__ import annotations
+
+import bisect
+import math
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+
+class Ops:
+    cos: Callable[[Any], Any]
+    pow: Callable[[Any, Any], Any]
+    minimum: Callable[[Any, Any], Any]
+    maximum: Callable[[Any, Any], Any]
+    where: Callable[[Any, Any, Any], Any]
+    count_le: Callable[[Sequence[int], Any], Any]
+    """Number of entries of the sorted sequence that are <= t."""
+
+
+SCALAR = Ops()
+SCALAR.cos = math.cos
+SCALAR.pow = math.pow
+SCALAR.minimum = min
+SCALAR.maximum = max
+SCALAR.where = lambda cond, a, b: a if cond else b
+SCALAR.count_le = bisect.bisect_right
+
+VECTOR = Ops()
+VECTOR.cos = np.cos
+VECTOR.pow = np.power
+VECTOR.minimum = np.minimum
+VECTOR.maximum = np.maximum
+VECTOR.where = np.where
+VECTOR.count_le = lambda seq, t: np.searchsorted(np.asarray(seq, dtype=np.float64), t, side="right")
+
+
+def progress(ops: Ops, u: Any, length: float) -> Any:
+    """Fraction ``clip(u / length, 0, 1)`` of a phase done; a phase of length 0 is done."""
+    if length <= 0:
+        return 1.0
+    return ops.maximum(ops.minimum(u, length) / length, 0.0)
+
+
+def cosine(ops: Ops, u: Any, length: float) -> Any:
+    """Cosine ramp from 1 to 0 over a phase: ``(1 + cos(pi * min(u, L) / L)) / 2``, 0 once done.
+
+    Written as torch's closed form writes it (``pi * u / L``), so the bits agree.
+    """
+    if length <= 0:
+        return 0.0
+    return (1.0 + ops.cos(math.pi * ops.maximum(ops.minimum(u, length), 0) / length)) / 2.0

@@ -1,0 +1,101 @@
+"""Argument checks shared by every scheduler: each names the argument and what is allowed."""
+from __future__ import annotations
+
+import math
+from numbers import Integral, Real
+from typing import Any, Iterable, Sequence
+
+
+class ArgumentTypeError(TypeError, ValueError):
+    """An argument of the wrong type.
+
+    It is a ``TypeError`` and, like torch's own schedulers raise for the same mistakes
+    (``OneCycleLR(total_steps=1.5)``), a ``ValueError``, so either ``except`` catches it.
+    """
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
+def integer(name: str, value: Any, minimum: int) -> int:
+    """``value`` as an ``int`` that is ``>= minimum``."""
+    if not _is_int(value):
+        raise ArgumentTypeError(f"{name} must be an int >= {minimum}, got {value!r} ({type(value).__name__})")
+    if value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value}")
+    return int(value)
+
+
+def real(name: str, value: Any, *, low: float | None = None, high: float | None = None, low_open: bool = False) -> float:
+    """``value`` as a finite ``float`` in ``[low, high]`` (``(low, high]`` with ``low_open``)."""
+    lo = "-inf" if low is None else repr(float(low))
+    allowed = f"{'(' if low_open or low is None else '['}{lo}, {'inf)' if high is None else repr(float(high)) + ']'}"
+    if not _is_real(value):
+        raise ArgumentTypeError(f"{name} must be a finite float in {allowed}, got {value!r} ({type(value).__name__})")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite float in {allowed}, got {value}")
+    if low is not None and (value < low or (low_open and value == low)):
+        raise ValueError(f"{name} must be a finite float in {allowed}, got {value}")
+    if high is not None and value > high:
+        raise ValueError(f"{name} must be a finite float in {allowed}, got {value}")
+    return value
+
+
+def choice(name: str, value: Any, allowed: Sequence[Any]) -> Any:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
+    return value
+
+
+def boolean(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ArgumentTypeError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def warmup(warmup_steps: Any, total_steps: int, *, decay_follows: bool) -> int:
+    """``warmup_steps`` in ``[0, total_steps]``, or ``[0, total_steps)`` when a decay phase must follow."""
+    high = total_steps - 1 if decay_follows else total_steps
+    w = integer("warmup_steps", warmup_steps, 0)
+    if w > high:
+        why = " so that a decay phase follows" if decay_follows else ""
+        raise ValueError(f"warmup_steps must be an int in [0, {high}] (total_steps={total_steps}){why}, got {w}")
+    return w
+
+
+def milestones(value: Any, warmup_steps: int = 0) -> list[int]:
+    """A non-empty, strictly increasing list of ints, none inside the warmup."""
+    if value is None:
+        raise ValueError("milestones is required: a non-empty, strictly increasing list of step indices")
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise ArgumentTypeError(f"milestones must be a list of ints, got {value!r}")
+    ms = list(value)
+    if not ms:
+        raise ValueError("milestones must be a non-empty, strictly increasing list of step indices, got []")
+    for m in ms:
+        if not _is_int(m):
+            raise ArgumentTypeError(f"milestones must hold ints, got {m!r} in {ms}")
+    if ms[0] < 0:
+        raise ValueError(f"milestones must be >= 0, got {ms}")
+    if any(b <= a for a, b in zip(ms, ms[1:])):
+        raise ValueError(f"milestones must be strictly increasing, got {ms}")
+    if ms[0] < warmup_steps:
+        raise ValueError(f"milestones must be >= warmup_steps={warmup_steps} (none inside the warmup), got {ms}")
+    return [int(m) for m in ms]
+
+
+def unknown_kwargs(cls_name: str, kwargs: dict, accepted: Iterable[str]) -> None:
+    """Reject keyword arguments that ColossalAI would silently swallow."""
+    accepted = sorted(accepted)
+    bad = sorted(set(kwargs) - set(accepted))
+    if bad:
+        raise TypeError(
+            f"{cls_name} got unexpected keyword argument(s) {bad}; "
+            f"besides its named parameters it accepts only {accepted}"
+        )

@@ -1,0 +1,65 @@
+"""Geometric decay: every ``step_size`` steps, or every step."""
+
+from typing import Any
+
+from torch.optim import Optimizer
+
+from . import _validate as V
+from ._ops import Ops
+from .base import ClosedFormLR
+
+
+class StepLR(ClosedFormLR):
+    r"""Decay by ``gamma`` every ``step_size`` steps:
+
+    .. math:: \mathrm{lr}(t) = \mathrm{base} \cdot \gamma^{\lfloor \min(t, T) / \mathrm{step\_size} \rfloor}
+
+    Args:
+        optimizer (:class:`torch.optim.Optimizer`): Wrapped optimizer.
+        total_steps (int): Number of total training steps :math:`T`.
+        step_size (int, optional): Period of lr decay, >= 1, defaults to 1.
+        gamma (float, optional): Multiplicative factor of lr decay, > 0, defaults to 0.1.
+        last_epoch (int, optional): Step to resume at; -1 starts from the beginning.
+    """
+
+    hyperparams = ("total_steps", "step_size", "gamma")
+
+    def __init__(self, optimizer, total_steps, step_size: int = 1, gamma: float = 0.1, last_epoch: int = -1) -> None:
+        self._configure(total_steps=total_steps, step_size=step_size, gamma=gamma)
+        super().__init__(optimizer, last_epoch)
+
+    def _configure(self, total_steps: int, step_size: int = 1, gamma: float = 0.1) -> None:
+        self.total_steps = V.integer("total_steps", total_steps, 1)
+        self.step_size = V.integer("step_size", step_size, 1)
+        self.gamma = V.real("gamma", gamma, low=0.0, low_open=True)
+
+    def _lrs(self, t: Any, ops: Ops) -> list[Any]:
+        factor = ops.pow(self.gamma, t // self.step_size)
+        return [base * factor for base in self.base_lrs]
+
+
+class ExponentialLR(ClosedFormLR):
+    r"""Decay by ``gamma`` every step:
+
+    .. math:: \mathrm{lr}(t) = \mathrm{base} \cdot \gamma^{\min(t, T)}
+
+    Args:
+        optimizer (:class:`torch.optim.Optimizer`): Wrapped optimizer.
+        total_steps (int): Number of total training steps :math:`T`.
+        gamma (float, optional): Multiplicative factor of lr decay, > 0, defaults to 1.0.
+        last_epoch (int, optional): Step to resume at; -1 starts from the beginning.
+    """
+
+    hyperparams = ("total_steps", "gamma")
+
+    def __init__(self, optimizer, total_steps, gamma: float = 1.0, last_epoch: int = -1) -> None:
+        self._configure(total_steps=total_steps, gamma=gamma)
+        super().__init__(optimizer, last_epoch)
+
+    def _configure(self, total_steps: int, gamma: float = 1.0) -> None:
+        self.total_steps = V.integer("total_steps", total_steps, 1)
+        self.gamma = V.real("gamma", gamma, low=0.0, low_open=True)
+
+    def _lrs(self, t: Any, ops: Ops) -> list[Any]:
+        factor = ops.pow(self.gamma, t)
+        return [base * factor for base in self.base_lrs]

@@ -1,0 +1,92 @@
+"""Step decay at given milestones, with optional warmup."""
+
+import warnings
+from typing import Any, List
+
+from torch.optim import Optimizer
+
+from . import _validate as V
+from ._ops import Ops
+from .base import ClosedFormLR
+from .cosine import COMPAT_KWARGS, warmup_factor
+
+
+class MultiStepLR(ClosedFormLR):
+    r"""Decay by ``gamma`` at every milestone reached:
+
+    .. math:: \mathrm{lr}(t) = \mathrm{base} \cdot \gamma^{\,|\{m \in \mathrm{milestones} : m \le \min(t, T)\}|}
+
+    Args:
+        optimizer (:class:`torch.optim.Optimizer`): Wrapped optimizer.
+        total_steps (int): Number of total training steps :math:`T`.
+        milestones (List[int]): Strictly increasing step indices, required.
+        gamma (float, optional): Multiplicative factor of lr decay, > 0, defaults to 0.1.
+        last_epoch (int, optional): Step to resume at; -1 starts from the beginning.
+    """
+
+    hyperparams = ("total_steps", "milestones", "gamma")
+    warmup_steps = 0
+
+    def __init__(
+        self,
+        optimizer,
+        total_steps: int,
+        milestones: List[int] = None,
+        gamma: float = 0.1,
+        last_epoch: int = -1,
+        **kwargs,
+    ):
+        V.unknown_kwargs(type(self).__name__, kwargs, COMPAT_KWARGS)
+        self._configure(total_steps=total_steps, milestones=milestones, gamma=gamma)
+        super().__init__(optimizer, last_epoch)
+
+    def _configure(self, total_steps: int, milestones: List[int] = None, gamma: float = 0.1, warmup_steps: int = 0) -> None:
+        self.total_steps = V.integer("total_steps", total_steps, 1)
+        if "warmup_steps" in self.hyperparams:
+            self.warmup_steps = V.warmup(warmup_steps, self.total_steps, decay_follows=False)
+        self.milestones = V.milestones(milestones, self.warmup_steps)
+        self.gamma = V.real("gamma", gamma, low=0.0, low_open=True)
+        late = [m for m in self.milestones if m > self.total_steps]
+        if late:
+            warnings.warn(f"milestones {late} lie past total_steps={self.total_steps} and will never be reached", stacklevel=3)
+
+    def _lrs(self, t: Any, ops: Ops) -> list[Any]:
+        factor = ops.pow(self.gamma, ops.count_le(self.milestones, t))
+        w = self.warmup_steps
+        if not w:
+            return [base * factor for base in self.base_lrs]
+        warm = warmup_factor(t, w)
+        return [ops.where(t < w, warm * base, base * factor) for base in self.base_lrs]
+
+
+class MultiStepWarmupLR(MultiStepLR):
+    r"""Linear warmup over :math:`W` steps, then decay by ``gamma`` at every milestone reached:
+
+    .. math::
+        \mathrm{lr}(t) = \begin{cases} \frac{t + 1}{W}\,\mathrm{base} & t < W \\
+        \mathrm{base} \cdot \gamma^{\,|\{m : W \le m \le \min(t, T)\}|} & t \ge W \end{cases}
+
+    Args:
+        optimizer (:class:`torch.optim.Optimizer`): Wrapped optimizer.
+        total_steps (int): Number of total training steps :math:`T`.
+        warmup_steps (int, optional): Number of warmup steps, in ``[0, T]``, defaults to 0.
+        milestones (List[int]): Strictly increasing step indices, none below ``warmup_steps``, required.
+        gamma (float, optional): Multiplicative factor of lr decay, > 0, defaults to 0.1.
+        last_epoch (int, optional): Step to resume at; -1 starts from the beginning.
+    """
+
+    hyperparams = ("total_steps", "warmup_steps", "milestones", "gamma")
+
+    def __init__(
+        self,
+        optimizer,
+        total_steps: int,
+        warmup_steps: int = 0,
+        milestones: List[int] = None,
+        gamma: float = 0.1,
+        last_epoch: int = -1,
+        **kwargs,
+    ):
+        V.unknown_kwargs(type(self).__name__, kwargs, COMPAT_KWARGS)
+        self._configure(total_steps=total_steps, warmup_steps=warmup_steps, milestones=milestones, gamma=gamma)
+        ClosedFormLR.__init__(self, optimizer, last_epoch)

@@ -1,0 +1,82 @@
+"""Polynomial decay to ``end_lr``, with optional warmup."""
+
+from typing import Any
+
+from torch.optim import Optimizer
+
+from . import _validate as V
+from ._ops import Ops, progress
+from .base import ClosedFormLR
+from .cosine import COMPAT_KWARGS, warmup_factor
+
+
+class PolynomialLR(ClosedFormLR):
+    r"""Polynomial decay from the base lr to ``end_lr``:
+
+    .. math:: \mathrm{lr}(t) = (\mathrm{base} - \mathrm{end\_lr})\,(1 - \min(t, T) / T)^{p} + \mathrm{end\_lr}
+
+    Args:
+        optimizer (:class:`torch.optim.Optimizer`): Wrapped optimizer.
+        total_steps (int): Number of total training steps :math:`T`.
+        end_lr (float, optional): Final learning rate, >= 0, defaults to 0.0001.
+        power (float, optional): The power :math:`p` of the polynomial, > 0, defaults to 1.0.
+        last_epoch (int, optional): Step to resume at; -1 starts from the beginning.
+    """
+
+    hyperparams = ("total_steps", "end_lr", "power")
+    warmup_steps = 0
+
+    def __init__(
+        self, optimizer, total_steps: int, end_lr: float = 0.0001, power: float = 1.0, last_epoch: int = -1, **kwargs
+    ):
+        V.unknown_kwargs(type(self).__name__, kwargs, COMPAT_KWARGS)
+        self._configure(total_steps=total_steps, end_lr=end_lr, power=power)
+        super().__init__(optimizer, last_epoch)
+
+    def _configure(self, total_steps: int, end_lr: float = 0.0001, power: float = 1.0, warmup_steps: int = 0) -> None:
+        self.total_steps = V.integer("total_steps", total_steps, 1)
+        if "warmup_steps" in self.hyperparams:
+            self.warmup_steps = V.warmup(warmup_steps, self.total_steps, decay_follows=True)
+        self.end_lr = V.real("end_lr", end_lr, low=0.0)
+        self.power = V.real("power", power, low=0.0, low_open=True)
+
+    def _lrs(self, t: Any, ops: Ops) -> list[Any]:
+        w, end = self.warmup_steps, self.end_lr
+        decay = ops.pow(1 - progress(ops, t - w, self.total_steps - w), self.power)
+        if not w:
+            return [(base - end) * decay + end for base in self.base_lrs]
+        warm = warmup_factor(t, w)
+        return [ops.where(t < w, warm * base, (base - end) * decay + end) for base in self.base_lrs]
+
+
+class PolynomialWarmupLR(PolynomialLR):
+    r"""Linear warmup over :math:`W` steps, then polynomial decay to ``end_lr`` over :math:`T - W` steps:
+
+    .. math::
+        \mathrm{lr}(t) = \begin{cases} \frac{t + 1}{W}\,\mathrm{base} & t < W \\
+        (\mathrm{base} - \mathrm{end\_lr})\,\left(1 - \frac{\min(t - W, T - W)}{T - W}\right)^{p} + \mathrm{end\_lr} & t \ge W \end{cases}
+
+    Args:
+        optimizer (:class:`torch.optim.Optimizer`): Wrapped optimizer.
+        total_steps (int): Number of total training steps :math:`T`.
+        warmup_steps (int, optional): Number of warmup steps, in ``[0, T)``, defaults to 0.
+        end_lr (float, optional): Final learning rate, >= 0, defaults to 0.0001.
+        power (float, optional): The power :math:`p` of the polynomial, > 0, defaults to 1.0.
+        last_epoch (int, optional): Step to resume at; -1 starts from the beginning.
+    """
+
+    hyperparams = ("total_steps", "warmup_steps", "end_lr", "power")
+
+    def __init__(
+        self,
+        optimizer,
+        total_steps: int,
+        warmup_steps: int = 0,
+        end_lr: float = 0.0001,
+        power: float = 1.0,
+        last_epoch: int = -1,
+        **kwargs,
+    ):
+        V.unknown_kwargs(type(self).__name__, kwargs, COMPAT_KWARGS)
+        self._configure(total_steps=total_steps, warmup_steps=warmup_steps, end_lr=end_lr, power=power)
+        ClosedFormLR.__init__(self, optimizer, last_epoch)
