@@ -3,8 +3,9 @@
 Each schedule writes its formula once against an ``Ops`` namespace: :data:`SCALAR` evaluates it
 for one integer step at the cost of a few Python float operations (what ``step()`` pays), and
 :data:`VECTOR` for a whole array of steps without a Python loop (what ``lr_table`` uses).
-Both evaluate the same expression in the same order; ``cos`` and the arithmetic agree
-bit for bit, ``pow`` may differ by one unit in the last place between libm and numpy.
+Both evaluate the same expression in the same order; ``cos``, the arithmetic and integer
+powers up to 2**16 agree bit for bit; a fractional ``pow`` (PolynomialLR's power) and integer
+powers past 2**16 may differ by one unit in the last place between libm and numpy.
 """
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ class Ops:
     where: Callable[[Any, Any, Any], Any]
     count_le: Callable[[Sequence[int], Any], Any]
     """Number of entries of the sorted sequence that are <= t."""
+    ipow: Callable[[float, Any, int], Any]
+    """``base ** k`` for integer ``0 <= k <= kmax``."""
 
 
 SCALAR = Ops()
@@ -32,6 +35,7 @@ SCALAR.minimum = min
 SCALAR.maximum = max
 SCALAR.where = lambda cond, a, b: a if cond else b
 SCALAR.count_le = bisect.bisect_right
+SCALAR.ipow = lambda base, k, kmax: math.pow(base, k)
 
 VECTOR = Ops()
 VECTOR.cos = np.cos
@@ -40,6 +44,18 @@ VECTOR.minimum = np.minimum
 VECTOR.maximum = np.maximum
 VECTOR.where = np.where
 VECTOR.count_le = lambda seq, t: np.searchsorted(np.asarray(seq, dtype=np.float64), t, side="right")
+_POW_TABLE_MAX = 1 << 16
+
+
+def _vector_ipow(base: float, k: Any, kmax: int) -> Any:
+    """Integer powers from a table of libm's ``pow`` (bit-identical to :data:`SCALAR`) while it is small."""
+    if kmax < _POW_TABLE_MAX:
+        table = np.array([math.pow(base, i) for i in range(kmax + 1)])
+        return table[np.asarray(k, dtype=np.int64)]
+    return np.power(base, k)
+
+
+VECTOR.ipow = _vector_ipow
 
 
 def progress(ops: Ops, u: Any, length: float) -> Any:

@@ -1,7 +1,6 @@
 """The base class: a learning-rate schedule that is a pure function of the step."""
 from __future__ import annotations
 
-import math
 import warnings
 from typing import Any, Iterable, Sequence
 
@@ -177,8 +176,10 @@ class ClosedFormLR(LRScheduler):
         Accepts this package's states and those of torch's and colossalai's schedulers of the
         same name. A state from another class, or with other hyperparameters or base lrs, raises
         :class:`ScheduleMismatchError` naming every differing field; with ``strict=False`` it is
-        accepted (with a warning): the saved hyperparameters and base lrs are adopted where the
-        class is the same, the saved step is taken in any case.
+        accepted (with a warning): the saved hyperparameters are adopted where the class is the
+        same, the saved step is taken in any case. The saved base lrs are always adopted (the
+        optimizer's ``initial_lr`` may already hold the resumed run's lr), with a warning where they
+        differ from this scheduler's.
         """
         from .compat import to_native_state  # local: compat knows every scheduler class
 
@@ -194,14 +195,17 @@ class ClosedFormLR(LRScheduler):
             if strict:
                 raise ScheduleMismatchError(diffs)
             warnings.warn(str(ScheduleMismatchError(diffs, hint="accepted with strict=False")), stacklevel=2)
+        if saved_lrs != list(self.base_lrs):
+            warnings.warn(f"adopting the saved base_lrs {saved_lrs} in place of {list(self.base_lrs)}", stacklevel=2)
         if state["class"] == type(self).__name__ and state["hyperparams"] is not None:
             self._configure(**state["hyperparams"])
         self.base_lrs = [V.real("base_lrs", lr, low=0.0) for lr in saved_lrs]
         self._load_extra_state(state)
         self._apply(V.integer("last_epoch", state["last_epoch"], 0))
 
-    def diff_state(self, state: dict[str, Any]) -> list[tuple[str, Any, Any]]:
-        """``(field, saved, current)`` for each field where a native state differs from this scheduler."""
+    def diff_state(self, state: dict[str, Any], with_base_lrs: bool = False) -> list[tuple[str, Any, Any]]:
+        """``(field, saved, current)`` for each field where a native state differs from this scheduler:
+        class, hyperparameters (and, with ``with_base_lrs``, the base lrs)."""
         diffs: list[tuple[str, Any, Any]] = []
         if state["class"] != type(self).__name__:
             diffs.append(("class", state["class"], type(self).__name__))
@@ -212,7 +216,7 @@ class ClosedFormLR(LRScheduler):
                 if _plain(saved) != current:
                     diffs.append((name, saved, current))
         diffs.extend(state.get("foreign_diffs", []))
-        if list(state["base_lrs"]) != list(self.base_lrs):
+        if with_base_lrs and list(state["base_lrs"]) != list(self.base_lrs):
             diffs.append(("base_lrs", list(state["base_lrs"]), list(self.base_lrs)))
         return diffs
 
@@ -243,10 +247,14 @@ def _plain(value: Any) -> Any:
 
 
 def _step_array(steps: Iterable[int] | np.ndarray) -> np.ndarray:
-    t = np.asarray(steps if isinstance(steps, np.ndarray) else list(steps) if not isinstance(steps, range) else np.arange(steps.start, steps.stop, steps.step))
+    """Steps as a 1-D array of non-negative integers."""
+    if isinstance(steps, range):
+        t = np.arange(steps.start, steps.stop, steps.step)
+    else:
+        t = np.asarray(steps if isinstance(steps, np.ndarray) else list(steps))
     if t.ndim != 1:
         raise ValueError(f"steps must be a 1-D sequence of ints >= 0, got shape {t.shape}")
-    if t.size and (not np.issubdtype(t.dtype, np.integer) and not np.all(np.floor(t) == t)):
+    if t.size and not np.issubdtype(t.dtype, np.integer) and not (np.issubdtype(t.dtype, np.floating) and np.all(np.floor(t) == t)):
         raise V.ArgumentTypeError(f"steps must hold ints >= 0, got dtype {t.dtype}")
     if t.size and t.min() < 0:
         raise ValueError(f"steps must hold ints >= 0, got min {t.min()}")

@@ -11,7 +11,7 @@ _AFTER = "after_scheduler_dict."
 
 def _foreign_fields(s: Any) -> dict[str, Any]:
     """What a torch/colossalai state of the same schedule holds, by (dotted) key."""
-    name, T = type(s).__name__, s.total_steps
+    T = s.total_steps
     W, F = getattr(s, "warmup_steps", 0), getattr(s, "flat_steps", 0)
     table = {
         "CosineAnnealingLR": {"T_max": T, "eta_min": getattr(s, "eta_min", None)},

@@ -2,8 +2,6 @@
 
 from typing import Any
 
-from torch.optim import Optimizer
-
 from . import _validate as V
 from ._ops import Ops
 from .base import ClosedFormLR
@@ -34,7 +32,7 @@ class StepLR(ClosedFormLR):
         self.gamma = V.real("gamma", gamma, low=0.0, low_open=True)
 
     def _lrs(self, t: Any, ops: Ops) -> list[Any]:
-        factor = ops.pow(self.gamma, t // self.step_size)
+        factor = ops.ipow(self.gamma, t // self.step_size, self.total_steps // self.step_size)
         return [base * factor for base in self.base_lrs]
 
 
@@ -61,5 +59,5 @@ class ExponentialLR(ClosedFormLR):
         self.gamma = V.real("gamma", gamma, low=0.0, low_open=True)
 
     def _lrs(self, t: Any, ops: Ops) -> list[Any]:
-        factor = ops.pow(self.gamma, t)
+        factor = ops.ipow(self.gamma, t, self.total_steps)
         return [base * factor for base in self.base_lrs]

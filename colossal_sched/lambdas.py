@@ -102,9 +102,16 @@ class MultiplicativeLR(_LambdaBase):
     def _lrs(self, t: Any, ops: Ops) -> list[Any]:
         if ops is SCALAR:
             return [base * f for base, f in zip(self.base_lrs, self._factors_at(t))]
-        steps = [int(s) for s in t]
-        by_step = {s: self._factors_at(s) for s in sorted(set(steps))}
-        return [base * np.array([by_step[s][g] for s in steps], dtype=np.float64) for g, base in enumerate(self.base_lrs)]
+        steps = np.asarray(t, dtype=np.int64)
+        if not steps.size:
+            return [np.zeros(0) for _ in self.base_lrs]
+        lo = self._factor_step if steps.min() >= self._factor_step else 0
+        start = self._factors if lo else [1.0] * len(self.base_lrs)
+        out = []
+        for g, base in enumerate(self.base_lrs):  # the running product, multiplied in the order step() does
+            seq = np.array([start[g]] + [self._value(g, s) for s in range(lo + 1, int(steps.max()) + 1)])
+            out.append(base * np.cumprod(seq)[steps - lo])
+        return out
 
     def _extra_state(self) -> dict[str, Any]:
         step = min(self.last_epoch, self.total_steps)

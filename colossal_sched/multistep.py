@@ -3,8 +3,6 @@
 import warnings
 from typing import Any, List
 
-from torch.optim import Optimizer
-
 from . import _validate as V
 from ._ops import Ops
 from .base import ClosedFormLR
@@ -51,7 +49,7 @@ class MultiStepLR(ClosedFormLR):
             warnings.warn(f"milestones {late} lie past total_steps={self.total_steps} and will never be reached", stacklevel=3)
 
     def _lrs(self, t: Any, ops: Ops) -> list[Any]:
-        factor = ops.pow(self.gamma, ops.count_le(self.milestones, t))
+        factor = ops.ipow(self.gamma, ops.count_le(self.milestones, t), len(self.milestones))
         w = self.warmup_steps
         if not w:
             return [base * factor for base in self.base_lrs]

@@ -3,21 +3,12 @@
 import math
 from typing import Any
 
-from torch.optim import Optimizer
-
 from . import _validate as V
 from ._ops import SCALAR, Ops, progress
 from .base import ClosedFormLR, MissingInitialLRError, _as_float
 from .cosine import COMPAT_KWARGS
 
 ONECYCLE_KWARGS = COMPAT_KWARGS + ("epochs", "steps_per_epoch", "three_phase", "verbose")
-
-
-def _anneal(ops: Ops, strategy: str, start: Any, end: Any, pct: Any) -> Any:
-    """torch's annealing from ``start`` to ``end`` as ``pct`` goes 0 -> 1."""
-    if strategy == "cos":
-        return end + (start - end) / 2.0 * (ops.cos(math.pi * pct) + 1)
-    return (end - start) * pct + start
 
 
 class OneCycleLR(ClosedFormLR):
@@ -105,7 +96,7 @@ class OneCycleLR(ClosedFormLR):
         p, total = self.pct_start * self.total_steps, self.total_steps
         ends = [p - 1, 2 * p - 2, total - 1] if self.three_phase else [p - 1, total - 1]
         self._phases = list(zip(ends, [0.0] + ends[:-1]))  # (end_step, start_step)
-        self._last_phase: tuple[Any, int, float] = (None, 0, 0.0)
+        self._last_phase: tuple[Any, int, float, float] = (None, 0, 0.0, 0.0)
         self._cached_ends = None
 
     def _initial_lrs(self, last_epoch: int) -> list[float]:
@@ -125,46 +116,51 @@ class OneCycleLR(ClosedFormLR):
         self.max_lrs = [group["max_lr"] for group in groups]
         return super()._initial_lrs(0)
 
-    def _phase(self, t: int) -> tuple[int, float]:
-        """torch's phase for one step (the first whose ``end_step >= t``, else the last) and its progress."""
+    def _phase(self, t: int) -> tuple[int, float, float]:
+        """For one step: torch's phase (the first whose ``end_step >= t``, else the last), its
+        progress ``pct`` and ``cos(pi * pct) + 1``; cached, as the lr and the momentum share it."""
         if self._last_phase[0] != t:
-            i = len(self._phases) - 1
-            for j, (end, _) in enumerate(self._phases):
-                if t <= end:
-                    i = j
+            last = len(self._phases) - 1
+            for i, (end, start) in enumerate(self._phases):
+                if t <= end or i == last:
                     break
-            end, start = self._phases[i]
-            self._last_phase = (t, i, progress(SCALAR, t - start, end - start))
-        return self._last_phase[1], self._last_phase[2]
+            pct = progress(SCALAR, t - start, end - start)
+            self._last_phase = (t, i, pct, math.cos(math.pi * pct) + 1)
+        return self._last_phase[1:]
 
     def _cycle(self, t: Any, ops: Ops, ends: list[list[tuple[float, float]]]) -> list[Any]:
-        """Anneal each group between its phase's ``(start, end)`` values, ``ends[group][phase]``."""
+        """Anneal each group between its phase's ``(start, end)`` values, ``ends[phase][group]``."""
         s = self.anneal_strategy
         if ops is SCALAR:
-            i, pct = self._phase(t)
-            if s == "cos":  # torch's _annealing_cos, its cosine taken once for all groups
-                c = math.cos(math.pi * pct) + 1
-                return [group[i][1] + (group[i][0] - group[i][1]) / 2.0 * c for group in ends]
-            return [_anneal(ops, s, *group[i], pct) for group in ends]
+            i, pct, c = self._phase(t)
+            if s == "cos":  # torch's _annealing_cos with its cosine taken once
+                return [b + (a - b) / 2.0 * c for a, b in ends[i]]
+            return [(b - a) * pct + a for a, b in ends[i]]
         pcts = [progress(ops, t - start, end - start) for end, start in self._phases]
+        if s == "cos":  # one cosine per phase, shared by the groups
+            cosines = [ops.cos(math.pi * p) + 1 for p in pcts]
+            anneal = lambda a, b, i: b + (a - b) / 2.0 * cosines[i]  # noqa: E731
+        else:
+            anneal = lambda a, b, i: (b - a) * pcts[i] + a  # noqa: E731
         out = []
-        for group in ends:
-            values = [_anneal(ops, s, a, b, p) for (a, b), p in zip(group, pcts)]
-            value = values[-1]
-            for (end, _), earlier in zip(reversed(self._phases[:-1]), reversed(values[:-1])):
-                value = ops.where(t <= end, earlier, value)
+        for g in range(len(ends[0])):
+            value = anneal(*ends[-1][g], len(ends) - 1)
+            for i in reversed(range(len(ends) - 1)):
+                value = ops.where(t <= self._phases[i][0], anneal(*ends[i][g], i), value)
             out.append(value)
         return out
 
     def _ends(self) -> tuple[list, list]:
-        """Per group and phase, the ``(start, end)`` of the lr and of the momentum (cached)."""
+        """Per phase and group, the ``(start, end)`` of the lr and of the momentum (cached)."""
         if self._cached_ends is None:
-            lr, mom = [], []
-            for initial, peak in zip(self.base_lrs, self.max_lrs):
-                low = initial / self.final_div_factor
-                lr.append([(initial, peak), (peak, initial), (initial, low)] if self.three_phase else [(initial, peak), (peak, low)])
-            for lo, hi in zip(self.base_momentum, self.max_momentum):
-                mom.append([(hi, lo), (lo, hi), (hi, hi)] if self.three_phase else [(hi, lo), (lo, hi)])
+            lows = [b / self.final_div_factor for b in self.base_lrs]
+            init, peak, mlo, mhi = self.base_lrs, self.max_lrs, self.base_momentum, self.max_momentum
+            if self.three_phase:
+                lr = [list(zip(init, peak)), list(zip(peak, init)), list(zip(init, lows))]
+                mom = [list(zip(mhi, mlo)), list(zip(mlo, mhi)), list(zip(mhi, mhi))]
+            else:
+                lr = [list(zip(init, peak)), list(zip(peak, lows))]
+                mom = [list(zip(mhi, mlo)), list(zip(mlo, mhi))]
             self._cached_ends = (lr, mom)
         return self._cached_ends
 

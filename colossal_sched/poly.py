@@ -2,8 +2,6 @@
 
 from typing import Any
 
-from torch.optim import Optimizer
-
 from . import _validate as V
 from ._ops import Ops, progress
 from .base import ClosedFormLR

@@ -1,0 +1,24 @@
+import os
+import sys
+
+import pytest
+import torch
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+BASE_LRS = (0.1, 0.2, 0.05, 0.4)
+
+
+def make_optimizer(n_groups=4, kind="sgd", lrs=BASE_LRS):
+    params = [torch.nn.Parameter(torch.zeros(2)) for _ in range(n_groups)]
+    groups = [{"params": [p], "lr": lrs[i % len(lrs)]} for i, p in enumerate(params)]
+    if kind == "adam":
+        return torch.optim.Adam(groups, lr=0.1)
+    if kind == "adagrad":
+        return torch.optim.Adagrad(groups, lr=0.1)
+    return torch.optim.SGD(groups, lr=0.1, momentum=0.9)
+
+
+@pytest.fixture
+def optimizer():
+    return make_optimizer()
