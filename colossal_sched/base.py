@@ -125,20 +125,30 @@ class ClosedFormLR(LRScheduler):
 
     def _apply(self, step: int) -> None:
         t = step if step < self.total_steps else self.total_steps
-        lrs = self._lrs(t, SCALAR)
+        self.write(step, self._lrs(t, SCALAR), self._momenta(t, SCALAR))
+
+    def write(self, step: int, lrs: list[float], momenta: list[float] | None = None) -> None:
+        """Put ``lrs`` (and ``momenta``) into the optimizer as the values of ``step``.
+
+        ``step()``, ``step_to()`` and the rank-0 broadcast all end here; a tensor lr is filled in
+        place (no host-device synchronisation).
+        """
         groups = self.optimizer.param_groups
         if len(groups) != len(lrs):
             raise ValueError(
-                f"{type(self).__name__} was built for {len(lrs)} param groups but the optimizer now has {len(groups)}"
+                f"{type(self).__name__} has {len(lrs)} lrs to write but the optimizer now has {len(groups)} param groups"
             )
         for group, lr in zip(groups, lrs):
             if isinstance(group["lr"], torch.Tensor):
                 group["lr"].fill_(lr)
             else:
                 group["lr"] = lr
-        momenta = self._momenta(t, SCALAR)
         if momenta is not None:
-            write_momenta(groups, momenta)
+            for group, m in zip(groups, momenta):
+                if "betas" in group:
+                    group["betas"] = (m, *group["betas"][1:])
+                else:
+                    group["momentum"] = m
         self.last_epoch = step
         self._last_lr = lrs
 
@@ -223,15 +233,6 @@ class ClosedFormLR(LRScheduler):
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
         return f"{type(self).__name__}({args}, last_epoch={self.last_epoch})"
-
-
-def write_momenta(groups: Sequence[dict], momenta: Sequence[float]) -> None:
-    """Write momentum into SGD-style ``momentum`` or Adam-style ``betas[0]``."""
-    for group, m in zip(groups, momenta):
-        if "betas" in group:
-            group["betas"] = (m, *group["betas"][1:])
-        else:
-            group["momentum"] = m
 
 
 def _as_float(value: Any) -> Any:

@@ -1,0 +1,117 @@
+"""LRSchedulerHook: the scheduler as a distributed-aware engine hook stepping on the global step."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch.distributed as dist
+
+from colossal_sched import ClosedFormLR
+from colossal_sched import _validate as V
+from colossal_sched.broadcast import LRBroadcaster
+
+from .base import EngineHook, lr_metric
+
+
+class LRSchedulerHook(EngineHook):
+    r"""Drop-in for ``colossalai.legacy.trainer.hooks.LRSchedulerHook`` that steps on the engine's
+    global step counter and broadcasts the rank-0 lr to every data-, pipeline- and tensor-parallel rank.
+
+    The update the engine numbers :math:`n` (the number of updates done before it,
+    ``trainer.cur_step`` in the legacy Trainer) always runs with ``lr_at(n)`` (``by_epoch``: with the
+    epoch), whatever happened before it: a resume, gradient accumulation, a skipped update, a late attach.
+
+    Args:
+        lr_scheduler (ClosedFormLR): A colossal_sched scheduler.
+        by_epoch (bool): Schedule on the epoch instead of the update, defaults to False.
+        store_lr_in_state (bool): Keep the lr in ``trainer.states["metrics"]["train"]["LR"]``, defaults to True.
+        priority (int): The Trainer's hook order, defaults to 1.
+        sync (bool): Broadcast the source rank's lr when ``torch.distributed`` is initialised, defaults to True.
+        group: Ranks to sync: None (world), a ProcessGroup, a DeviceMesh, a ProcessGroupMesh or a plugin.
+        sync_every (int): Sync on global steps divisible by this; the others compute locally, defaults to 1.
+        on_divergence (str): ``"fix"``, ``"warn"`` or ``"raise"`` (see :class:`~colossal_sched.broadcast.LRBroadcaster`).
+        timeout (float): Seconds before a sync with a dead peer raises, defaults to 60.
+    """
+
+    def __init__(
+        self,
+        lr_scheduler: ClosedFormLR,
+        by_epoch: bool = False,
+        store_lr_in_state: bool = True,
+        priority: int = 1,
+        *,
+        sync: bool = True,
+        group: Any = None,
+        sync_every: int = 1,
+        on_divergence: str = "fix",
+        timeout: float = 60.0,
+    ) -> None:
+        super().__init__(priority=priority)
+        if not isinstance(lr_scheduler, ClosedFormLR):
+            raise V.ArgumentTypeError(
+                f"lr_scheduler must be a colossal_sched scheduler (ClosedFormLR), got {type(lr_scheduler).__name__}"
+            )
+        self.lr_scheduler = lr_scheduler
+        self.by_epoch = V.boolean("by_epoch", by_epoch)
+        self.store_lr_in_state = V.boolean("store_lr_in_state", store_lr_in_state)
+        self.sync_every = V.integer("sync_every", sync_every, 1)
+        self.global_step = lr_scheduler.last_epoch
+        self._synced_step: int | None = None
+        self.broadcaster: LRBroadcaster | None = None
+        if V.boolean("sync", sync) and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            self.broadcaster = LRBroadcaster(lr_scheduler, group, on_divergence=on_divergence, timeout=timeout)
+        else:
+            V.choice("on_divergence", on_divergence, ("fix", "warn", "raise"))
+
+    # ------------------------------------------------------------ the one entry
+    def step(self, global_step: int) -> list[float]:
+        """Make the optimizer hold ``lr_at(global_step)`` for the update numbered ``global_step``.
+
+        Idempotent: calling it again with the same step (gradient accumulation) does nothing more.
+        Returns the lrs now in the optimizer.
+        """
+        if global_step != self.lr_scheduler.last_epoch:
+            self.lr_scheduler.step_to(global_step)
+        if self.broadcaster is not None and global_step != self._synced_step and global_step % self.sync_every == 0:
+            self.broadcaster.sync()
+            self._synced_step = global_step
+        self.global_step = global_step
+        return self.lr_scheduler.get_last_lr()
+
+    # ------------------------------------------------------- legacy Trainer API
+    def after_hook_is_attached(self, trainer: Any) -> None:
+        if self.store_lr_in_state:
+            self.init_runner_states(trainer, "metrics", dict(train={}, test={}))
+            trainer.states["metrics"]["train"]["LR"] = lr_metric(self.by_epoch, self.lr_scheduler.get_last_lr()[0])
+
+    def before_train_epoch(self, trainer: Any) -> None:
+        if self.by_epoch:
+            self.step(trainer.cur_epoch)
+
+    def after_train_epoch(self, trainer: Any) -> None:
+        if self.by_epoch:
+            self._record(trainer, self.step(trainer.cur_epoch + 1))
+
+    def before_train_iter(self, trainer: Any) -> None:
+        if not self.by_epoch:
+            self.step(trainer.cur_step)
+
+    def after_train_iter(self, trainer: Any, output: Any, label: Any, loss: Any) -> None:
+        if not self.by_epoch:
+            self._record(trainer, self.step(trainer.cur_step + 1))
+
+    def _record(self, trainer: Any, lrs: list[float]) -> None:
+        if self.store_lr_in_state:
+            trainer.states["metrics"]["train"]["LR"].update(lrs[0])
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        """The scheduler's state and the global step, as plain data."""
+        return {"scheduler": self.lr_scheduler.state_dict(), "global_step": self.global_step}
+
+    def load_state_dict(self, state_dict: dict[str, Any], strict: bool = True) -> None:
+        """Restore a hook state (or a bare scheduler state, e.g. from ``booster.save_lr_scheduler``)."""
+        sched_state = state_dict.get("scheduler", state_dict)
+        self.lr_scheduler.load_state_dict(sched_state, strict=strict)
+        self.global_step = V.integer("global_step", state_dict.get("global_step", self.lr_scheduler.last_epoch), 0)
+        self.lr_scheduler.step_to(self.global_step)
+        self._synced_step = None

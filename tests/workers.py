@@ -1,0 +1,190 @@
+"""Bodies of the multi-rank tests; each runs on every rank of a real gloo world."""
+import os
+import time
+import warnings
+
+import torch
+import torch.distributed as dist
+
+import colossal_sched as cs
+from colossal_sched.broadcast import LRDivergenceError
+
+COLLECTIVES = ("broadcast", "all_reduce", "all_gather", "all_gather_object", "broadcast_object_list", "barrier",
+               "send", "recv", "isend", "irecv", "reduce", "gather", "scatter", "all_to_all", "reduce_scatter")
+
+
+def optimizer(n_groups=2, lr=0.1, names=None):
+    params = [torch.nn.Parameter(torch.zeros(2)) for _ in range(n_groups)]
+    groups = [{"params": [p], "lr": lr * (i + 1)} for i, p in enumerate(params)]
+    for g, name in zip(groups, names or []):
+        g["name"] = name
+    return torch.optim.SGD(groups, lr=lr, momentum=0.9)
+
+
+class CountingCollectives:
+    """Wrap the real torch.distributed collectives to count calls (they still run)."""
+
+    def __init__(self):
+        self.calls = []
+        self._saved = {}
+
+    def __enter__(self):
+        for name in COLLECTIVES:
+            real = getattr(dist, name)
+            self._saved[name] = real
+
+            def wrapper(*a, _real=real, _name=name, **k):
+                self.calls.append(_name)
+                return _real(*a, **k)
+
+            setattr(dist, name, wrapper)
+        return self
+
+    def __exit__(self, *exc):
+        for name, real in self._saved.items():
+            setattr(dist, name, real)
+
+
+def mesh_for(world, shape):
+    from torch.distributed.device_mesh import init_device_mesh
+
+    if shape is None:
+        return None
+    names = ("dp", "pp", "tp")[-len(shape):] if len(shape) < 3 else ("dp", "pp", "tp")
+    return init_device_mesh("cpu", tuple(shape), mesh_dim_names=names)
+
+
+def lr_agreement(rank, world, shape, steps, sync_every, name, kwargs):
+    """Every rank trains ``steps`` updates with the hook; returns lrs seen and collectives per sync."""
+    from hooks import LRSchedulerHook
+
+    mesh = mesh_for(world, shape)
+    opt = optimizer()
+    sched = cs.SCHEDULERS[name](opt, 50, **kwargs)
+    hook = LRSchedulerHook(sched, group=mesh, sync_every=sync_every)
+    seen = []
+    with CountingCollectives() as counter:
+        for n in range(steps):
+            for _micro in range(2):  # gradient accumulation: the same global step twice
+                hook.step(n)
+            seen.append([g["lr"] for g in opt.param_groups] + [g["momentum"] for g in opt.param_groups])
+    return {"seen": seen, "calls": counter.calls, "syncs": len([n for n in range(steps) if n % sync_every == 0]),
+            "expected": [sched.lr_at(n) for n in range(steps)], "src": hook.broadcaster.src}
+
+
+def perturbed(rank, world, mode):
+    """Rank 1 builds its optimizer with other lrs; the sync fixes, warns about or refuses it."""
+    from hooks import LRSchedulerHook
+
+    opt = optimizer(lr=0.1 if rank != 1 else 0.1 * (1 + 1e-6))
+    hook = LRSchedulerHook(cs.CosineAnnealingLR(opt, 20), on_divergence=mode)
+    out = {"warnings": [], "error": None}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            hook.step(3)
+        except LRDivergenceError as e:
+            out["error"] = str(e)
+    out["warnings"] = [str(w.message) for w in caught if "differs" in str(w.message)]
+    out["lrs"] = [g["lr"] for g in opt.param_groups]
+    out["divergences"] = hook.broadcaster.divergences
+    return out
+
+
+def layout(rank, world, layouts):
+    """Each rank gets the param-group names in ``layouts[rank]`` (None: unnamed, len = count)."""
+    from hooks import LRSchedulerHook
+
+    spec = layouts[rank]
+    opt = optimizer(len(spec), names=spec if all(isinstance(s, str) for s in spec) else None)
+    t0 = time.monotonic()
+    try:
+        hook = LRSchedulerHook(cs.StepLR(opt, 10, step_size=2, gamma=0.5))
+        hook.step(4)
+        return {"lrs": [g["lr"] for g in opt.param_groups], "error": None}
+    except ValueError as e:
+        return {"error": str(e), "type": type(e).__name__, "seconds": time.monotonic() - t0}
+
+
+def killed_peer(rank, world, victim, timeout):
+    """``victim`` dies after the hook is built; the survivors' next sync must raise within ``timeout``."""
+    from hooks import LRSchedulerHook
+
+    hook = LRSchedulerHook(cs.CosineAnnealingLR(optimizer(), 20), timeout=timeout)
+    hook.step(1)
+    if rank == victim:
+        os._exit(17)
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    try:
+        for n in range(2, 50):
+            hook.step(n)
+        return {"error": None, "seconds": time.monotonic() - t0}
+    except Exception as e:  # the collective error
+        return {"error": f"{type(e).__name__}: {e}"[:300], "seconds": time.monotonic() - t0}
+
+
+def legacy_trainer(rank, world, epochs, attach_at_epoch):
+    """ColossalAI's legacy Trainer on CPU with the hook registered; returns (cur_step, lr) per iteration."""
+    from colossalai.legacy import initialize
+    from colossalai.legacy.trainer import Trainer
+    from colossalai.legacy.trainer import hooks as chooks
+
+    from hooks import LRSchedulerHook
+    from hooks.colossalai_legacy import init_legacy_context
+
+    init_legacy_context()
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    data = [(torch.randn(8, 4), torch.randint(0, 2, (8,))) for _ in range(5)]
+    engine, loader, _, _ = initialize(model, opt, torch.nn.CrossEntropyLoss(), train_dataloader=data)
+    sched = cs.CosineAnnealingWarmupLR(opt, 30, warmup_steps=3)
+    seen = []
+
+    class Record(chooks.BaseHook):
+        def __init__(self):
+            super().__init__(priority=10)
+
+        def before_train_iter(self, trainer):
+            seen.append((trainer.cur_step, opt.param_groups[0]["lr"]))
+
+    trainer = Trainer(engine=engine)
+    if attach_at_epoch:  # a late attach: the trainer resumes at an epoch with a fresh hook
+        trainer.cur_epoch = attach_at_epoch
+    hook = LRSchedulerHook(sched, by_epoch=False)
+    trainer.fit(train_dataloader=loader, epochs=epochs, hooks=[hook, Record()], display_progress=False)
+    return {"seen": seen, "expected": {n: sched.lr_at(n)[0] for n, _ in seen},
+            "state_lr": trainer.states["metrics"]["train"]["LR"].get_last_step_value(), "final": sched.get_last_lr()[0]}
+
+
+def booster_loop(rank, world, ckpt_dir, steps, resume_at):
+    """A Booster (TorchDDPPlugin, gloo) loop stepping the hook on its global step; save/load via the booster."""
+    from colossalai.booster import Booster
+    from colossalai.booster.plugin import TorchDDPPlugin
+
+    from hooks import LRSchedulerHook
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    sched = cs.OneCycleLR(opt, steps)
+    booster = Booster(plugin=TorchDDPPlugin())
+    model, opt, criterion, _, sched = booster.boost(model, opt, torch.nn.MSELoss(), lr_scheduler=sched)
+    hook = LRSchedulerHook(sched)
+    start = 0
+    if resume_at is not None:
+        booster.load_lr_scheduler(hook, os.path.join(ckpt_dir, "lr_scheduler.pt"))
+        start = hook.global_step
+    seen = []
+    for n in range(start, steps):
+        hook.step(n)
+        seen.append([g["lr"] for g in opt.param_groups])
+        loss = criterion(model(torch.randn(8, 4)), torch.randn(8, 2))
+        booster.backward(loss, opt)
+        opt.step()
+        opt.zero_grad()
+        if resume_at is None and n + 1 == 6:
+            hook.step(n + 1)
+            booster.save_lr_scheduler(hook, os.path.join(ckpt_dir, "lr_scheduler.pt"))
+    return {"seen": seen, "start": start, "expected": [sched.lr_at(n) for n in range(start, steps)]}
