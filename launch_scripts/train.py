@@ -1,0 +1,221 @@
+#!/usr/bin/env python
+"""Train a tiny transformer LM with colossal_sched's LRSchedulerHook over a dp x pp x tp DeviceMesh.
+
+torch's own parallelism: FSDP2 (``fully_shard``) over dp, ``torch.distributed.tensor.parallel``
+over tp, ``torch.distributed.pipelining`` (GPipe) over pp; gloo on CPU, NCCL on GPU. Checkpoints
+are torch.distributed.checkpoint directories holding model, optimizer and the hook's state, and
+resume on any world size. Launch with torchrun, e.g.::
+
+    torchrun --standalone --nproc_per_node 4 launch_scripts/train.py --dp 2 --tp 2 --ckpt-dir runs/ckpt
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import sys
+import time
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from colossal_sched import SCHEDULERS, build_lr_scheduler  # noqa: E402
+from colossal_sched.checkpoint import ON_MISMATCH, SafeLoadPlanner, latest_checkpoint, read_dcp_state, restore, save_dcp, world_layout  # noqa: E402,E501
+from hooks import LRSchedulerHook  # noqa: E402
+from launch_scripts.tiny_lm import Stage, batch, stage_layers, tensor_parallel_plan  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dp", type=int, default=1, help="data-parallel size (FSDP2)")
+    p.add_argument("--tp", type=int, default=1, help="tensor-parallel size")
+    p.add_argument("--pp", type=int, default=1, help="pipeline-parallel size (GPipe)")
+    p.add_argument("--scheduler", default="CosineAnnealingWarmupLR", choices=sorted(SCHEDULERS))
+    p.add_argument("--total-steps", type=int, default=60)
+    p.add_argument("--warmup-steps", type=int, default=6, help="passed to schedulers that take warmup_steps")
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--scheduler-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="more scheduler arguments, e.g. --scheduler-arg eta_min=1e-5 --scheduler-arg milestones=[20,40]")
+    p.add_argument("--ckpt-dir", default=None, help="directory of step_XXXXXXXX DCP checkpoints")
+    p.add_argument("--save-every", type=int, default=0, help="checkpoint every N updates (0: never)")
+    p.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint in --ckpt-dir")
+    p.add_argument("--on-mismatch", default="raise", choices=ON_MISMATCH, help="when the checkpoint's schedule differs")
+    p.add_argument("--lr-log", default=None, metavar="FILE", help='JSON lines {"step", "rank", "lr"}, one per update per rank')
+    p.add_argument("--stop-at", type=int, default=None, help="stop after this many updates (default: --total-steps)")
+    p.add_argument("--sync-every", type=int, default=1)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--seq", type=int, default=16)
+    p.add_argument("--vocab", type=int, default=64)
+    p.add_argument("--dim", type=int, default=32)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--microbatches", type=int, default=2)
+    p.add_argument("--log-every", type=int, default=5)
+    p.add_argument("--backend", default="auto", choices=("auto", "gloo", "nccl"))
+    p.add_argument("--step-delay", type=float, default=0.0, help="sleep per update (for fault-injection tests)")
+    args = p.parse_args(argv)
+    args.scheduler_kwargs = {}
+    for item in args.scheduler_arg:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            p.error(f"--scheduler-arg must be KEY=VALUE, got {item!r}")
+        try:
+            args.scheduler_kwargs[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            args.scheduler_kwargs[key] = value
+    for name in ("dp", "tp", "pp", "total_steps", "microbatches", "layers"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.layers < args.pp:
+        p.error(f"--layers ({args.layers}) must be >= --pp ({args.pp})")
+    if args.heads % args.tp or args.dim % args.heads:
+        p.error(f"--heads ({args.heads}) must divide by --tp ({args.tp}) and --dim ({args.dim}) by --heads")
+    if (args.save_every or args.resume) and not args.ckpt_dir:
+        p.error("--save-every and --resume need --ckpt-dir")
+    return args
+
+
+def build_scheduler(args: argparse.Namespace, optimizer: torch.optim.Optimizer):
+    config = {"type": args.scheduler, "total_steps": args.total_steps, **args.scheduler_kwargs}
+    if "warmup_steps" in SCHEDULERS[args.scheduler].hyperparams:
+        config.setdefault("warmup_steps", args.warmup_steps)
+    return build_lr_scheduler(config, optimizer)
+
+
+def param_groups(model: torch.nn.Module, lr: float) -> list[dict]:
+    """Named groups, so stages holding different parameters still match up in the lr broadcast."""
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "pos" not in n]
+    rest = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "pos" not in n)]
+    return [{"params": decay, "lr": lr, "weight_decay": 0.01, "name": "decay"},
+            {"params": rest, "lr": lr, "weight_decay": 0.0, "name": "no_decay"}]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict, set_state_dict
+    from torch.distributed.device_mesh import init_device_mesh
+
+    backend = args.backend if args.backend != "auto" else ("nccl" if torch.cuda.is_available() else "gloo")
+    dist.init_process_group(backend)
+    rank, world = dist.get_rank(), dist.get_world_size()
+    if args.dp * args.pp * args.tp != world:
+        if rank == 0:
+            print(f"error: --dp {args.dp} x --pp {args.pp} x --tp {args.tp} != world size {world}", file=sys.stderr)
+        dist.destroy_process_group()
+        return 2
+    if backend == "nccl":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        device = torch.device("cuda", torch.cuda.current_device())
+    else:
+        device = torch.device("cpu")
+        torch.set_num_threads(1)
+    mesh = init_device_mesh(device.type, (args.dp, args.pp, args.tp), mesh_dim_names=("dp", "pp", "tp"))
+    dp_rank, pp_rank = mesh["dp"].get_local_rank(), mesh["pp"].get_local_rank()
+    first, last = pp_rank == 0, pp_rank == args.pp - 1
+
+    layers = stage_layers(args.layers, args.pp, pp_rank)
+    model = Stage(args.vocab, args.dim, args.heads, args.layers, layers, args.seq).to(device)
+    if args.tp > 1:
+        from torch.distributed.tensor.parallel import parallelize_module
+
+        for block in model.blocks.values():
+            parallelize_module(block, mesh["tp"], tensor_parallel_plan())
+    if args.dp > 1:
+        from torch.distributed.fsdp import fully_shard
+
+        for block in model.blocks.values():
+            fully_shard(block, mesh=mesh["dp"])
+        fully_shard(model, mesh=mesh["dp"])
+    optimizer = torch.optim.AdamW(param_groups(model, args.lr), lr=args.lr)
+    scheduler = build_scheduler(args, optimizer)
+    hook = LRSchedulerHook(scheduler, group=mesh, sync_every=args.sync_every)
+    sd_options = StateDictOptions(flatten_optimizer_state_dict=True)
+
+    start = 0
+    if args.resume:
+        ckpt = latest_checkpoint(args.ckpt_dir)
+        if ckpt is None:
+            if rank == 0:
+                print(f"no complete checkpoint in {args.ckpt_dir}: starting from step 0", flush=True)
+        else:
+            model_sd, optim_sd = get_state_dict(model, optimizer, options=sd_options)
+            import torch.distributed.checkpoint as dcp
+
+            dcp.load({"model": model_sd, "optimizer": optim_sd}, checkpoint_id=ckpt, planner=SafeLoadPlanner())
+            set_state_dict(model, optimizer, model_state_dict=model_sd, optim_state_dict=optim_sd, options=sd_options)
+            restore(hook, read_dcp_state(ckpt), args.on_mismatch)
+            start = hook.global_step
+            if rank == 0:
+                print(f"resumed from {ckpt} at step {start} on {world} ranks (dp={args.dp} pp={args.pp} tp={args.tp}); "
+                      f"lr {hook.lr_scheduler.get_last_lr()}", flush=True)
+
+    schedule = None
+    if args.pp > 1:
+        from torch.distributed.pipelining import PipelineStage, ScheduleGPipe
+
+        stage = PipelineStage(model, pp_rank, args.pp, device, group=mesh["pp"].get_group())
+        schedule = ScheduleGPipe(stage, args.microbatches, loss_fn=lm_loss)
+
+    log = open(args.lr_log, "a", buffering=1) if args.lr_log else None
+    stop = min(args.stop_at or args.total_steps, args.total_steps)
+    for n in range(start, stop):
+        lrs = hook.step(n)
+        if log is not None:
+            log.write(json.dumps({"step": n, "rank": rank, "lr": lrs}) + "\n")
+        x, y = batch(n, dp_rank, args.batch, args.seq, args.vocab)
+        x, y = x.to(device), y.to(device)
+        loss = None
+        if schedule is None:
+            loss = lm_loss(model(x), y)
+            loss.backward()
+        else:
+            losses: list[torch.Tensor] = []
+            if first:
+                schedule.step(x)
+            elif last:
+                schedule.step(target=y, losses=losses)
+                loss = torch.stack(losses).mean()
+            else:
+                schedule.step()
+        optimizer.step()
+        optimizer.zero_grad()
+        if args.log_every and (n + 1) % args.log_every == 0:
+            report(n, loss, lrs, mesh, args)
+        if args.save_every and (n + 1) % args.save_every == 0:
+            hook.step(n + 1)  # the state of a run that has done n + 1 updates
+            model_sd, optim_sd = get_state_dict(model, optimizer, options=sd_options)
+            layout = {"dp": args.dp, "pp": args.pp, "tp": args.tp}
+            path = save_dcp({"model": model_sd, "optimizer": optim_sd, "lr_scheduler": hook,
+                             "train": {"step": n + 1, "world": world_layout(layout)}}, args.ckpt_dir, n + 1)
+            if rank == 0:
+                print(f"saved {path}", flush=True)
+        if args.step_delay:
+            time.sleep(args.step_delay)
+    if log is not None:
+        log.close()
+    if rank == 0:
+        print(f"done: {stop} updates, final lr {hook.lr_scheduler.get_last_lr()}", flush=True)
+    dist.barrier()
+    dist.destroy_process_group()
+    return 0
+
+
+def lm_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1))
+
+
+def report(n: int, loss: torch.Tensor | None, lrs: list[float], mesh, args: argparse.Namespace) -> None:
+    """Rank 0 prints step, loss and lr; the loss lives on the last pipeline stage, so it is sent over pp."""
+    value = loss.detach().reshape(1).float() if loss is not None else torch.zeros(1, device=mesh.device_type)
+    if args.pp > 1:
+        dist.broadcast(value, group=mesh["pp"].get_group(), group_src=args.pp - 1)
+    if dist.get_rank() == 0:
+        print(f"step {n + 1:5d}/{args.total_steps}  loss {value.item():.4f}  lr {lrs[0]:.3e}", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
