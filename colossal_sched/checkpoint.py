@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import shutil
+import warnings
 from typing import Any, Callable, Mapping
 
 import torch
@@ -215,7 +216,9 @@ def read_dcp_state(checkpoint_dir: str, key: str = "lr_scheduler") -> dict[str, 
         node[parts[-1]] = None
     loaded = {key: template}
     try:
-        dcp.load(loaded, checkpoint_id=checkpoint_dir, planner=SafeLoadPlanner(), no_dist=not dist.is_initialized())
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="torch.distributed is disabled")
+            dcp.load(loaded, checkpoint_id=checkpoint_dir, planner=SafeLoadPlanner(), no_dist=not dist.is_initialized())
     except CheckpointError:
         raise
     except Exception as e:

@@ -1,0 +1,288 @@
+"""``colossal-sched``: list, preview and plot schedules; inspect the scheduler state in checkpoints."""
+from __future__ import annotations
+
+import argparse
+import ast
+import inspect as pyinspect
+import json
+import os
+import sys
+from typing import Any, Sequence
+
+import numpy as np
+
+from .builder import SCHEDULERS, scheduler_class
+
+
+class UsageError(Exception):
+    """A bad argument: printed on one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, no usage block
+        raise UsageError(message)
+
+
+def _parse_params(items: Sequence[str], what: str = "--param") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{what} must be KEY=VALUE, got {item!r}")
+        try:
+            out[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key] = value
+    return out
+
+
+def _build(name: str, total_steps: int, lr: float, params: dict[str, Any]):
+    from .preview import preview_scheduler
+
+    if name not in SCHEDULERS:
+        raise UsageError(f"unknown scheduler {name!r}; choose from {', '.join(sorted(SCHEDULERS))}")
+    if name in ("LambdaLR", "MultiplicativeLR"):
+        raise UsageError(f"{name} is defined by a Python function and cannot be built from the command line")
+    try:
+        return preview_scheduler(name, total_steps, lr, **params)
+    except (ValueError, TypeError) as e:
+        raise UsageError(f"{name}: {e}") from None
+
+
+# ------------------------------------------------------------------- commands
+def cmd_list(args: argparse.Namespace) -> int:
+    for name, cls in SCHEDULERS.items():
+        params = []
+        for p in list(pyinspect.signature(cls.__init__).parameters.values())[3:]:
+            if p.kind is p.VAR_KEYWORD:
+                continue
+            params.append(p.name if p.default is p.empty else f"{p.name}={p.default!r}")
+        print(f"{name}(optimizer, total_steps, {', '.join(params)})")
+        doc = (cls.__doc__ or "").strip().splitlines()
+        if doc:
+            print(f"    {doc[0]}")
+    return 0
+
+
+def _spec(text: str, args: argparse.Namespace) -> tuple[str, Any]:
+    """``NAME`` or ``NAME:key=value,key=value`` for --compare."""
+    name, _, rest = text.partition(":")
+    params = _parse_params([p for p in rest.split(",") if p], "--compare")
+    return f"{name}({rest})" if rest else name, _build(name, args.total_steps, args.lr, params)
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from .preview import boundaries, sample_steps
+
+    curves = [(args.name, _build(args.name, args.total_steps, args.lr, _parse_params(args.param)))]
+    curves += [_spec(c, args) for c in args.compare]
+    marks = sorted({step for _, s in curves for _, step in boundaries(s)})
+    steps = sample_steps(args.total_steps, args.points, marks)
+    tables = [(label, s.lr_table(steps)[:, 0], s.momentum_table(steps)) for label, s in curves]
+    if args.out:
+        _png(args, steps, tables, curves)
+        print(f"wrote {args.out} ({args.size[0]}x{args.size[1]} px, {len(steps)} points over {args.total_steps} steps)")
+    else:
+        print(_terminal_plot(steps, tables, args.total_steps))
+    return 0
+
+
+def _png(args, steps, tables, curves) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise UsageError("--out needs matplotlib: pip install 'colossal_sched[plot]'") from None
+    from .preview import boundaries
+
+    width, height = args.size
+    fig, ax = plt.subplots(figsize=(width / 100, height / 100), dpi=100)
+    for label, lrs, _ in tables:
+        ax.plot(steps, lrs, label=f"{label} lr")
+    for label, s in curves:
+        for what, step in boundaries(s)[:-1]:
+            ax.axvline(step, color="grey", linestyle=":", linewidth=0.8)
+            ax.annotate(what, (step, ax.get_ylim()[1]), fontsize=7, rotation=90, va="top", ha="right", color="grey")
+    ax.set_xlabel("step")
+    ax.set_ylabel("learning rate")
+    if any(m is not None for _, _, m in tables):
+        ax2 = ax.twinx()
+        for label, _, mom in tables:
+            if mom is not None:
+                ax2.plot(steps, mom[:, 0], linestyle="--", label=f"{label} momentum")
+        ax2.set_ylabel("momentum")
+        ax2.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper right", fontsize=8)
+    ax.set_title(f"{', '.join(label for label, _ in curves)} over {args.total_steps} steps")
+    fig.savefig(args.out, dpi=100)
+    plt.close(fig)
+
+
+def _terminal_plot(steps: np.ndarray, tables, total: int, width: int = 72, height: int = 16) -> str:
+    marks = "*o+x#@"
+    top = max(float(t.max()) for _, t, _ in tables) or 1.0
+    grid = [[" "] * width for _ in range(height)]
+    cols = np.minimum((steps / max(total, 1) * (width - 1)).round().astype(int), width - 1)
+    for k, (_, lrs, _) in enumerate(tables):
+        rows = (height - 1 - np.round(lrs / top * (height - 1))).astype(int)
+        for c, r in zip(cols, rows):
+            grid[r][c] = marks[k % len(marks)]
+    lines = [f"{top:10.3e} |" + "".join(grid[0])] + ["           |" + "".join(row) for row in grid[1:-1]]
+    lines.append(f"{0.0:10.3e} |" + "".join(grid[-1]))
+    lines.append("           +" + "-" * width)
+    lines.append(f"            0{'step'.center(width - 2 - len(str(total)))}{total}")
+    lines += [f"  {marks[k % len(marks)]} {label}" for k, (label, _, _) in enumerate(tables)]
+    return "\n".join(lines)
+
+
+def _load_config(path: str) -> dict[str, Any]:
+    if not os.path.exists(path):
+        raise UsageError(f"CONFIG: no such file {path!r}")
+    with open(path) as f:
+        text = f.read()
+    try:
+        if path.endswith((".yaml", ".yml")):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except Exception as e:
+        raise UsageError(f"CONFIG: cannot parse {path}: {str(e).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise UsageError("CONFIG must hold a mapping")
+    return data
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from .preview import key_points
+
+    data = _load_config(args.config)
+    config = dict(data.get("lr_scheduler", data))
+    lr = float(config.pop("lr", data.get("lr", args.lr)))
+    if "type" not in config or "total_steps" not in config:
+        raise UsageError("CONFIG needs 'type' and 'total_steps' (at the top level or under 'lr_scheduler')")
+    name, total = config.pop("type"), config.pop("total_steps")
+    s = _build(name, total, lr, config)
+    print(f"{name}  total_steps={total}  base lr={lr}  " + "  ".join(f"{k}={v}" for k, v in config.items()))
+    print(f"{'point':<18}{'step':>10}{'lr':>16}")
+    for what, step, value in key_points(s):
+        print(f"{what:<18}{step:>10}{value:>16.6e}")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from .checkpoint import BOOSTER_FILE, CheckpointError, latest_checkpoint, read_booster_state, read_dcp_state, schedule_from_state
+    from .compat import is_native
+
+    path = args.checkpoint
+    if not os.path.exists(path):
+        raise UsageError(f"CKPT_DIR: no such file or directory {path!r}")
+    try:
+        if os.path.isdir(path) and not os.path.exists(os.path.join(path, ".metadata")) and latest_checkpoint(path):
+            path = latest_checkpoint(path)
+        if os.path.exists(os.path.join(path, ".metadata")):
+            kind, state = "torch.distributed.checkpoint", read_dcp_state(path, args.key)
+        elif os.path.isdir(path) and not os.path.exists(os.path.join(path, BOOSTER_FILE)):
+            candidates = [f for f in os.listdir(path) if "lr_scheduler" in f or "scheduler" in f]
+            if not candidates:
+                raise CheckpointError(f"{path}: no DCP .metadata, no {BOOSTER_FILE} and no lr_scheduler file")
+            kind, state = "ColossalAI booster.save_lr_scheduler", read_booster_state(os.path.join(path, candidates[0]))
+        else:
+            kind, state = "ColossalAI Booster checkpoint (colossal_sched JSON)", read_booster_state(path)
+    except CheckpointError as e:
+        raise UsageError(str(e)) from None
+    global_step = state.get("global_step") if "scheduler" in state else None
+    sched_state = state.get("scheduler", state)
+    print(f"checkpoint: {path}  ({kind})")
+    if not is_native(sched_state):
+        step = sched_state.get("last_epoch")
+        print(f"scheduler: torch/colossalai state, keys {sorted(sched_state)}")
+        print(f"step: {step}  base lrs: {sched_state.get('base_lrs')}  last lr: {sched_state.get('_last_lr')}")
+        return 0
+    step = global_step if global_step is not None else sched_state["last_epoch"]
+    hp = sched_state["hyperparams"]
+    print(f"schedule: {sched_state['class']}(" + ", ".join(f"{k}={v!r}" for k, v in hp.items()) + ")")
+    print(f"base lrs: {sched_state['base_lrs']}")
+    print(f"step: {step} (updates done)")
+    try:
+        nxt = schedule_from_state(sched_state).lr_at(step)
+        print(f"next update lr: {nxt}")
+    except CheckpointError as e:
+        print(f"next update lr: {sched_state.get('last_lr')} ({e})")
+    print(f"steps remaining: {max(hp['total_steps'] - step, 0)} of {hp['total_steps']}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="colossal-sched", description=__doc__)
+    sub = p.add_subparsers(dest="command", parser_class=_Parser, required=True)
+    sub.add_parser("list", help="every scheduler with its parameters and defaults").set_defaults(fn=cmd_list)
+    plot = sub.add_parser("plot", help="plot a schedule (PNG with --out, else in the terminal)")
+    plot.add_argument("name", metavar="NAME")
+    plot.add_argument("--total-steps", type=_positive_int, required=True)
+    plot.add_argument("--lr", type=_positive_float, default=1.0)
+    plot.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
+    plot.add_argument("--compare", action="append", default=[], metavar="NAME[:KEY=VALUE,...]")
+    plot.add_argument("--out", default=None, metavar="FILE.png")
+    plot.add_argument("--size", type=_size, default=(1000, 600), metavar="WxH", help="PNG size in pixels")
+    plot.add_argument("--points", type=_positive_int, default=4000, help="samples drawn per curve")
+    plot.set_defaults(fn=cmd_plot)
+    show = sub.add_parser("show", help="key points of a ColossalAI-style config (YAML or JSON)")
+    show.add_argument("config", metavar="CONFIG")
+    show.add_argument("--lr", type=_positive_float, default=1.0, help="base lr when the config has none")
+    show.set_defaults(fn=cmd_show)
+    insp = sub.add_parser("inspect", help="the scheduler state in a DCP or ColossalAI checkpoint")
+    insp.add_argument("checkpoint", metavar="CKPT_DIR")
+    insp.add_argument("--key", default="lr_scheduler", help="the DCP state-dict key holding the scheduler/hook")
+    insp.set_defaults(fn=cmd_inspect)
+    return p
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive int, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive int, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _size(text: str) -> tuple[int, int]:
+    w, sep, h = text.lower().partition("x")
+    try:
+        size = (int(w), int(h))
+    except ValueError:
+        size = (0, 0)
+    if not sep or min(size) < 50 or max(size) > 10000:
+        raise argparse.ArgumentTypeError(f"expected WxH in pixels (50..10000), got {text!r}")
+    return size
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return args.fn(args)
+    except UsageError as e:
+        print(f"colossal-sched: error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. piped into head
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
