@@ -169,6 +169,7 @@ class ClosedFormLR(LRScheduler):
             "class": type(self).__name__,
             "hyperparams": self.hyperparameters(),
             "base_lrs": list(self.base_lrs),
+            "group_names": group_names(self.optimizer),
             "last_epoch": self.last_epoch,
             "last_lr": list(self._last_lr),
             **self._extra_state(),
@@ -233,6 +234,11 @@ class ClosedFormLR(LRScheduler):
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
         return f"{type(self).__name__}({args}, last_epoch={self.last_epoch})"
+
+
+def group_names(optimizer: Optimizer) -> list[str | None]:
+    """Each param group's ``name``, or None where it has none."""
+    return [g.get("name") for g in optimizer.param_groups]
 
 
 def _as_float(value: Any) -> Any:

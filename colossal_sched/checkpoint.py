@@ -23,6 +23,7 @@ from typing import Any, Callable, Mapping
 import torch
 import torch.distributed as dist
 from torch.distributed.checkpoint._traverse import set_element
+from torch.distributed.checkpoint.api import CheckpointException
 from torch.distributed.checkpoint.default_planner import DefaultLoadPlanner
 
 from . import _validate as V
@@ -98,7 +99,8 @@ def resume(
     """
     V.choice("on_mismatch", on_mismatch, ON_MISMATCH)
     say = logger or log.warning
-    state = to_native_state(scheduler, _scheduler_state(saved))
+    raw = _scheduler_state(saved)
+    state = to_native_state(scheduler, raw)
     if len(state["base_lrs"]) != len(scheduler.base_lrs):
         raise ScheduleMismatchError(
             [("param groups", len(state["base_lrs"]), len(scheduler.base_lrs))],
@@ -107,7 +109,7 @@ def resume(
     diffs = scheduler.diff_state(state, with_base_lrs=True)
     step = state["last_epoch"]
     if not diffs:
-        scheduler.load_state_dict(state)
+        scheduler.load_state_dict(raw)
         return scheduler
     if on_mismatch == "raise":
         raise ScheduleMismatchError(diffs, hint='pass on_mismatch="use_checkpoint" or "use_current" to choose one')
@@ -119,11 +121,11 @@ def resume(
         say(f"resume at step {step}: keeping the current schedule ({fields}); lr {old} (checkpoint) -> {new} (current)")
         return scheduler
     if state["class"] == type(scheduler).__name__:
-        _adopt(scheduler, state)
+        _adopt(scheduler, raw)
         chosen = scheduler
     else:
         chosen = scheduler_class(state["class"])(scheduler.optimizer, **state["hyperparams"])
-        chosen.load_state_dict(state)
+        chosen.load_state_dict(raw)
     say(f"resume at step {step}: keeping the checkpoint's schedule ({fields}); lr {new} (current) -> {old} (checkpoint)")
     return chosen
 
@@ -152,11 +154,15 @@ class SafeLoadPlanner(DefaultLoadPlanner):
             self.state_dict[fqn] = obj
 
 
-def save_dcp(state: dict[str, Any], checkpoint_dir: str, step: int) -> str:
+def save_dcp(
+    state: dict[str, Any], checkpoint_dir: str, step: int, on_written: Callable[[], None] | None = None
+) -> str:
     """``dcp.save(state)`` into ``checkpoint_dir/step_XXXXXXXX``, published atomically.
 
     Written under a ``.partial`` name and renamed by the coordinator once every rank has
     finished, so a job killed mid-save never leaves a directory that looks complete.
+    ``on_written`` runs on every rank after the shards are written and before the publish
+    (a fault-injection point for tests).
     """
     import torch.distributed.checkpoint as dcp
 
@@ -168,6 +174,8 @@ def save_dcp(state: dict[str, Any], checkpoint_dir: str, step: int) -> str:
     _barrier()
     dcp.save(state, checkpoint_id=tmp)
     _barrier()
+    if on_written is not None:
+        on_written()
     if _is_coordinator():
         if os.path.exists(final):
             shutil.rmtree(final)
@@ -219,11 +227,19 @@ def read_dcp_state(checkpoint_dir: str, key: str = "lr_scheduler") -> dict[str, 
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="torch.distributed is disabled")
             dcp.load(loaded, checkpoint_id=checkpoint_dir, planner=SafeLoadPlanner(), no_dist=not dist.is_initialized())
-    except CheckpointError:
-        raise
-    except Exception as e:
-        raise CheckpointError(f"{checkpoint_dir}: corrupt or truncated scheduler entry ({type(e).__name__}: {e})") from e
+    except (Exception, CheckpointException) as e:  # DCP wraps rank failures in a BaseException
+        raise CheckpointError(f"{checkpoint_dir}: corrupt, truncated or unsafe scheduler entry: {_reason(e)}") from e
     return loaded[key]
+
+
+def _reason(error: BaseException) -> str:
+    """The innermost message, e.g. our own refusal inside DCP's per-rank wrapper."""
+    text = str(error)
+    for line in text.splitlines():
+        if "CheckpointError: " in line:
+            return line.split("CheckpointError: ", 1)[1]
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return f"{type(error).__name__}: {lines[-1] if lines else ''}"[:300]
 
 
 # ---------------------------------------------------------------------- Booster

@@ -175,7 +175,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     from .checkpoint import BOOSTER_FILE, CheckpointError, latest_checkpoint, read_booster_state, read_dcp_state, schedule_from_state
-    from .compat import is_native
+    from .compat import foreign_step, is_native
 
     path = args.checkpoint
     if not os.path.exists(path):
@@ -198,8 +198,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     sched_state = state.get("scheduler", state)
     print(f"checkpoint: {path}  ({kind})")
     if not is_native(sched_state):
-        step = sched_state.get("last_epoch")
-        print(f"scheduler: torch/colossalai state, keys {sorted(sched_state)}")
+        step = foreign_step(sched_state)
+        kind = sched_state.get("after_scheduler_type", "")
+        print(f"scheduler: torch/colossalai state{' (two-stage, then ' + kind + ')' if kind else ''}, keys {sorted(sched_state)}")
         print(f"step: {step}  base lrs: {sched_state.get('base_lrs')}  last lr: {sched_state.get('_last_lr')}")
         return 0
     step = global_step if global_step is not None else sched_state["last_epoch"]

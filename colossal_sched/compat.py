@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from . import _validate as V
-from .base import FORMAT_VERSION, ClosedFormLR
+from .base import FORMAT_VERSION, ClosedFormLR, group_names
 
 _AFTER = "after_scheduler_dict."
 
@@ -53,16 +53,13 @@ def to_native_state(sched: ClosedFormLR, state: Any) -> dict[str, Any]:
     if not isinstance(state, Mapping):
         raise V.ArgumentTypeError(f"scheduler state must be a dict, got {type(state).__name__}")
     if is_native(state):
-        return check_native(state)
+        return remap_groups(check_native(state), group_names(sched.optimizer))
     if "last_epoch" not in state or "base_lrs" not in state:
         raise ValueError(
             "not a scheduler state: expected colossal_sched's keys (format_version, class, hyperparams, base_lrs, "
             f"last_epoch) or a torch/colossalai scheduler's (last_epoch, base_lrs), got keys {sorted(state)}"
         )
-    step = V.integer("last_epoch", state["last_epoch"], 0)
-    after = state.get("after_scheduler_dict")
-    if isinstance(after, Mapping) and state.get("finished"):  # colossalai's two-stage schedulers stop counting
-        step += V.integer("after_scheduler_dict.last_epoch", after["last_epoch"], 0)
+    step = foreign_step(state)
     base = [float(b) for b in state["base_lrs"]]
     native: dict[str, Any] = {
         "format_version": FORMAT_VERSION, "class": type(sched).__name__, "hyperparams": None,
@@ -79,6 +76,19 @@ def to_native_state(sched: ClosedFormLR, state: Any) -> dict[str, Any]:
     return native
 
 
+def foreign_step(state: Mapping[str, Any]) -> int:
+    """The number of steps taken, from a torch or colossalai scheduler state.
+
+    ColossalAI's two-stage schedulers stop counting in the outer ``last_epoch`` once the second
+    stage starts; the inner scheduler counts from there.
+    """
+    step = V.integer("last_epoch", state["last_epoch"], 0)
+    after = state.get("after_scheduler_dict")
+    if isinstance(after, Mapping) and state.get("finished"):
+        step += V.integer("after_scheduler_dict.last_epoch", after["last_epoch"], 0)
+    return step
+
+
 _NATIVE_KEYS = {"class": str, "hyperparams": dict, "base_lrs": list, "last_epoch": int}
 
 
@@ -91,3 +101,26 @@ def check_native(state: Mapping[str, Any]) -> dict[str, Any]:
         if not isinstance(state.get(key), kind) or isinstance(state.get(key), bool):
             raise ValueError(f"corrupt scheduler state: {key!r} must be a {kind.__name__}, got {state.get(key)!r}")
     return dict(state)
+
+
+_PER_GROUP = ("base_lrs", "last_lr", "factors", "max_lrs", "group_names")
+
+
+def remap_groups(state: dict[str, Any], names: list[str | None]) -> dict[str, Any]:
+    """Reorder a state's per-group entries to the param groups ``names`` of this optimizer.
+
+    Named groups are matched by name, so a pipeline stage holding a subset of the saved stage's
+    groups resumes correctly; unnamed ones by position. A name the state lacks raises, naming both.
+    """
+    saved = state.get("group_names")
+    if not saved or saved == names or not all(names) or not all(saved):
+        return state
+    missing = [n for n in names if n not in saved]
+    if missing:
+        raise ValueError(f"param groups {missing} are not in the saved scheduler state (saved groups: {saved}, these: {names})")
+    index = [saved.index(n) for n in names]
+    out = dict(state)
+    for key in _PER_GROUP:
+        if isinstance(state.get(key), list) and len(state[key]) == len(saved):
+            out[key] = [state[key][i] for i in index]
+    return out

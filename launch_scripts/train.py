@@ -57,6 +57,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--log-every", type=int, default=5)
     p.add_argument("--backend", default="auto", choices=("auto", "gloo", "nccl"))
     p.add_argument("--step-delay", type=float, default=0.0, help="sleep per update (for fault-injection tests)")
+    p.add_argument("--kill-during-save-at", type=int, default=None, metavar="STEP",
+                   help="fault injection: SIGKILL rank 0 while the checkpoint of STEP is written but not yet published")
     args = p.parse_args(argv)
     args.scheduler_kwargs = {}
     for item in args.scheduler_arg:
@@ -189,8 +191,9 @@ def main(argv: list[str] | None = None) -> int:
             hook.step(n + 1)  # the state of a run that has done n + 1 updates
             model_sd, optim_sd = get_state_dict(model, optimizer, options=sd_options)
             layout = {"dp": args.dp, "pp": args.pp, "tp": args.tp}
+            kill = (lambda: os.kill(os.getpid(), 9) if rank == 0 else None) if args.kill_during_save_at == n + 1 else None
             path = save_dcp({"model": model_sd, "optimizer": optim_sd, "lr_scheduler": hook,
-                             "train": {"step": n + 1, "world": world_layout(layout)}}, args.ckpt_dir, n + 1)
+                             "train": {"step": n + 1, "world": world_layout(layout)}}, args.ckpt_dir, n + 1, on_written=kill)
             if rank == 0:
                 print(f"saved {path}", flush=True)
         if args.step_delay:

@@ -131,7 +131,7 @@ def legacy_trainer(rank, world, epochs, attach_at_epoch):
     from colossalai.legacy.trainer import hooks as chooks
 
     from hooks import LRSchedulerHook
-    from hooks.colossalai_legacy import init_legacy_context
+    from hooks.colossalai_compat import init_legacy_context
 
     init_legacy_context()
     torch.manual_seed(0)
@@ -188,3 +188,55 @@ def booster_loop(rank, world, ckpt_dir, steps, resume_at):
             hook.step(n + 1)
             booster.save_lr_scheduler(hook, os.path.join(ckpt_dir, "lr_scheduler.pt"))
     return {"seen": seen, "start": start, "expected": [sched.lr_at(n) for n in range(start, steps)]}
+
+
+def booster_sharded(rank, world, ckpt_dir, phase):
+    """Booster sharded save of model + optimizer with the hook state beside it; then load on every rank."""
+    from colossalai.booster import Booster
+    from colossalai.booster.plugin import TorchDDPPlugin
+
+    from colossal_sched.checkpoint import load_booster_state, save_booster_state
+    from hooks import LRSchedulerHook
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 2))
+    opt = torch.optim.AdamW(model.parameters(), lr=0.01)
+    sched = cs.CosineAnnealingWarmupLR(opt, 40, warmup_steps=4)
+    booster = Booster(plugin=TorchDDPPlugin())
+    model, opt, _, _, sched = booster.boost(model, opt, lr_scheduler=sched)
+    hook = LRSchedulerHook(sched)
+    if phase == "save":
+        for n in range(13):
+            hook.step(n)
+            model(torch.randn(2, 4)).sum().backward()
+            opt.step()
+            opt.zero_grad()
+        hook.step(13)
+        booster.save_model(model, os.path.join(ckpt_dir, "model"), shard=True)
+        booster.save_optimizer(opt, os.path.join(ckpt_dir, "optim"), shard=True)
+        save_booster_state(hook, os.path.join(ckpt_dir, "model"), layout={"dp": world})
+        return {"lr": sched.get_last_lr(), "files": sorted(os.listdir(os.path.join(ckpt_dir, "model")))}
+    from hooks.colossalai_compat import allow_cpu_synchronize
+
+    allow_cpu_synchronize()
+    booster.load_model(model, os.path.join(ckpt_dir, "model"))
+    booster.load_optimizer(opt, os.path.join(ckpt_dir, "optim"))
+    load_booster_state(hook, os.path.join(ckpt_dir, "model"))
+    return {"lr": sched.get_last_lr(), "step": hook.global_step, "opt_lr": [g["lr"] for g in opt.param_groups]}
+
+
+def colossalai_save_lr_scheduler(rank, world, path, steps):
+    """ColossalAI's own booster.save_lr_scheduler of a colossalai scheduler (the format to migrate from)."""
+    from colossalai.booster import Booster
+    from colossalai.booster.plugin import TorchDDPPlugin
+    from colossalai.nn.lr_scheduler import CosineAnnealingWarmupLR
+
+    model = torch.nn.Linear(4, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = CosineAnnealingWarmupLR(opt, 40, warmup_steps=4)
+    booster = Booster(plugin=TorchDDPPlugin())
+    model, opt, _, _, sched = booster.boost(model, opt, lr_scheduler=sched)
+    for _ in range(steps):
+        sched.step()
+    booster.save_lr_scheduler(sched, path)
+    return {"lr": sched.get_last_lr()}

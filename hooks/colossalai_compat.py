@@ -1,6 +1,10 @@
-"""Running ColossalAI's legacy Trainer where ``colossalai.legacy.launch`` cannot (torch >= 2.6, CPU).
+"""Workarounds for running ColossalAI 0.5.0 on torch 2.13 and on CPU.
 
-``colossalai.legacy.launch`` builds ``init_method = f"tcp://[{host}]:{port}"``; torch 2.13 rejects the
+* :func:`init_legacy_context`: the legacy Trainer's global context without ``colossalai.legacy.launch``.
+* :func:`allow_cpu_synchronize`: ColossalAI's CPU accelerator raises on ``synchronize()``, which its
+  sharded-optimizer load calls; on a CPU there is nothing to wait for.
+
+Legacy context: ``colossalai.legacy.launch`` builds ``init_method = f"tcp://[{host}]:{port}"``; torch 2.13 rejects the
 bracketed IPv4 host. :func:`init_legacy_context` does what ``launch`` does, but on a process group
 initialised by torch itself (torchrun's env://, or any ``init_process_group`` already done).
 
@@ -38,3 +42,14 @@ def init_legacy_context(config: dict | None = None, backend: str = "gloo", seed:
     gpc.init_parallel_groups()
     gpc.set_seed(seed)
     return gpc
+
+
+def allow_cpu_synchronize() -> None:
+    """Make ColossalAI's ``CpuAccelerator.synchronize()`` a no-op (it raises "not supported").
+
+    ``booster.load_optimizer`` of a sharded checkpoint calls it after loading each shard; on a
+    CPU every operation has already completed, so waiting is a no-op. Idempotent.
+    """
+    from colossalai.accelerator.cpu_accelerator import CpuAccelerator
+
+    CpuAccelerator.synchronize = lambda self, device=None: None

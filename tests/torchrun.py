@@ -1,0 +1,68 @@
+"""Start launch_scripts/train.py under torchrun as a user would, and read its lr log."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def command(nproc, *args):
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
+            os.path.join(ROOT, "launch_scripts", "train.py"), *map(str, args)]
+
+
+def train(nproc, *args, timeout=300):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run(command(nproc, *args), cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    return proc
+
+
+def start(nproc, *args):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    return subprocess.Popen(command(nproc, *args), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+
+
+def kill_job(proc):
+    """SIGKILL torchrun and every worker (torchrun starts workers in sessions of their own)."""
+    import psutil
+
+    parent = psutil.Process(proc.pid)
+    victims = parent.children(recursive=True) + [parent]
+    for p in victims:
+        try:
+            p.send_signal(signal.SIGKILL)
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(victims, timeout=60)
+    proc.wait(timeout=60)
+
+
+def wait_for_step(log_path, step, proc, timeout=240):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.exists(log_path) and any(r["step"] >= step for r in read_log(log_path)):
+            return
+        assert proc.poll() is None, f"job ended early:\n{proc.stdout.read()[-3000:]}"
+        time.sleep(0.2)
+    raise AssertionError(f"step {step} never logged")
+
+
+def read_log(path):
+    rows = []
+    with open(path) as f:
+        for line in f:
+            if line.endswith("\n"):  # a killed job may leave a torn last line
+                rows.append(json.loads(line))
+    return rows
+
+
+def lrs_by_step(rows):
+    """{step: {rank: lr}}."""
+    out = {}
+    for r in rows:
+        out.setdefault(r["step"], {})[r["rank"]] = r["lr"]
+    return out
