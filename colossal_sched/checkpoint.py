@@ -27,7 +27,7 @@ from torch.distributed.checkpoint.api import CheckpointException
 from torch.distributed.checkpoint.default_planner import DefaultLoadPlanner
 
 from . import _validate as V
-from .base import ClosedFormLR, ScheduleMismatchError
+from .base import FORMAT_VERSION, ClosedFormLR, ScheduleMismatchError
 from .builder import scheduler_class
 from .compat import is_native, to_native_state
 
@@ -59,16 +59,41 @@ def world_layout(extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     return {"world_size": world, **(dict(extra) if extra else {})}
 
 
-def _scheduler_state(obj: Any) -> dict[str, Any]:
-    """A scheduler state from a scheduler state or a hook state."""
-    if isinstance(obj, Mapping) and "scheduler" in obj and isinstance(obj["scheduler"], Mapping):
-        return dict(obj["scheduler"])
-    return dict(obj)
+HOOK_KEY = "colossal_sched"
+
+
+def pack_state(scheduler_state: Mapping[str, Any], global_step: int | None, layout: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """A hook's state as one JSON entry: scheduler state, global step and world layout.
+
+    One entry, because DCP stores every non-tensor leaf as a file record of its own (about 1 KiB
+    each): this way the state adds about 1.6 KiB to a checkpoint instead of about 14 KiB.
+    """
+    payload = {"format_version": FORMAT_VERSION, "scheduler": dict(scheduler_state), "global_step": global_step,
+               "world_layout": world_layout(layout)}
+    return {HOOK_KEY: json.dumps(payload, allow_nan=False)}
+
+
+def unpack_state(obj: Any) -> tuple[dict[str, Any], int | None]:
+    """``(scheduler state, global step or None)`` from a packed hook state, a ``{"scheduler": ...,
+    "global_step": ...}`` dict, or a bare scheduler state (ours, torch's or colossalai's)."""
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"expected a scheduler or hook state (a dict), got {type(obj).__name__}")
+    if HOOK_KEY in obj:
+        text = obj[HOOK_KEY]
+        try:
+            obj = json.loads(text.decode() if isinstance(text, bytes) else text)
+        except (ValueError, TypeError, AttributeError) as e:
+            raise CheckpointError(f"corrupt or truncated hook state ({type(e).__name__}: {e})") from e
+        if not isinstance(obj, Mapping) or not isinstance(obj.get("scheduler"), Mapping):
+            raise CheckpointError("corrupt hook state: no 'scheduler' entry")
+    if isinstance(obj.get("scheduler"), Mapping):
+        return dict(obj["scheduler"]), obj.get("global_step")
+    return dict(obj), None
 
 
 def schedule_from_state(state: Mapping[str, Any]) -> ClosedFormLR:
     """Rebuild a saved schedule on a stand-in optimizer (for inspection and lr comparisons)."""
-    state = _scheduler_state(state)
+    state, _ = unpack_state(state)
     if not is_native(state):
         raise CheckpointError("only colossal_sched states carry the schedule; this one is a torch/colossalai state")
     cls = scheduler_class(state["class"])
@@ -99,7 +124,7 @@ def resume(
     """
     V.choice("on_mismatch", on_mismatch, ON_MISMATCH)
     say = logger or log.warning
-    raw = _scheduler_state(saved)
+    raw, _ = unpack_state(saved)
     state = to_native_state(scheduler, raw)
     if len(state["base_lrs"]) != len(scheduler.base_lrs):
         raise ScheduleMismatchError(
@@ -252,7 +277,9 @@ def save_booster_state(obj: Any, checkpoint_dir: str, layout: Mapping[str, Any] 
     path = os.path.join(checkpoint_dir, BOOSTER_FILE)
     if _is_coordinator():
         os.makedirs(checkpoint_dir, exist_ok=True)
-        payload = {"colossal_sched": obj.state_dict(), "world_layout": world_layout(layout)}
+        sched_state, step = unpack_state(obj.state_dict())
+        payload = {"format_version": FORMAT_VERSION, "scheduler": sched_state, "global_step": step,
+                   "world_layout": world_layout(layout)}
         tmp = path + ".tmp"
         with open(tmp, "w") as f:
             json.dump(payload, f, allow_nan=False)
@@ -274,7 +301,8 @@ def read_booster_state(checkpoint: str) -> dict[str, Any]:
         try:
             with open(path) as f:
                 payload = json.load(f)
-            return payload["colossal_sched"]
+            unpack_state(payload)
+            return payload
         except (ValueError, KeyError, TypeError) as e:
             raise CheckpointError(f"{path}: corrupt or truncated scheduler state ({type(e).__name__}: {e})") from e
     try:
@@ -298,10 +326,10 @@ def restore(obj: Any, saved: Mapping[str, Any], on_mismatch: str = "raise") -> C
     chosen = resume(scheduler, saved, on_mismatch)
     if hasattr(obj, "lr_scheduler"):
         obj.lr_scheduler = chosen
-        if hasattr(obj, "broadcaster") and obj.broadcaster is not None:
+        if getattr(obj, "broadcaster", None) is not None:
             obj.broadcaster.scheduler = chosen
-        step = saved.get("global_step", chosen.last_epoch) if isinstance(saved, Mapping) else chosen.last_epoch
-        obj.step(V.integer("global_step", step, 0))
+        _, step = unpack_state(saved)
+        obj.step(V.integer("global_step", chosen.last_epoch if step is None else step, 0))
     return chosen
 
 

@@ -174,7 +174,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from .checkpoint import BOOSTER_FILE, CheckpointError, latest_checkpoint, read_booster_state, read_dcp_state, schedule_from_state
+    from .checkpoint import (BOOSTER_FILE, CheckpointError, latest_checkpoint, read_booster_state, read_dcp_state,
+                             schedule_from_state, unpack_state)
     from .compat import foreign_step, is_native
 
     path = args.checkpoint
@@ -194,8 +195,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             kind, state = "ColossalAI Booster checkpoint (colossal_sched JSON)", read_booster_state(path)
     except CheckpointError as e:
         raise UsageError(str(e)) from None
-    global_step = state.get("global_step") if "scheduler" in state else None
-    sched_state = state.get("scheduler", state)
+    sched_state, global_step = unpack_state(state)
     print(f"checkpoint: {path}  ({kind})")
     if not is_native(sched_state):
         step = foreign_step(sched_state)

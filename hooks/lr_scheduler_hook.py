@@ -8,6 +8,7 @@ import torch.distributed as dist
 from colossal_sched import ClosedFormLR
 from colossal_sched import _validate as V
 from colossal_sched.broadcast import LRBroadcaster
+from colossal_sched.checkpoint import pack_state, unpack_state
 
 from .base import EngineHook, lr_metric
 
@@ -104,14 +105,15 @@ class LRSchedulerHook(EngineHook):
             trainer.states["metrics"]["train"]["LR"].update(lrs[0])
 
     # ------------------------------------------------------------------ state
-    def state_dict(self) -> dict[str, Any]:
-        """The scheduler's state and the global step, as plain data."""
-        return {"scheduler": self.lr_scheduler.state_dict(), "global_step": self.global_step}
+    def state_dict(self) -> dict[str, str]:
+        """The scheduler's state, the global step and the world layout as one JSON entry
+        (:func:`colossal_sched.checkpoint.pack_state`; one DCP record, about 1.6 KiB)."""
+        return pack_state(self.lr_scheduler.state_dict(), self.global_step)
 
     def load_state_dict(self, state_dict: dict[str, Any], strict: bool = True) -> None:
-        """Restore a hook state (or a bare scheduler state, e.g. from ``booster.save_lr_scheduler``)."""
-        sched_state = state_dict.get("scheduler", state_dict)
+        """Restore a hook state, or a bare scheduler state (e.g. from ColossalAI's ``booster.save_lr_scheduler``)."""
+        sched_state, step = unpack_state(state_dict)
         self.lr_scheduler.load_state_dict(sched_state, strict=strict)
-        self.global_step = V.integer("global_step", state_dict.get("global_step", self.lr_scheduler.last_epoch), 0)
+        self.global_step = V.integer("global_step", self.lr_scheduler.last_epoch if step is None else step, 0)
         self.lr_scheduler.step_to(self.global_step)
         self._synced_step = None

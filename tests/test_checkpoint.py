@@ -13,7 +13,7 @@ from torch.distributed.checkpoint.stateful import Stateful
 
 import colossal_sched as cs
 from colossal_sched.checkpoint import (CheckpointError, load_booster_state, read_booster_state, read_dcp_state, resume,
-                                       save_booster_state)
+                                       save_booster_state, unpack_state)
 from conftest import make_optimizer
 from distributed import run
 from hooks import LRSchedulerHook
@@ -59,7 +59,7 @@ def test_dcp_save_and_plain_dcp_load_restore_the_state(tmp_path, what):
     dcp.load({"lr_scheduler": target}, checkpoint_id=str(tmp_path), no_dist=True)
     assert dst.lr_scheduler.last_epoch == 37
     assert [g["lr"] for g in dst.lr_scheduler.optimizer.param_groups] == src.lr_scheduler.lr_at(37)
-    assert read_dcp_state(str(tmp_path))["scheduler" if what == "hook" else "class"]
+    assert unpack_state(read_dcp_state(str(tmp_path)))[0]["class"] == "CosineAnnealingWarmupLR"
 
 
 def test_stored_state_is_versioned_plain_data_with_group_names_and_small(tmp_path):
@@ -70,8 +70,10 @@ def test_stored_state_is_versioned_plain_data_with_group_names_and_small(tmp_pat
     state = hook.state_dict()
     text = json.dumps(state)
     assert json.loads(text) == state and len(text) < 4096
-    sched = state["scheduler"]
-    assert sched["format_version"] == 1 and sched["class"] == "OneCycleLR" and state["global_step"] == 12
+    sched, step = unpack_state(state)
+    payload = json.loads(state["colossal_sched"])
+    assert payload["format_version"] == 1 and payload["world_layout"] == {"world_size": 1}
+    assert sched["format_version"] == 1 and sched["class"] == "OneCycleLR" and step == 12
     assert sched["group_names"] == ["decay", "no_decay"]
     assert set(sched["hyperparams"]) >= {"total_steps", "pct_start", "div_factor", "final_div_factor"}
 
@@ -143,7 +145,7 @@ def test_corrupt_truncated_and_tampered_dcp_checkpoints_give_clear_errors(tmp_pa
     with pytest.raises(CheckpointError, match="not a complete DCP checkpoint"):
         read_dcp_state(str(tmp_path / "nowhere"))
     tampered = tmp_path / "tampered"
-    dcp_save(tampered, lr_scheduler={"scheduler": {"class": Exploit()}})
+    dcp_save(tampered, lr_scheduler={"colossal_sched": Exploit()})
     with pytest.raises(CheckpointError, match="not plain data"):
         read_dcp_state(str(tampered))
     assert digest(good) == digest(good)  # reading never writes
@@ -159,6 +161,7 @@ def test_booster_json_state_is_atomic_and_refuses_truncation(tmp_path):
     path = save_booster_state(hook, str(tmp_path), layout={"dp": 1})
     payload = json.load(open(path))
     assert payload["world_layout"] == {"world_size": 1, "dp": 1} and not os.path.exists(path + ".tmp")
+    assert payload["global_step"] == 31 and payload["scheduler"]["class"] == "CosineAnnealingWarmupLR"
     other = hook_at(0)
     load_booster_state(other, str(tmp_path))
     assert other.global_step == 31 and other.lr_scheduler.get_last_lr() == hook.lr_scheduler.get_last_lr()
