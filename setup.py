@@ -13,8 +13,11 @@ setup(
     extras_require={
         # colossalai 0.5.0 pins torch<=2.5.1: install it with --no-deps (see README / .ci/run)
         "colossalai": ["colossalai==0.5.0"],
-        "test": ["pytest>=7", "pytest-timeout", "hypothesis", "pyyaml", "matplotlib", "pillow"],
+        "adapters": ["transformers==4.51.3", "lightning==2.6.6"],
+        "tensorboard": ["tensorboard==2.21.0"],
         "plot": ["matplotlib"],
+        "test": ["pytest>=7", "pytest-timeout", "hypothesis", "pyyaml", "matplotlib", "pillow", "psutil",
+                 "transformers==4.51.3", "lightning==2.6.6", "tensorboard==2.21.0"],
     },
     entry_points={"console_scripts": ["colossal-sched=colossal_sched.cli:main"]},
 )

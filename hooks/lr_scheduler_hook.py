@@ -1,7 +1,7 @@
 """LRSchedulerHook: the scheduler as a distributed-aware engine hook stepping on the global step."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import torch.distributed as dist
 
@@ -31,6 +31,9 @@ class LRSchedulerHook(EngineHook):
         sync_every (int): Sync on global steps divisible by this; the others compute locally, defaults to 1.
         on_divergence (str): ``"fix"``, ``"warn"`` or ``"raise"`` (see :class:`~colossal_sched.broadcast.LRBroadcaster`).
         timeout (float): Seconds before a sync with a dead peer raises, defaults to 60.
+        writer: A ``torch.utils.tensorboard.SummaryWriter`` (or anything with ``add_scalar``) that
+            gets ``lr/<group>`` and ``momentum/<group>`` at every new global step, on rank 0 only.
+        log_fn (callable): Called as ``log_fn(global_step, {"lr/<group>": value, ...})`` likewise.
     """
 
     def __init__(
@@ -45,6 +48,8 @@ class LRSchedulerHook(EngineHook):
         sync_every: int = 1,
         on_divergence: str = "fix",
         timeout: float = 60.0,
+        writer: Any = None,
+        log_fn: Callable[[int, dict[str, float]], None] | None = None,
     ) -> None:
         super().__init__(priority=priority)
         if not isinstance(lr_scheduler, ClosedFormLR):
@@ -57,6 +62,12 @@ class LRSchedulerHook(EngineHook):
         self.sync_every = V.integer("sync_every", sync_every, 1)
         self.global_step = lr_scheduler.last_epoch
         self._synced_step: int | None = None
+        self._logged_step: int | None = None
+        if writer is not None and not callable(getattr(writer, "add_scalar", None)):
+            raise V.ArgumentTypeError(f"writer must have add_scalar (a SummaryWriter), got {type(writer).__name__}")
+        if log_fn is not None and not callable(log_fn):
+            raise V.ArgumentTypeError(f"log_fn must be callable, got {type(log_fn).__name__}")
+        self.writer, self.log_fn = writer, log_fn
         self.broadcaster: LRBroadcaster | None = None
         if V.boolean("sync", sync) and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             self.broadcaster = LRBroadcaster(lr_scheduler, group, on_divergence=on_divergence, timeout=timeout)
@@ -76,7 +87,30 @@ class LRSchedulerHook(EngineHook):
             self.broadcaster.sync()
             self._synced_step = global_step
         self.global_step = global_step
+        if (self.writer is not None or self.log_fn is not None) and global_step != self._logged_step:
+            self._log(global_step)
         return self.lr_scheduler.get_last_lr()
+
+    def scalars(self) -> dict[str, float]:
+        """``{"lr/<group>": lr, "momentum/<group>": momentum}`` now in the optimizer (group: its name or index)."""
+        s = self.lr_scheduler
+        names = [g.get("name") or f"group{i}" for i, g in enumerate(s.optimizer.param_groups)]
+        out = {f"lr/{n}": lr for n, lr in zip(names, s.get_last_lr())}
+        momenta = s.momentum_at(s.last_epoch)
+        if momenta is not None:
+            out.update({f"momentum/{n}": m for n, m in zip(names, momenta)})
+        return out
+
+    def _log(self, global_step: int) -> None:
+        self._logged_step = global_step
+        if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
+            return
+        values = self.scalars()
+        if self.writer is not None:
+            for tag, value in values.items():
+                self.writer.add_scalar(tag, value, global_step)
+        if self.log_fn is not None:
+            self.log_fn(global_step, values)
 
     # ------------------------------------------------------- legacy Trainer API
     def after_hook_is_attached(self, trainer: Any) -> None:
@@ -117,3 +151,23 @@ class LRSchedulerHook(EngineHook):
         self.global_step = V.integer("global_step", self.lr_scheduler.last_epoch if step is None else step, 0)
         self.lr_scheduler.step_to(self.global_step)
         self._synced_step = None
+
+
+def is_factory(obj: Any) -> bool:
+    """Whether ``obj`` is a factory ``f(optimizer) -> scheduler`` rather than a scheduler or hook."""
+    return callable(obj) and not isinstance(obj, (LRSchedulerHook, ClosedFormLR))
+
+
+def as_hook(obj: Any, optimizer: Any = None, **hook_kwargs: Any) -> LRSchedulerHook:
+    """An :class:`LRSchedulerHook` from a hook, a scheduler, or a factory ``f(optimizer) -> scheduler``."""
+    if isinstance(obj, LRSchedulerHook):
+        return obj
+    if isinstance(obj, ClosedFormLR):
+        return LRSchedulerHook(obj, **hook_kwargs)
+    if is_factory(obj):
+        if optimizer is None:
+            raise ValueError("a scheduler factory needs the optimizer; it is built when training starts")
+        return LRSchedulerHook(obj(optimizer), **hook_kwargs)
+    raise V.ArgumentTypeError(
+        f"expected an LRSchedulerHook, a colossal_sched scheduler or a factory f(optimizer), got {type(obj).__name__}"
+    )

@@ -240,3 +240,18 @@ def colossalai_save_lr_scheduler(rank, world, path, steps):
         sched.step()
     booster.save_lr_scheduler(sched, path)
     return {"lr": sched.get_last_lr()}
+
+
+def logging_rank0_only(rank, world, log_dir):
+    """Each rank logs through a log_fn into its own file; only rank 0's may hold lines."""
+    import json as _json
+
+    from hooks import LRSchedulerHook
+
+    path = os.path.join(log_dir, f"log_rank{rank}.jsonl")
+    out = open(path, "w")
+    hook = LRSchedulerHook(cs.OneCycleLR(optimizer(), 20), log_fn=lambda n, v: out.write(_json.dumps([n, v]) + "\n"))
+    for n in range(6):
+        hook.step(n)
+    out.close()
+    return sum(1 for _ in open(path))
