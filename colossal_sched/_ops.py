@@ -26,6 +26,8 @@ class Ops:
     """Number of entries of the sorted sequence that are <= t."""
     ipow: Callable[[float, Any, int], Any]
     """``base ** k`` for integer ``0 <= k <= kmax``."""
+    floordiv: Callable[[Any, int], Any]
+    """``t // d`` for integer steps ``t`` (as int64 in the vector case: float floor division is slow)."""
 
 
 SCALAR = Ops()
@@ -36,6 +38,7 @@ SCALAR.maximum = max
 SCALAR.where = lambda cond, a, b: a if cond else b
 SCALAR.count_le = bisect.bisect_right
 SCALAR.ipow = lambda base, k, kmax: math.pow(base, k)
+SCALAR.floordiv = lambda t, d: t // d
 
 VECTOR = Ops()
 VECTOR.cos = np.cos
@@ -51,11 +54,12 @@ def _vector_ipow(base: float, k: Any, kmax: int) -> Any:
     """Integer powers from a table of libm's ``pow`` (bit-identical to :data:`SCALAR`) while it is small."""
     if kmax < _POW_TABLE_MAX:
         table = np.array([math.pow(base, i) for i in range(kmax + 1)])
-        return table[np.asarray(k, dtype=np.int64)]
+        return table[k if np.asarray(k).dtype == np.int64 else np.asarray(k, dtype=np.int64)]
     return np.power(base, k)
 
 
 VECTOR.ipow = _vector_ipow
+VECTOR.floordiv = lambda t, d: np.asarray(t).astype(np.int64) // d
 
 
 def progress(ops: Ops, u: Any, length: float) -> Any:

@@ -108,10 +108,12 @@ class ClosedFormLR(LRScheduler):
         return self._table(steps, self._momenta)
 
     def _table(self, steps: Iterable[int] | np.ndarray, fn: Any) -> np.ndarray:
-        t = _step_array(steps)
-        tc = np.minimum(t, self.total_steps).astype(np.float64)
+        tc = np.minimum(_step_array(steps), self.total_steps, dtype=np.float64)
         cols = fn(tc, VECTOR)
-        return np.stack([np.broadcast_to(np.asarray(c, dtype=np.float64), tc.shape) for c in cols], axis=-1)
+        out = np.empty((len(cols), tc.size))  # filled by rows, returned transposed: no extra copy
+        for row, col in zip(out, cols):
+            row[:] = col
+        return out.T
 
     # -------------------------------------------------------------- stepping
     def step(self, epoch: int | None = None) -> None:

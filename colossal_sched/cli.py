@@ -67,8 +67,21 @@ def cmd_list(args: argparse.Namespace) -> int:
 def _spec(text: str, args: argparse.Namespace) -> tuple[str, Any]:
     """``NAME`` or ``NAME:key=value,key=value`` for --compare."""
     name, _, rest = text.partition(":")
-    params = _parse_params([p for p in rest.split(",") if p], "--compare")
+    params = _parse_params([p for p in _split_top_level(rest) if p], "--compare")
     return f"{name}({rest})" if rest else name, _build(name, args.total_steps, args.lr, params)
+
+
+def _split_top_level(text: str) -> list[str]:
+    """Split on commas outside brackets, so ``milestones=[400,700],gamma=0.3`` gives two items."""
+    items, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += ch in "[({"
+        depth -= ch in "])}"
+        if ch == "," and depth == 0:
+            items.append(text[start:i])
+            start = i + 1
+    items.append(text[start:])
+    return items
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
@@ -115,7 +128,8 @@ def _png(args, steps, tables, curves) -> None:
         ax2.set_ylabel("momentum")
         ax2.legend(loc="lower right", fontsize=8)
     ax.legend(loc="upper right", fontsize=8)
-    ax.set_title(f"{', '.join(label for label, _ in curves)} over {args.total_steps} steps")
+    what = curves[0][0] if len(curves) == 1 else f"{len(curves)} schedules"
+    ax.set_title(f"{what} over {args.total_steps} steps, lr {args.lr:g}")
     fig.savefig(args.out, dpi=100)
     plt.close(fig)
 

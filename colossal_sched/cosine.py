@@ -76,8 +76,8 @@ class CosineAnnealingWarmupLR(ClosedFormLR):
         w = self.warmup_steps
         warm = warmup_factor(t, w)
         c = cosine(ops, t - w, self.total_steps - w)
-        lo = self.eta_min
-        return [ops.where(t < w, warm * base, lo + (base - lo) * c) for base in self.base_lrs]
+        lo, warming = self.eta_min, t < w
+        return [ops.where(warming, warm * base, lo + (base - lo) * c) for base in self.base_lrs]
 
 
 class FlatAnnealingLR(ClosedFormLR):
@@ -111,8 +111,8 @@ class FlatAnnealingLR(ClosedFormLR):
     def _lrs(self, t: Any, ops: Ops) -> list[Any]:
         f = self.flat_steps
         c = cosine(ops, t - f, self.total_steps - f)
-        lo = self.eta_min
-        return [ops.where(t < f, base, lo + (base - lo) * c) for base in self.base_lrs]
+        lo, flat = self.eta_min, t < f
+        return [ops.where(flat, base, lo + (base - lo) * c) for base in self.base_lrs]
 
 
 class FlatAnnealingWarmupLR(ClosedFormLR):
@@ -160,7 +160,5 @@ class FlatAnnealingWarmupLR(ClosedFormLR):
         w, d = self.warmup_steps, self.warmup_steps + self.flat_steps
         warm = warmup_factor(t, w)
         c = cosine(ops, t - d, self.total_steps - d)
-        lo = self.eta_min
-        return [
-            ops.where(t < w, warm * base, ops.where(t < d, base, lo + (base - lo) * c)) for base in self.base_lrs
-        ]
+        lo, warming, flat = self.eta_min, t < w, t < d
+        return [ops.where(warming, warm * base, ops.where(flat, base, lo + (base - lo) * c)) for base in self.base_lrs]

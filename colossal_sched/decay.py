@@ -32,7 +32,7 @@ class StepLR(ClosedFormLR):
         self.gamma = V.real("gamma", gamma, low=0.0, low_open=True)
 
     def _lrs(self, t: Any, ops: Ops) -> list[Any]:
-        factor = ops.ipow(self.gamma, t // self.step_size, self.total_steps // self.step_size)
+        factor = ops.ipow(self.gamma, ops.floordiv(t, self.step_size), self.total_steps // self.step_size)
         return [base * factor for base in self.base_lrs]
 
 

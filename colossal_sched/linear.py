@@ -37,4 +37,5 @@ class LinearWarmupLR(ClosedFormLR):
         w, total = self.warmup_steps, self.total_steps
         warm = (t + 1) / (w + 1)
         decay = (total - t) / (total - w)
-        return [ops.where(t < w, warm * base, decay * base) for base in self.base_lrs]
+        warming = t < w
+        return [ops.where(warming, warm * base, decay * base) for base in self.base_lrs]

@@ -53,8 +53,8 @@ class MultiStepLR(ClosedFormLR):
         w = self.warmup_steps
         if not w:
             return [base * factor for base in self.base_lrs]
-        warm = warmup_factor(t, w)
-        return [ops.where(t < w, warm * base, base * factor) for base in self.base_lrs]
+        warm, warming = warmup_factor(t, w), t < w
+        return [ops.where(warming, warm * base, base * factor) for base in self.base_lrs]
 
 
 class MultiStepWarmupLR(MultiStepLR):

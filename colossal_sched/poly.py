@@ -43,8 +43,8 @@ class PolynomialLR(ClosedFormLR):
         decay = ops.pow(1 - progress(ops, t - w, self.total_steps - w), self.power)
         if not w:
             return [(base - end) * decay + end for base in self.base_lrs]
-        warm = warmup_factor(t, w)
-        return [ops.where(t < w, warm * base, (base - end) * decay + end) for base in self.base_lrs]
+        warm, warming = warmup_factor(t, w), t < w
+        return [ops.where(warming, warm * base, (base - end) * decay + end) for base in self.base_lrs]
 
 
 class PolynomialWarmupLR(PolynomialLR):
