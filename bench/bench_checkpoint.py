@@ -29,13 +29,19 @@ def size(path):
     return sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
 
 
-def timed(fn, repeats):
-    out = []
+def once(fn):
+    t0 = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t0) * 1e3
+
+
+def paired(without, with_state, repeats):
+    """Medians (ms) of ``without``, ``with_state`` and of their paired difference, run alternately."""
+    a, b, diff = [], [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return statistics.median(out) * 1e3
+        ta, tb = once(without), once(with_state)
+        a.append(ta), b.append(tb), diff.append(tb - ta)
+    return statistics.median(a), statistics.median(b), statistics.median(diff)
 
 
 def main(repeats):
@@ -48,26 +54,29 @@ def main(repeats):
     hook.step(123)
     base = {"model": model.state_dict(), "optimizer": opt.state_dict()}
     with tempfile.TemporaryDirectory() as d:
-        paths = iter(range(10**6))
-        save_plain = timed(lambda: dcp.save(base, checkpoint_id=f"{d}/a{next(paths)}", no_dist=True), repeats)
-        save_with = timed(lambda: dcp.save({**base, "lr_scheduler": hook}, checkpoint_id=f"{d}/b{next(paths)}", no_dist=True), repeats)
-        bytes_plain, bytes_with = size(f"{d}/a0"), size(f"{d}/b{repeats}")
-        sched_only = timed(lambda: dcp.save({"lr_scheduler": hook}, checkpoint_id=f"{d}/c{next(paths)}", no_dist=True), repeats)
-        load_plain = timed(lambda: dcp.load({"model": model.state_dict()}, checkpoint_id=f"{d}/a0", no_dist=True), repeats)
-        load_sched = timed(lambda: hook.load_state_dict(read_dcp_state(f"{d}/b{repeats}")), repeats)
-        state_ms = timed(lambda: hook.load_state_dict(hook.state_dict()), repeats * 20)
+        n = iter(range(10**6))
+        save = paired(lambda: dcp.save(base, checkpoint_id=f"{d}/a{next(n)}", no_dist=True),
+                      lambda: dcp.save({**base, "lr_scheduler": hook}, checkpoint_id=f"{d}/b{next(n)}", no_dist=True), repeats)
+        bytes_plain, bytes_with = size(f"{d}/a0"), size(f"{d}/b1")
+        load = paired(lambda: dcp.load({"model": model.state_dict()}, checkpoint_id=f"{d}/b1", no_dist=True),
+                      lambda: dcp.load({"model": model.state_dict(), "lr_scheduler": hook}, checkpoint_id=f"{d}/b1",
+                                       no_dist=True), repeats)
+        read_ms = statistics.median(once(lambda: hook.load_state_dict(read_dcp_state(f"{d}/b1"))) for _ in range(repeats))
+        state_us = statistics.median(once(lambda: hook.load_state_dict(hook.state_dict())) for _ in range(200)) * 1e3
         json_path = save_booster_state(hook, f"{d}/booster")
         json_bytes = os.path.getsize(json_path)
-        json_ms = timed(lambda: save_booster_state(hook, f"{d}/booster"), repeats)
-    print("| what | model+optimizer | with scheduler state | added |\n|---|---|---|---|")
-    print(f"| DCP save, ms | {save_plain:.2f} | {save_with:.2f} | {save_with - save_plain:+.2f} ({(save_with - save_plain) / save_plain:+.1%}) |")
-    print(f"| DCP checkpoint size, bytes | {bytes_plain} | {bytes_with} | {bytes_with - bytes_plain:+d} |")
-    print(f"\nscheduler state alone: state_dict+load_state_dict {state_ms * 1e3:.1f} us; DCP entry save {sched_only:.2f} ms "
-          f"(a whole DCP save of that one entry); read back with read_dcp_state + load {load_sched:.2f} ms "
-          f"(model load {load_plain:.2f} ms); Booster JSON file {json_bytes} bytes, written atomically in {json_ms:.2f} ms")
+        json_ms = statistics.median(once(lambda: save_booster_state(hook, f"{d}/booster")) for _ in range(repeats))
+    print("| DCP, tiny LM (model + AdamW) | without scheduler | with the hook's state | added (median of paired runs) |")
+    print("|---|---|---|---|")
+    print(f"| save, ms | {save[0]:.2f} | {save[1]:.2f} | {save[2]:+.2f} |")
+    print(f"| load (model, + scheduler), ms | {load[0]:.2f} | {load[1]:.2f} | {load[2]:+.2f} |")
+    print(f"| checkpoint size, bytes | {bytes_plain} | {bytes_with} | {bytes_with - bytes_plain:+d} |")
+    print(f"\nhook state_dict + load_state_dict {state_us:.1f} us; read_dcp_state (its own DCP read, no pickle of code) + load "
+          f"{read_ms:.2f} ms; Booster JSON file {json_bytes} bytes, written atomically (fsync + rename) in {json_ms:.2f} ms; "
+          f"{repeats} paired runs")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
-    main(5 if parser.parse_args().quick else 15)
+    main(9 if parser.parse_args().quick else 41)
