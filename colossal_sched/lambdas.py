@@ -1,7 +1,7 @@
 """Schedules given by user functions of the step."""
 
 import math
-from typing import Any, Callable, List, Union
+from typing import Any, Callable
 
 import numpy as np
 from torch.optim import Optimizer
@@ -10,13 +10,12 @@ from . import _validate as V
 from ._ops import SCALAR, Ops
 from .base import ClosedFormLR
 
-LRLambda = Union[Callable[[int], float], List[Callable[[int], float]]]
 
 
 class _LambdaBase(ClosedFormLR):
     hyperparams = ("total_steps",)
 
-    def __init__(self, optimizer, total_steps: int, lr_lambda: LRLambda, last_epoch: int) -> None:
+    def __init__(self, optimizer, total_steps, lr_lambda=None, last_epoch: int = -1) -> None:
         self._configure(total_steps=total_steps)
         self.lr_lambdas = self._check_lambdas(lr_lambda, optimizer)
         super().__init__(optimizer, last_epoch)
@@ -59,9 +58,6 @@ class LambdaLR(_LambdaBase):
         last_epoch (int, optional): Step to resume at; -1 starts from the beginning.
     """
 
-    def __init__(self, optimizer, total_steps, lr_lambda=None, last_epoch: int = -1) -> None:
-        super().__init__(optimizer, total_steps, lr_lambda, last_epoch)
-
     def _lrs(self, t: Any, ops: Ops) -> list[Any]:
         if ops is SCALAR:
             return [base * self._value(g, t) for g, base in enumerate(self.base_lrs)]
@@ -85,14 +81,13 @@ class MultiplicativeLR(_LambdaBase):
         last_epoch (int, optional): Step to resume at; -1 starts from the beginning.
     """
 
-    def __init__(self, optimizer, total_steps, lr_lambda=None, last_epoch: int = -1) -> None:
-        self._factor_step, self._factors = 0, [1.0] * len(optimizer.param_groups)
-        super().__init__(optimizer, total_steps, lr_lambda, last_epoch)
+    _factor_step: int = 0
+    _factors: list[float] | None = None  # the running product after _factor_step steps
 
     def _factors_at(self, t: int) -> list[float]:
         """Running factors after ``t`` steps, extending the cached product (or rebuilding it from step 0)."""
-        if t < self._factor_step:
-            self._factor_step, self._factors = 0, [1.0] * len(self._factors)
+        if self._factors is None or t < self._factor_step:
+            self._factor_step, self._factors = 0, [1.0] * len(self.base_lrs)
         factors = list(self._factors)
         for s in range(self._factor_step + 1, t + 1):
             factors = [f * self._value(g, s) for g, f in enumerate(factors)]
@@ -105,7 +100,7 @@ class MultiplicativeLR(_LambdaBase):
         steps = np.asarray(t, dtype=np.int64)
         if not steps.size:
             return [np.zeros(0) for _ in self.base_lrs]
-        lo = self._factor_step if steps.min() >= self._factor_step else 0
+        lo = self._factor_step if self._factors is not None and steps.min() >= self._factor_step else 0
         start = self._factors if lo else [1.0] * len(self.base_lrs)
         out = []
         for g, base in enumerate(self.base_lrs):  # the running product, multiplied in the order step() does
@@ -120,6 +115,6 @@ class MultiplicativeLR(_LambdaBase):
     def _load_extra_state(self, state: dict[str, Any]) -> None:
         if "factors" in state:
             factors = [V.real("factors", f) for f in state["factors"]]
-            if len(factors) != len(self._factors):
-                raise ValueError(f"saved factors are for {len(factors)} param groups, this optimizer has {len(self._factors)}")
+            if len(factors) != len(self.base_lrs):
+                raise ValueError(f"saved factors are for {len(factors)} param groups, this optimizer has {len(self.base_lrs)}")
             self._factor_step, self._factors = V.integer("factor_step", state["factor_step"], 0), factors

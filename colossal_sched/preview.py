@@ -26,7 +26,7 @@ def boundaries(s: ClosedFormLR) -> list[tuple[str, int]]:
     if getattr(s, "flat_steps", 0):
         out.append(("decay start", w + s.flat_steps))
     for m in getattr(s, "milestones", []):
-        out.append((f"milestone", m))
+        out.append(("milestone", m))
     for i, (end, _) in enumerate(getattr(s, "_phases", [])[:-1]):
         out.append((f"phase {i + 2} start", int(round(end + 1))))
     out.append(("end", s.total_steps))

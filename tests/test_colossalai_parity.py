@@ -117,3 +117,11 @@ def test_colossalai_booster_style_save_and_load_roundtrip(tmp_path):
     again = cs.CosineAnnealingWarmupLR(make_optimizer(), 100, warmup_steps=10)
     again.load_state_dict(torch.load(tmp_path / "lr.pt", weights_only=True))
     assert again.get_last_lr() == sched.get_last_lr() and math.isfinite(again.get_last_lr()[0])
+
+
+@pytest.mark.parametrize("name", sorted(cs.SCHEDULERS))
+def test_constructor_signature_is_exactly_colossalais(name):
+    import inspect
+
+    assert inspect.signature(cs.SCHEDULERS[name].__init__) == inspect.signature(getattr(L, name).__init__)
+    assert getattr(cs, name) is cs.SCHEDULERS[name]
