@@ -75,3 +75,12 @@ def test_a_killed_peer_gives_an_error_within_the_timeout(tmp_path, victim):
     survivor = results[1 - victim]["ok"]
     assert survivor["error"] is not None, "the survivor kept training with a dead peer"
     assert survivor["seconds"] < 5.0 + 10
+
+
+@pytest.mark.timeout(180)
+def test_sync_over_colossalai_process_group_mesh_and_plugin_groups(tmp_path):
+    results = run(4, workers.colossalai_groups, tmp_path=tmp_path, timeout=150)
+    for label in ("ProcessGroupMesh", "plugin"):
+        for res in results:
+            assert res[label]["ranks"] == [0, 1, 2, 3] and res[label]["src"] == 0
+            assert res[label]["lrs"] == results[0][label]["lrs"]  # rank 0's lrs everywhere

@@ -255,3 +255,22 @@ def logging_rank0_only(rank, world, log_dir):
         hook.step(n)
     out.close()
     return sum(1 for _ in open(path))
+
+
+def colossalai_groups(rank, world):
+    """The hook syncs over ColossalAI's ProcessGroupMesh, and over a plugin-like object with dp/pp/tp groups."""
+    from colossalai.cluster import ProcessGroupMesh
+
+    from hooks import LRSchedulerHook
+
+    pg_mesh = ProcessGroupMesh(2, 1, 2)  # dp, pp, tp
+    groups = {name: pg_mesh.get_group_along_axis(axis) for axis, name in enumerate(("dp_group", "pp_group", "tp_group"))}
+    plugin = type("Plugin", (), groups)()
+    out = {}
+    for label, group in (("ProcessGroupMesh", pg_mesh), ("plugin", plugin)):
+        opt = optimizer(lr=0.1 * (1 + rank))  # every rank starts from other lrs: only the sync makes them agree
+        hook = LRSchedulerHook(cs.CosineAnnealingLR(opt, 20), group=group)
+        hook.step(5)
+        out[label] = {"lrs": [g["lr"] for g in opt.param_groups], "ranks": hook.broadcaster.ranks,
+                      "src": hook.broadcaster.src}
+    return out
