@@ -7,7 +7,7 @@ import torch.distributed as dist
 
 from colossal_sched import ClosedFormLR
 from colossal_sched import _validate as V
-from colossal_sched.broadcast import LRBroadcaster
+from colossal_sched.broadcast import ON_DIVERGENCE, LRBroadcaster
 from colossal_sched.checkpoint import pack_state, unpack_state
 
 from .base import EngineHook, lr_metric
@@ -69,10 +69,16 @@ class LRSchedulerHook(EngineHook):
             raise V.ArgumentTypeError(f"log_fn must be callable, got {type(log_fn).__name__}")
         self.writer, self.log_fn = writer, log_fn
         self.broadcaster: LRBroadcaster | None = None
-        if V.boolean("sync", sync) and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            self.broadcaster = LRBroadcaster(lr_scheduler, group, on_divergence=on_divergence, timeout=timeout)
-        else:
-            V.choice("on_divergence", on_divergence, ("fix", "warn", "raise"))
+        on_divergence = V.choice("on_divergence", on_divergence, ON_DIVERGENCE)
+        self._sync_options = dict(group=group, on_divergence=on_divergence, timeout=timeout) if V.boolean("sync", sync) else None
+        self._connect()
+
+    def _connect(self) -> None:
+        """Create the broadcaster once torch.distributed is up with more than one rank (a collective:
+        every rank reaches it together, at construction or at the first step)."""
+        if self._sync_options is not None and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            self.broadcaster = LRBroadcaster(self.lr_scheduler, **self._sync_options)
+            self._sync_options = None
 
     # ------------------------------------------------------------ the one entry
     def step(self, global_step: int) -> list[float]:
@@ -83,6 +89,8 @@ class LRSchedulerHook(EngineHook):
         """
         if global_step != self.lr_scheduler.last_epoch:
             self.lr_scheduler.step_to(global_step)
+        if self._sync_options is not None:
+            self._connect()
         if self.broadcaster is not None and global_step != self._synced_step and global_step % self.sync_every == 0:
             self.broadcaster.sync()
             self._synced_step = global_step

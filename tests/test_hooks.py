@@ -105,3 +105,13 @@ def test_colossalai_booster_loop_with_save_and_load_lr_scheduler(tmp_path):
     for a, b in zip(first, resumed):
         assert a["seen"] == a["expected"]
         assert b["start"] == 6 and b["seen"] == a["seen"][6:]
+
+
+def test_a_hook_built_before_the_process_group_connects_at_its_first_step(tmp_path):
+    results = run(2, workers.late_process_group, tmp_path=tmp_path)
+    assert results[0] == results[1]
+
+
+def test_on_divergence_is_checked_even_without_sync():
+    with pytest.raises(ValueError, match="on_divergence"):
+        LRSchedulerHook(cs.StepLR(make_optimizer(), 3), sync=False, on_divergence="nope")

@@ -274,3 +274,20 @@ def colossalai_groups(rank, world):
         out[label] = {"lrs": [g["lr"] for g in opt.param_groups], "ranks": hook.broadcaster.ranks,
                       "src": hook.broadcaster.src}
     return out
+
+
+def late_process_group(rank, world):
+    """Built while torch.distributed is down (as a config-first trainer might), the hook syncs once it is up."""
+    from hooks import LRSchedulerHook
+
+    from distributed import free_port
+
+    port = [free_port() if rank == 0 else None]
+    dist.broadcast_object_list(port, src=0)  # a fresh rendezvous for the second process group
+    dist.destroy_process_group()
+    opt = optimizer(lr=0.1 * (1 + rank))
+    hook = LRSchedulerHook(cs.CosineAnnealingLR(opt, 20))
+    assert hook.broadcaster is None
+    dist.init_process_group("gloo", rank=rank, world_size=world, init_method=f"tcp://127.0.0.1:{port[0]}")
+    hook.step(4)
+    return [g["lr"] for g in opt.param_groups]
