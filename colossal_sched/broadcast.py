@@ -11,7 +11,7 @@ import torch
 import torch.distributed as dist
 
 from . import _validate as V
-from .base import ClosedFormLR
+from .base import ClosedFormLR, group_names
 
 ON_DIVERGENCE = ("fix", "warn", "raise")
 RELATIVE_TOLERANCE = 1e-12
@@ -62,7 +62,7 @@ def resolve_ranks(group: Any = None) -> tuple[list[int], int]:
 
 def group_layout(optimizer: torch.optim.Optimizer) -> list[str]:
     """Each param group's key: its ``name`` where it has one, else its position."""
-    return [str(g.get("name", f"#{i}")) for i, g in enumerate(optimizer.param_groups)]
+    return [str(name) if name is not None else f"#{i}" for i, name in enumerate(group_names(optimizer))]
 
 
 def _layout_key(layout: Sequence[str]) -> float:
