@@ -138,7 +138,7 @@ def resume(
         return scheduler
     if on_mismatch == "raise":
         raise ScheduleMismatchError(diffs, hint='pass on_mismatch="use_checkpoint" or "use_current" to choose one')
-    old = schedule_from_state(state).lr_at(step) if state["hyperparams"] is not None else None
+    old = _saved_lr(state, step)
     new = scheduler.lr_at(step)
     fields = ", ".join(f"{n}: {s!r} -> {c!r}" for n, s, c in diffs)
     if on_mismatch == "use_current":
@@ -153,6 +153,14 @@ def resume(
         chosen.load_state_dict(raw)
     say(f"resume at step {step}: keeping the checkpoint's schedule ({fields}); lr {new} (current) -> {old} (checkpoint)")
     return chosen
+
+
+def _saved_lr(state: dict[str, Any], step: int) -> Any:
+    """The checkpoint schedule's lr at ``step``: rebuilt where it can be, else the saved last lr."""
+    try:
+        return schedule_from_state(state).lr_at(step)
+    except (CheckpointError, ValueError, TypeError):
+        return state.get("last_lr")
 
 
 def _adopt(scheduler: ClosedFormLR, state: dict[str, Any]) -> None:

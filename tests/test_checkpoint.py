@@ -228,3 +228,12 @@ def test_named_groups_map_onto_a_stage_holding_a_subset():
     unknown = torch.optim.SGD([{"params": [p[2]], "lr": 0.2, "name": "head"}], lr=0.1)
     with pytest.raises(ValueError, match=r"\['head'\] are not in the saved"):
         resume(cs.CosineAnnealingLR(unknown, 50), saved.state_dict())
+
+
+def test_use_current_with_a_lambda_schedule_logs_the_saved_lr(caplog):
+    saved = LRSchedulerHook(cs.LambdaLR(make_optimizer(), 50, lr_lambda=lambda t: 0.9**t))
+    saved.step(10)
+    current = cs.LambdaLR(make_optimizer(), 60, lr_lambda=lambda t: 0.9**t)
+    with caplog.at_level(logging.WARNING, logger="colossal_sched"):
+        resume(current, saved.state_dict(), on_mismatch="use_current")
+    assert current.last_epoch == 10 and str(saved.lr_scheduler.get_last_lr()) in caplog.text
