@@ -87,7 +87,7 @@ class LRBroadcaster:
     ``name`` (or position when unnamed), and a mismatch raises on every rank at once.
 
     Args:
-        scheduler (ClosedFormLR): The scheduler whose optimizer receives the lrs.
+        optimizer (Optimizer): The optimizer that receives the lrs (its param groups are the layout).
         group: Which ranks (see :func:`resolve_ranks`).
         on_divergence (str): ``"fix"`` overwrite, ``"warn"`` overwrite and warn with rank and size,
             ``"raise"`` raise :class:`LRDivergenceError`, when a rank's lr differs from the source's
@@ -95,10 +95,12 @@ class LRBroadcaster:
         timeout (float): Seconds before a collective with a dead peer raises.
     """
 
-    def __init__(self, scheduler: ClosedFormLR, group: Any = None, *, on_divergence: str = "fix", timeout: float = 60.0):
+    def __init__(
+        self, optimizer: torch.optim.Optimizer, group: Any = None, *, on_divergence: str = "fix", timeout: float = 60.0
+    ):
         if not dist.is_available() or not dist.is_initialized():
             raise RuntimeError("LRBroadcaster needs torch.distributed initialised (torchrun, init_process_group)")
-        self.scheduler = scheduler
+        self.optimizer = optimizer
         self.on_divergence = V.choice("on_divergence", on_divergence, ON_DIVERGENCE)
         self.timeout = V.real("timeout", timeout, low=0.0, low_open=True)
         self.ranks, self.src = resolve_ranks(group)
@@ -111,7 +113,7 @@ class LRBroadcaster:
         self._setup_layout()
 
     def _setup_layout(self) -> None:
-        mine = group_layout(self.scheduler.optimizer)
+        mine = group_layout(self.optimizer)
         layouts: list[Any] = [None] * len(self.ranks)
         dist.all_gather_object(layouts, mine, group=self.process_group)
         src_layout = layouts[self.ranks.index(self.src)]
@@ -129,9 +131,10 @@ class LRBroadcaster:
         self._buffer = torch.zeros(_HEADER + 2 * self._capacity, dtype=torch.float64)
         self._view = self._buffer.numpy()
 
-    def sync(self) -> None:
-        """Broadcast the source's current lrs (and momenta, step) and write them on every other rank."""
-        s, view, n = self.scheduler, self._view, len(self.src_layout)
+    def sync(self, s: ClosedFormLR) -> None:
+        """Broadcast the source's current lrs (and momenta, step) of scheduler ``s`` and write them
+        through ``s`` on every other rank."""
+        view, n = self._view, len(self.src_layout)
         if self.rank == self.src:
             momenta = s.momentum_at(s.last_epoch)
             view[:_HEADER] = (s.last_epoch, n, momenta is not None, self._key)
@@ -141,10 +144,10 @@ class LRBroadcaster:
         dist.broadcast(self._buffer, src=self.src, group=self.process_group)
         self.collectives += 1
         if self.rank != self.src:
-            self._receive()
+            self._receive(s)
 
-    def _receive(self) -> None:
-        view, s = self._view, self.scheduler
+    def _receive(self, s: ClosedFormLR) -> None:
+        view = self._view
         step, n, has_momentum, key = int(view[0]), int(view[1]), bool(view[2]), view[3]
         if key != self._key or n != len(self.src_layout) or len(s.optimizer.param_groups) != len(self._index):
             raise LayoutMismatchError(

@@ -334,8 +334,6 @@ def restore(obj: Any, saved: Mapping[str, Any], on_mismatch: str = "raise") -> C
     chosen = resume(scheduler, saved, on_mismatch)
     if hasattr(obj, "lr_scheduler"):
         obj.lr_scheduler = chosen
-        if getattr(obj, "broadcaster", None) is not None:
-            obj.broadcaster.scheduler = chosen
         _, step = unpack_state(saved)
         obj.step(V.integer("global_step", chosen.last_epoch if step is None else step, 0))
     return chosen

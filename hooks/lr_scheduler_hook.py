@@ -77,7 +77,7 @@ class LRSchedulerHook(EngineHook):
         """Create the broadcaster once torch.distributed is up with more than one rank (a collective:
         every rank reaches it together, at construction or at the first step)."""
         if self._sync_options is not None and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            self.broadcaster = LRBroadcaster(self.lr_scheduler, **self._sync_options)
+            self.broadcaster = LRBroadcaster(self.lr_scheduler.optimizer, **self._sync_options)
             self._sync_options = None
 
     # ------------------------------------------------------------ the one entry
@@ -92,7 +92,7 @@ class LRSchedulerHook(EngineHook):
         if self._sync_options is not None:
             self._connect()
         if self.broadcaster is not None and global_step != self._synced_step and global_step % self.sync_every == 0:
-            self.broadcaster.sync()
+            self.broadcaster.sync(self.lr_scheduler)
             self._synced_step = global_step
         self.global_step = global_step
         if (self.writer is not None or self.log_fn is not None) and global_step != self._logged_step:
