@@ -23,7 +23,8 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _parse_params(items: Sequence[str], what: str = "--param") -> dict[str, Any]:
+def parse_params(items: Sequence[str], what: str = "--param") -> dict[str, Any]:
+    """``["k=v", ...]`` as a dict, each value a Python literal where it parses as one, else the string."""
     out: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -67,7 +68,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def _spec(text: str, args: argparse.Namespace) -> tuple[str, Any]:
     """``NAME`` or ``NAME:key=value,key=value`` for --compare."""
     name, _, rest = text.partition(":")
-    params = _parse_params([p for p in _split_top_level(rest) if p], "--compare")
+    params = parse_params([p for p in _split_top_level(rest) if p], "--compare")
     return f"{name}({rest})" if rest else name, _build(name, args.total_steps, args.lr, params)
 
 
@@ -87,7 +88,7 @@ def _split_top_level(text: str) -> list[str]:
 def cmd_plot(args: argparse.Namespace) -> int:
     from .preview import boundaries, sample_steps
 
-    curves = [(args.name, _build(args.name, args.total_steps, args.lr, _parse_params(args.param)))]
+    curves = [(args.name, _build(args.name, args.total_steps, args.lr, parse_params(args.param)))]
     curves += [_spec(c, args) for c in args.compare]
     marks = sorted({step for _, s in curves for _, step in boundaries(s)})
     steps = sample_steps(args.total_steps, args.points, marks)

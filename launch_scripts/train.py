@@ -11,7 +11,6 @@ resume on any world size. Launch with torchrun, e.g.::
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import os
 import sys
@@ -24,6 +23,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from colossal_sched import SCHEDULERS, build_lr_scheduler  # noqa: E402
+from colossal_sched.cli import UsageError, parse_params  # noqa: E402
 from colossal_sched.checkpoint import ON_MISMATCH, SafeLoadPlanner, latest_checkpoint, read_dcp_state, restore, save_dcp, world_layout  # noqa: E402,E501
 from hooks import LRSchedulerHook  # noqa: E402
 from launch_scripts.tiny_lm import Stage, batch, stage_layers, tensor_parallel_plan  # noqa: E402
@@ -60,15 +60,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--kill-during-save-at", type=int, default=None, metavar="STEP",
                    help="fault injection: SIGKILL rank 0 while the checkpoint of STEP is written but not yet published")
     args = p.parse_args(argv)
-    args.scheduler_kwargs = {}
-    for item in args.scheduler_arg:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            p.error(f"--scheduler-arg must be KEY=VALUE, got {item!r}")
-        try:
-            args.scheduler_kwargs[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            args.scheduler_kwargs[key] = value
+    try:
+        args.scheduler_kwargs = parse_params(args.scheduler_arg, "--scheduler-arg")
+    except UsageError as e:
+        p.error(str(e))
     for name in ("dp", "tp", "pp", "total_steps", "microbatches", "layers"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1")
