@@ -54,7 +54,7 @@ def _vector_ipow(base: float, k: Any, kmax: int) -> Any:
     """Integer powers from a table of libm's ``pow`` (bit-identical to :data:`SCALAR`) while it is small."""
     if kmax < _POW_TABLE_MAX:
         table = np.array([math.pow(base, i) for i in range(kmax + 1)])
-        return table[k if np.asarray(k).dtype == np.int64 else np.asarray(k, dtype=np.int64)]
+        return table[np.asarray(k, dtype=np.int64)]  # no copy when k is already int64
     return np.power(base, k)
 
 

@@ -30,6 +30,7 @@ from . import _validate as V
 from .base import FORMAT_VERSION, ClosedFormLR, ScheduleMismatchError
 from .builder import scheduler_class
 from .compat import is_native, to_native_state
+from .lambdas import LambdaLR, MultiplicativeLR
 
 log = logging.getLogger("colossal_sched")
 
@@ -97,12 +98,11 @@ def schedule_from_state(state: Mapping[str, Any]) -> ClosedFormLR:
     if not is_native(state):
         raise CheckpointError("only colossal_sched states carry the schedule; this one is a torch/colossalai state")
     cls = scheduler_class(state["class"])
+    if issubclass(cls, (LambdaLR, MultiplicativeLR)):
+        raise CheckpointError(f"{state['class']} is defined by user functions that are not stored in the checkpoint")
     params = [torch.nn.Parameter(torch.zeros(1)) for _ in state["base_lrs"]]
     opt = torch.optim.SGD([{"params": [p], "lr": lr} for p, lr in zip(params, state["base_lrs"])], lr=0.1, momentum=0.9)
-    hyper = dict(state["hyperparams"])
-    if "lr_lambda" in cls.__init__.__code__.co_varnames:
-        raise CheckpointError(f"{state['class']} is defined by user functions that are not stored in the checkpoint")
-    sched = cls(opt, **hyper)
+    sched = cls(opt, **state["hyperparams"])
     sched.load_state_dict(state)
     return sched
 
@@ -164,8 +164,6 @@ def _saved_lr(state: dict[str, Any], step: int) -> Any:
 
 
 def _adopt(scheduler: ClosedFormLR, state: dict[str, Any]) -> None:
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the choice is logged by resume()
         scheduler.load_state_dict(state, strict=False)
