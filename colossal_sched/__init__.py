@@ -1,5 +1,6 @@
 """colossal_sched: ColossalAI's learning-rate schedulers as exact, closed-form functions of the step."""
-from .base import ClosedFormLR, MissingInitialLRError, ScheduleMismatchError
+from .base import ClosedFormLR
+from .errors import CheckpointError, LayoutMismatchError, LRDivergenceError, MissingInitialLRError, ScheduleMismatchError
 from .builder import SCHEDULERS, build_lr_scheduler, scheduler_class
 from .cosine import CosineAnnealingLR, CosineAnnealingWarmupLR, FlatAnnealingLR, FlatAnnealingWarmupLR
 from .decay import ExponentialLR, StepLR
@@ -12,7 +13,8 @@ from .poly import PolynomialLR, PolynomialWarmupLR
 __version__ = "0.1.0"
 
 __all__ = [
-    "ClosedFormLR", "ScheduleMismatchError", "MissingInitialLRError", "SCHEDULERS", "build_lr_scheduler",
+    "ClosedFormLR", "ScheduleMismatchError", "MissingInitialLRError", "CheckpointError", "LayoutMismatchError",
+    "LRDivergenceError", "SCHEDULERS", "build_lr_scheduler",
     "scheduler_class", "CosineAnnealingLR", "CosineAnnealingWarmupLR", "FlatAnnealingLR", "FlatAnnealingWarmupLR",
     "LinearWarmupLR", "MultiStepLR", "MultiStepWarmupLR", "OneCycleLR", "PolynomialLR", "PolynomialWarmupLR",
     "LambdaLR", "MultiplicativeLR", "StepLR", "ExponentialLR",

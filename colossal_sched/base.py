@@ -11,27 +11,9 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from . import _validate as V
 from ._ops import SCALAR, VECTOR, Ops
+from .errors import MissingInitialLRError, ScheduleMismatchError
 
 FORMAT_VERSION = 1
-
-
-class ScheduleMismatchError(ValueError):
-    """A saved schedule differs from the one it is loaded into.
-
-    ``fields`` lists ``(name, saved, current)`` for every field that differs.
-    """
-
-    def __init__(self, fields: list[tuple[str, Any, Any]], hint: str = "pass strict=False to accept it") -> None:
-        self.fields = fields
-        lines = "; ".join(f"{name}: saved={saved!r}, current={current!r}" for name, saved, current in fields)
-        super().__init__(f"saved scheduler state differs from this scheduler in {len(fields)} field(s): {lines} ({hint})")
-
-
-class MissingInitialLRError(KeyError, ValueError):
-    """Resuming with ``last_epoch >= 0`` needs ``initial_lr`` in every param group (torch's rule)."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0])
 
 
 class ClosedFormLR(LRScheduler):

@@ -12,18 +12,11 @@ import torch.distributed as dist
 
 from . import _validate as V
 from .base import ClosedFormLR, group_names
+from .errors import LayoutMismatchError, LRDivergenceError
 
 ON_DIVERGENCE = ("fix", "warn", "raise")
 RELATIVE_TOLERANCE = 1e-12
 _HEADER = 4  # global step, number of groups, has momentum, layout key
-
-
-class LayoutMismatchError(ValueError):
-    """Ranks hold param groups that cannot be matched to the source rank's."""
-
-
-class LRDivergenceError(RuntimeError):
-    """A rank's lr differed from the source rank's (``on_divergence="raise"``)."""
 
 
 def resolve_ranks(group: Any = None) -> tuple[list[int], int]:

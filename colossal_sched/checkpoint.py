@@ -27,9 +27,10 @@ from torch.distributed.checkpoint.api import CheckpointException
 from torch.distributed.checkpoint.default_planner import DefaultLoadPlanner
 
 from . import _validate as V
-from .base import FORMAT_VERSION, ClosedFormLR, ScheduleMismatchError
+from .base import FORMAT_VERSION, ClosedFormLR
 from .builder import scheduler_class
 from .compat import is_native, to_native_state
+from .errors import CheckpointError, ScheduleMismatchError
 from .lambdas import LambdaLR, MultiplicativeLR
 
 log = logging.getLogger("colossal_sched")
@@ -38,10 +39,6 @@ ON_MISMATCH = ("raise", "use_checkpoint", "use_current")
 BOOSTER_FILE = "colossal_sched_lr_scheduler.json"
 STEP_DIR = re.compile(r"^step_(\d{8,})$")
 _TMP_SUFFIX = ".partial"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that is missing, incomplete, corrupt, or not a scheduler checkpoint."""
 
 
 # ------------------------------------------------------------------ shared bits

@@ -5,7 +5,8 @@ from typing import Any
 
 from . import _validate as V
 from ._ops import SCALAR, Ops, progress
-from .base import ClosedFormLR, MissingInitialLRError, _as_float
+from .base import ClosedFormLR, _as_float
+from .errors import MissingInitialLRError
 from .cosine import COMPAT_KWARGS
 
 ONECYCLE_KWARGS = COMPAT_KWARGS + ("epochs", "steps_per_epoch", "three_phase", "verbose")
