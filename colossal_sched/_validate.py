@@ -31,6 +31,39 @@ def integer(name: str, value: Any, minimum: int) -> int:
     return int(value)
 
 
+MAX_STEP = 1 << 62
+"""The largest step any entry point accepts: it travels exactly in one int64 across ranks."""
+
+
+def step(name: str, value: Any, minimum: int = 0) -> int:
+    """A step counter as a plain ``int`` in ``[minimum, 2**62]``: the one validator for every step.
+
+    Python ints and numpy/torch integer scalars (a 0-d integer tensor too) are converted to ``int``;
+    bools, floats (``7.0`` included), NaN, negatives, larger values and non-scalars are refused,
+    naming ``name`` and what is allowed.
+    """
+    allowed = f"an int in [{minimum}, 2**62]"
+    v = value
+    if isinstance(v, bool) or (hasattr(v, "dtype") and str(getattr(v, "dtype", "")) in ("bool", "torch.bool")):
+        raise ArgumentTypeError(f"{name} must be {allowed}, got {value!r} (bool)")
+    if hasattr(v, "ndim") and hasattr(v, "dtype") and not isinstance(v, Integral):  # numpy array / torch tensor
+        is_int_dtype = getattr(v, "is_floating_point", None)
+        if getattr(v, "ndim", 1) != 0:
+            raise ArgumentTypeError(f"{name} must be {allowed} (a scalar), got an array of shape {tuple(v.shape)}")
+        if is_int_dtype is not None:  # torch
+            if v.is_floating_point() or v.is_complex():
+                raise ArgumentTypeError(f"{name} must be {allowed}, got a {v.dtype} tensor")
+        elif v.dtype.kind not in "iu":
+            raise ArgumentTypeError(f"{name} must be {allowed}, got a {v.dtype} array")
+        v = int(v.item())
+    if not _is_int(v):
+        raise ArgumentTypeError(f"{name} must be {allowed}, got {value!r} ({type(value).__name__})")
+    v = int(v)
+    if v < minimum or v > MAX_STEP:
+        raise ValueError(f"{name} must be {allowed}, got {v}")
+    return v
+
+
 def real(name: str, value: Any, *, low: float | None = None, high: float | None = None, low_open: bool = False) -> float:
     """``value`` as a finite ``float`` in ``[low, high]`` (``(low, high]`` with ``low_open``)."""
     lo = "-inf" if low is None else repr(float(low))
