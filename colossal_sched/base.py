@@ -1,6 +1,8 @@
 """The base class: a learning-rate schedule that is a pure function of the step."""
 from __future__ import annotations
 
+import hashlib
+import json
 import warnings
 from typing import Any, Iterable
 
@@ -61,6 +63,18 @@ class ClosedFormLR(LRScheduler):
     def hyperparameters(self) -> dict[str, Any]:
         """The constructor's hyperparameters, as plain data."""
         return {name: _plain(getattr(self, name)) for name in self.hyperparams}
+
+    def schedule_spec(self) -> dict[str, Any]:
+        """What shapes the curve apart from the step and the base lrs: class and every
+        hyperparameter (a subclass adds anything else that does, e.g. re-plans). Plain JSON data;
+        :meth:`fingerprint` hashes it, and ranks compare it field by field when fingerprints differ."""
+        return {"class": type(self).__name__, "hyperparams": self.hyperparameters()}
+
+    def fingerprint(self) -> int:
+        """A stable 62-bit hash of :meth:`schedule_spec` (SHA-256 of its canonical JSON): equal on two
+        ranks, or two runs, exactly when they built the same schedule."""
+        text = json.dumps(self.schedule_spec(), sort_keys=True, separators=(",", ":"), allow_nan=True, default=repr)
+        return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") >> 2
 
     # ------------------------------------------------------------- the schedule
     def _lrs(self, t: Any, ops: Ops) -> list[Any]:
