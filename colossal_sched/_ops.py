@@ -18,6 +18,8 @@ import numpy as np
 
 class Ops:
     cos: Callable[[Any], Any]
+    sqrt: Callable[[Any], Any]
+    """Correctly rounded in both namespaces (IEEE 754), so bit-identical."""
     pow: Callable[[Any, Any], Any]
     minimum: Callable[[Any, Any], Any]
     maximum: Callable[[Any, Any], Any]
@@ -32,6 +34,7 @@ class Ops:
 
 SCALAR = Ops()
 SCALAR.cos = math.cos
+SCALAR.sqrt = math.sqrt
 SCALAR.pow = math.pow
 SCALAR.minimum = min
 SCALAR.maximum = max
@@ -42,6 +45,7 @@ SCALAR.floordiv = lambda t, d: t // d
 
 VECTOR = Ops()
 VECTOR.cos = np.cos
+VECTOR.sqrt = np.sqrt
 VECTOR.pow = np.power
 VECTOR.minimum = np.minimum
 VECTOR.maximum = np.maximum
@@ -50,10 +54,39 @@ VECTOR.count_le = lambda seq, t: np.searchsorted(np.asarray(seq, dtype=np.float6
 _POW_TABLE_MAX = 1 << 16
 
 
+def _pow(base: float, k: int) -> float:
+    """libm's ``pow``, with ``inf`` for an overflow (``math.pow`` raises)."""
+    try:
+        return math.pow(base, k)
+    except OverflowError:
+        return math.inf
+
+
+def power_overflow(gamma: float, kmax: int, bases: Sequence[float]) -> int | None:
+    """The smallest ``k <= kmax`` where ``gamma ** k`` or ``base * gamma ** k`` (as the schedules
+    compute it) is not finite for some base, or None: a bisection, as both grow with ``k`` for ``gamma > 1``."""
+    top = max(bases, default=0.0)
+
+    def bad(k: int) -> bool:
+        p = _pow(gamma, k)
+        return not (p <= _MAX_FLOAT and top * p <= _MAX_FLOAT)
+
+    if gamma <= 1.0 or not bad(kmax):
+        return None
+    lo, hi = 0, kmax  # bad(hi), and not bad(0) since gamma**0 == 1
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if bad(mid) else (mid, hi)
+    return hi
+
+
+_MAX_FLOAT = float(np.finfo(np.float64).max)
+
+
 def _vector_ipow(base: float, k: Any, kmax: int) -> Any:
     """Integer powers from a table of libm's ``pow`` (bit-identical to :data:`SCALAR`) while it is small."""
     if kmax < _POW_TABLE_MAX:
-        table = np.array([math.pow(base, i) for i in range(kmax + 1)])
+        table = np.array([_pow(base, i) for i in range(kmax + 1)])
         return table[np.asarray(k, dtype=np.int64)]  # no copy when k is already int64
     return np.power(base, k)
 

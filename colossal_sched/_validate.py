@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from numbers import Integral, Real
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 
 class ArgumentTypeError(TypeError, ValueError):
@@ -25,7 +25,7 @@ def _is_real(value: Any) -> bool:
 def integer(name: str, value: Any, minimum: int) -> int:
     """``value`` as an ``int`` that is ``>= minimum``."""
     if not _is_int(value):
-        raise ArgumentTypeError(f"{name} must be an int >= {minimum}, got {value!r} ({type(value).__name__})")
+        raise ArgumentTypeError(f"{name} must be an int >= {minimum}, got {short(value)} ({type(value).__name__})")
     if value < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}, got {value}")
     return int(value)
@@ -42,6 +42,8 @@ def step(name: str, value: Any, minimum: int = 0) -> int:
     bools, floats (``7.0`` included), NaN, negatives, larger values and non-scalars are refused,
     naming ``name`` and what is allowed.
     """
+    if type(value) is int and minimum <= value <= MAX_STEP:  # the common case, kept cheap
+        return value
     allowed = f"an int in [{minimum}, 2**62]"
     v = value
     if isinstance(v, bool) or (hasattr(v, "dtype") and str(getattr(v, "dtype", "")) in ("bool", "torch.bool")):
@@ -64,18 +66,61 @@ def step(name: str, value: Any, minimum: int = 0) -> int:
     return v
 
 
-def real(name: str, value: Any, *, low: float | None = None, high: float | None = None, low_open: bool = False) -> float:
-    """``value`` as a finite ``float`` in ``[low, high]`` (``(low, high]`` with ``low_open``)."""
+def steps(name: str, values: Any) -> Any:
+    """Many steps as a 1-D int64 numpy array, each in ``[0, 2**62]`` (:func:`step`, element-wise).
+
+    Integer dtypes only: a float array (``[1.0, 2.0]`` too), bools and objects are refused.
+    """
+    import numpy as np
+
+    allowed = "a 1-D sequence of ints in [0, 2**62]"
+    if isinstance(values, range):
+        if values.start < 0 or values.stop - values.step > MAX_STEP + 1:
+            raise ValueError(f"{name} must be {allowed}, got {values}")
+        return np.arange(values.start, values.stop, values.step, dtype=np.int64)
+    if isinstance(values, (str, bytes, Mapping)) or not (hasattr(values, "__len__") or isinstance(values, Iterable)):
+        raise ArgumentTypeError(f"{name} must be {allowed}, got {short(values)} ({type(values).__name__})")
+    try:
+        t = np.asarray(values if hasattr(values, "dtype") else list(values))
+    except (TypeError, ValueError, RuntimeError, OverflowError) as e:
+        raise ArgumentTypeError(f"{name} must be {allowed}: {short(e)}") from None
+    if t.ndim != 1:
+        raise ArgumentTypeError(f"{name} must be {allowed}, got shape {t.shape}")
+    if t.size == 0:
+        return t.astype(np.int64)
+    if t.dtype.kind not in "iu":
+        raise ArgumentTypeError(f"{name} must be {allowed}, got dtype {t.dtype} (e.g. {short(t[0])})")
+    lo, hi = int(t.min()), int(t.max())
+    if lo < 0 or hi > MAX_STEP:
+        raise ValueError(f"{name} must be {allowed}, got {lo if lo < 0 else hi}")
+    return t.astype(np.int64, copy=False)
+
+
+def short(value: Any, limit: int = 120) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for error messages about untrusted data."""
+    try:
+        text = repr(value)
+    except Exception:  # a hostile __repr__, or one too deep to print
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 15] + f"... ({len(text)} chars)"
+
+
+def real(
+    name: str, value: Any, *, low: float | None = None, high: float | None = None, low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """``value`` as a finite ``float`` in ``[low, high]`` (``(low`` with ``low_open``, ``high)`` with ``high_open``)."""
     lo = "-inf" if low is None else repr(float(low))
-    allowed = f"{'(' if low_open or low is None else '['}{lo}, {'inf)' if high is None else repr(float(high)) + ']'}"
+    hi = "inf)" if high is None else repr(float(high)) + (")" if high_open else "]")
+    allowed = f"{'(' if low_open or low is None else '['}{lo}, {hi}"
     if not _is_real(value):
-        raise ArgumentTypeError(f"{name} must be a finite float in {allowed}, got {value!r} ({type(value).__name__})")
+        raise ArgumentTypeError(f"{name} must be a finite float in {allowed}, got {short(value)} ({type(value).__name__})")
     value = float(value)
     if not math.isfinite(value):
         raise ValueError(f"{name} must be a finite float in {allowed}, got {value}")
     if low is not None and (value < low or (low_open and value == low)):
         raise ValueError(f"{name} must be a finite float in {allowed}, got {value}")
-    if high is not None and value > high:
+    if high is not None and (value > high or (high_open and value == high)):
         raise ValueError(f"{name} must be a finite float in {allowed}, got {value}")
     return value
 

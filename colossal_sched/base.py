@@ -1,8 +1,11 @@
 """The base class: a learning-rate schedule that is a pure function of the step."""
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
+import math
+import sys
 import warnings
 from typing import Any, Iterable
 
@@ -13,7 +16,10 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from . import _validate as V
 from ._ops import SCALAR, VECTOR, Ops
-from .errors import MissingInitialLRError, ScheduleMismatchError
+from .errors import CheckpointError, InvalidLRError, MissingInitialLRError, ScheduleMismatchError
+
+_CHAINED_STEP = torch.optim.lr_scheduler.ChainedScheduler.step.__code__
+_MAX_FLOAT = sys.float_info.max
 
 FORMAT_VERSION = 1
 
@@ -36,14 +42,52 @@ class ClosedFormLR(LRScheduler):
         if not isinstance(optimizer, Optimizer):
             raise V.ArgumentTypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
         self.optimizer = optimizer
-        last_epoch = V.integer("last_epoch", last_epoch, -1)
+        last_epoch = V.step("last_epoch", last_epoch, -1)
         self.base_lrs = self._initial_lrs(last_epoch)
+        self._check_range()
         self._step_count = 0
         self._apply(max(last_epoch, 0))
+
+    @property
+    def last_epoch(self) -> int:
+        """Scheduler steps taken (torch's name); -1 before the first step. Validated on assignment."""
+        return self._last_epoch
+
+    @last_epoch.setter
+    def last_epoch(self, value: int) -> None:
+        self._last_epoch = value if type(value) is int and -1 <= value <= V.MAX_STEP else V.step("last_epoch", value, -1)
 
     # ----------------------------------------------------------------- set-up
     def _configure(self, **hyperparams: Any) -> None:
         raise NotImplementedError
+
+    def _critical_steps(self) -> set[int]:
+        """Steps where the lr of every closed form can take its extreme values: 0, ``total_steps``
+        and each side of every phase boundary (between them each phase is monotone)."""
+        T, w = self.total_steps, getattr(self, "warmup_steps", 0)
+        edges = {0, w, w + getattr(self, "flat_steps", 0), *getattr(self, "milestones", ())}
+        return {min(max(s + d, 0), T) for s in edges for d in (-1, 0)} | {T}
+
+    def _check_range(self) -> None:
+        """Refuse a schedule whose lr is not finite and ``>= 0`` somewhere in ``[0, total_steps]``.
+
+        Called at construction and before a load is committed; :meth:`_critical_steps` are enough
+        because every formula is monotone between them.
+        """
+        if self.total_steps > V.MAX_STEP:
+            raise ValueError(f"total_steps must be an int in [1, 2**62], got {self.total_steps}")
+        for t in sorted(self._critical_steps()):
+            try:
+                lrs = self._lrs(t, SCALAR)
+            except OverflowError:
+                lrs = [math.inf] * len(self.base_lrs)
+            for g, lr in enumerate(lrs):
+                if not 0.0 <= lr <= _MAX_FLOAT:
+                    raise InvalidLRError(
+                        f"{type(self).__name__}: the lr of param_groups[{g}] at step {t} would be {lr}; every lr in "
+                        f"[0, total_steps={self.total_steps}] must be finite and >= 0 (base lr {self.base_lrs[g]}, "
+                        f"{V.short(self.hyperparameters(), 300)})"
+                    )
 
     def _initial_lrs(self, last_epoch: int) -> list[float]:
         """Base lrs by torch's rule: ``initial_lr`` is set from ``lr`` on a fresh start and required on a resume."""
@@ -87,11 +131,11 @@ class ClosedFormLR(LRScheduler):
 
     def lr_at(self, step: int) -> list[float]:
         """The lr of every param group after ``step`` scheduler steps (pure: nothing is changed)."""
-        return self._lrs(min(V.integer("step", step, 0), self.total_steps), SCALAR)
+        return self._lrs(min(V.step("step", step), self.total_steps), SCALAR)
 
     def momentum_at(self, step: int) -> list[float] | None:
         """The cycled momentum of every param group after ``step`` steps, or None if not cycled."""
-        return self._momenta(min(V.integer("step", step, 0), self.total_steps), SCALAR)
+        return self._momenta(min(V.step("step", step), self.total_steps), SCALAR)
 
     def lr_table(self, steps: Iterable[int] | np.ndarray) -> np.ndarray:
         """``lr_at`` for many steps at once: an array of shape ``(len(steps), n_groups)``."""
@@ -104,7 +148,7 @@ class ClosedFormLR(LRScheduler):
         return self._table(steps, self._momenta)
 
     def _table(self, steps: Iterable[int] | np.ndarray, fn: Any) -> np.ndarray:
-        tc = np.minimum(_step_array(steps), self.total_steps, dtype=np.float64)
+        tc = np.minimum(V.steps("steps", steps), self.total_steps, dtype=np.float64)
         cols = fn(tc, VECTOR)
         out = np.empty((len(cols), tc.size))  # filled by rows, returned transposed: no extra copy
         for row, col in zip(out, cols):
@@ -113,13 +157,28 @@ class ClosedFormLR(LRScheduler):
 
     # -------------------------------------------------------------- stepping
     def step(self, epoch: int | None = None) -> None:
-        """Advance one step (or, like torch's deprecated ``step(epoch)``, jump to ``epoch``)."""
+        """Advance one step (or, like torch's deprecated ``step(epoch)``, jump to ``epoch``).
+
+        Refused inside torch's ``ChainedScheduler``, which multiplies the lrs of recursive
+        schedulers: these set the lr as a function of the step, so only the last one would count.
+        """
+        if sys._getframe(1).f_code is _CHAINED_STEP:
+            raise TypeError(
+                f"torch.optim.lr_scheduler.ChainedScheduler cannot chain colossal_sched's {type(self).__name__}: it "
+                "sets the lr as a function of the step instead of multiplying the optimizer's lr, so only the last "
+                "scheduler's lr would count. Compose schedules with colossal_sched.ComposedLR, a "
+                "colossal_sched.LambdaLR of the product, or torch's SequentialLR (one after another)"
+            )
         self._step_count += 1
-        self._apply(self.last_epoch + 1 if epoch is None else V.integer("epoch", epoch, 0))
+        self._apply(self._last_epoch + 1 if epoch is None else V.step("epoch", epoch))
+
+    def _update_lr(self, epoch: int | None = None) -> None:
+        """torch's internal step (``SequentialLR`` calls ``_update_lr(0)`` at a milestone)."""
+        self._apply(self._last_epoch + 1 if epoch is None else V.step("epoch", epoch))
 
     def step_to(self, global_step: int) -> None:
         """Jump to ``global_step`` in O(1) and write its lrs (and momenta) into the optimizer."""
-        self._apply(V.integer("global_step", global_step, 0))
+        self._apply(V.step("global_step", global_step))
 
     def _apply(self, step: int) -> None:
         t = step if step < self.total_steps else self.total_steps
@@ -152,7 +211,7 @@ class ClosedFormLR(LRScheduler):
 
     def get_lr(self) -> list[float]:
         """The lrs at ``last_epoch`` (torch API)."""
-        return self.lr_at(self.last_epoch)
+        return self.lr_at(max(self._last_epoch, 0))
 
     _get_closed_form_lr = get_lr
 
@@ -180,37 +239,58 @@ class ClosedFormLR(LRScheduler):
         pass
 
     def load_state_dict(self, state_dict: dict[str, Any], strict: bool = True) -> None:
-        """Restore a state and write that step's lrs into the optimizer.
+        """Restore a state and write that step's lrs into the optimizer; all or nothing.
 
         Accepts this package's states and those of torch's and colossalai's schedulers of the
-        same name. A state from another class, or with other hyperparameters or base lrs, raises
+        same name. A state from another class, or with other hyperparameters, raises
         :class:`ScheduleMismatchError` naming every differing field; with ``strict=False`` it is
         accepted (with a warning): the saved hyperparameters are adopted where the class is the
         same, the saved step is taken in any case. The saved base lrs are always adopted (the
         optimizer's ``initial_lr`` may already hold the resumed run's lr), with a warning where they
-        differ from this scheduler's.
+        differ from this scheduler's. The whole state is checked before anything changes: a
+        malformed one raises :class:`CheckpointError` and leaves the scheduler and optimizer as they were.
         """
         from .compat import to_native_state  # local: compat knows every scheduler class
 
         state = to_native_state(self, state_dict)
         saved_lrs = list(state["base_lrs"])
         if len(saved_lrs) != len(self.base_lrs):
-            raise ValueError(
+            raise CheckpointError(
                 f"saved scheduler state has {len(saved_lrs)} param group(s), this optimizer has "
-                f"{len(self.base_lrs)}: base_lrs saved={saved_lrs}, current={self.base_lrs}"
+                f"{len(self.base_lrs)}: base_lrs saved={V.short(saved_lrs)}, current={V.short(self.base_lrs)}"
             )
         diffs = self.diff_state(state)
+        if diffs and strict:
+            raise ScheduleMismatchError(diffs)
+        new, step = self._candidate(state)
+        values = new._values(step) if step >= 0 else None
         if diffs:
-            if strict:
-                raise ScheduleMismatchError(diffs)
             warnings.warn(str(ScheduleMismatchError(diffs, hint="accepted with strict=False")), stacklevel=2)
-        if saved_lrs != list(self.base_lrs):
-            warnings.warn(f"adopting the saved base_lrs {saved_lrs} in place of {list(self.base_lrs)}", stacklevel=2)
-        if state["class"] == type(self).__name__ and state["hyperparams"] is not None:
-            self._configure(**state["hyperparams"])
-        self.base_lrs = [V.real("base_lrs", lr, low=0.0) for lr in saved_lrs]
-        self._load_extra_state(state)
-        self._apply(V.integer("last_epoch", state["last_epoch"], 0))
+        if new.base_lrs != list(self.base_lrs):
+            warnings.warn(f"adopting the saved base_lrs {V.short(new.base_lrs)} in place of {V.short(self.base_lrs)}", stacklevel=2)
+        self.__dict__.update(new.__dict__)
+        if values is None:  # saved before its first step (e.g. a later stage of SequentialLR)
+            self.last_epoch = -1
+        else:
+            self.write(step, *values)
+
+    def _candidate(self, state: dict[str, Any]) -> tuple["ClosedFormLR", int]:
+        """A copy of this scheduler with ``state`` applied and checked, and the saved step; ``self`` is untouched."""
+        new = copy.copy(self)
+        try:
+            if state["class"] == type(self).__name__ and state["hyperparams"] is not None:
+                new._configure(**state["hyperparams"])
+            new.base_lrs = [V.real(f"base_lrs[{i}]", lr, low=0.0) for i, lr in enumerate(state["base_lrs"])]
+            new._load_extra_state(state)
+            new._check_range()
+            step = V.step("last_epoch", state["last_epoch"], -1)
+        except (TypeError, ValueError, OverflowError, RecursionError, KeyError) as e:
+            raise CheckpointError(f"invalid {type(self).__name__} state: {V.short(str(e), 600)}") from None
+        return new, step
+
+    def _values(self, step: int) -> tuple[list[float], list[float] | None]:
+        t = step if step < self.total_steps else self.total_steps
+        return self._lrs(t, SCALAR), self._momenta(t, SCALAR)
 
     def diff_state(self, state: dict[str, Any], with_base_lrs: bool = False) -> list[tuple[str, Any, Any]]:
         """``(field, saved, current)`` for each field where a native state differs from this scheduler:
@@ -224,10 +304,15 @@ class ClosedFormLR(LRScheduler):
                 saved, current = state["hyperparams"].get(name, "<missing>"), mine.get(name, "<missing>")
                 if _plain(saved) != current:
                     diffs.append((name, saved, current))
+            diffs.extend(self._diff_extra_state(state))
         diffs.extend(state.get("foreign_diffs", []))
         if with_base_lrs and list(state["base_lrs"]) != list(self.base_lrs):
             diffs.append(("base_lrs", list(state["base_lrs"]), list(self.base_lrs)))
         return diffs
+
+    def _diff_extra_state(self, state: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+        """Differences in what a subclass saves besides its hyperparameters and shapes the curve."""
+        return []
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
@@ -249,18 +334,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list):
         return [_plain(v) for v in value]
     return value
-
-
-def _step_array(steps: Iterable[int] | np.ndarray) -> np.ndarray:
-    """Steps as a 1-D array of non-negative integers."""
-    if isinstance(steps, range):
-        t = np.arange(steps.start, steps.stop, steps.step)
-    else:
-        t = np.asarray(steps if isinstance(steps, np.ndarray) else list(steps))
-    if t.ndim != 1:
-        raise ValueError(f"steps must be a 1-D sequence of ints >= 0, got shape {t.shape}")
-    if t.size and not np.issubdtype(t.dtype, np.integer) and not (np.issubdtype(t.dtype, np.floating) and np.all(np.floor(t) == t)):
-        raise V.ArgumentTypeError(f"steps must hold ints >= 0, got dtype {t.dtype}")
-    if t.size and t.min() < 0:
-        raise ValueError(f"steps must hold ints >= 0, got min {t.min()}")
-    return t

@@ -3,8 +3,22 @@
 from typing import Any
 
 from . import _validate as V
-from ._ops import Ops
+from ._ops import Ops, power_overflow
 from .base import ClosedFormLR
+from .errors import InvalidLRError
+
+
+def check_power(sched: ClosedFormLR, gamma: float, kmax: int, step_of_power: Any, formula: str) -> None:
+    """Refuse ``gamma > 1`` where ``base * gamma**k`` overflows within ``total_steps`` (``kmax`` decays
+    reached by then), naming gamma, total_steps and the first step where it does."""
+    k = power_overflow(gamma, kmax, sched.base_lrs)
+    if k is not None:
+        step = step_of_power(k)
+        raise InvalidLRError(
+            f"{type(sched).__name__}: gamma={gamma} makes the lr {formula} overflow to inf at step {step} "
+            f"(base lr {max(sched.base_lrs)}), before total_steps={sched.total_steps}; gamma > 1 is allowed only "
+            f"while the lr stays finite up to total_steps: use total_steps < {step} or a smaller gamma"
+        )
 
 
 class StepLR(ClosedFormLR):
@@ -16,7 +30,8 @@ class StepLR(ClosedFormLR):
         optimizer (:class:`torch.optim.Optimizer`): Wrapped optimizer.
         total_steps (int): Number of total training steps :math:`T`.
         step_size (int, optional): Period of lr decay, >= 1, defaults to 1.
-        gamma (float, optional): Multiplicative factor of lr decay, > 0, defaults to 0.1.
+        gamma (float, optional): Multiplicative factor of lr decay, > 0, defaults to 0.1; above 1 while
+            :math:`\mathrm{base} \cdot \gamma^{\lfloor T / \mathrm{step\_size} \rfloor}` stays finite.
         last_epoch (int, optional): Step to resume at; -1 starts from the beginning.
     """
 
@@ -31,6 +46,11 @@ class StepLR(ClosedFormLR):
         self.step_size = V.integer("step_size", step_size, 1)
         self.gamma = V.real("gamma", gamma, low=0.0, low_open=True)
 
+    def _check_range(self) -> None:
+        size = self.step_size
+        check_power(self, self.gamma, self.total_steps // size, lambda k: k * size, "base * gamma ** (t // step_size)")
+        super()._check_range()
+
     def _lrs(self, t: Any, ops: Ops) -> list[Any]:
         factor = ops.ipow(self.gamma, ops.floordiv(t, self.step_size), self.total_steps // self.step_size)
         return [base * factor for base in self.base_lrs]
@@ -44,7 +64,8 @@ class ExponentialLR(ClosedFormLR):
     Args:
         optimizer (:class:`torch.optim.Optimizer`): Wrapped optimizer.
         total_steps (int): Number of total training steps :math:`T`.
-        gamma (float, optional): Multiplicative factor of lr decay, > 0, defaults to 1.0.
+        gamma (float, optional): Multiplicative factor of lr decay, > 0, defaults to 1.0; above 1 while
+            :math:`\mathrm{base} \cdot \gamma^T` stays finite.
         last_epoch (int, optional): Step to resume at; -1 starts from the beginning.
     """
 
@@ -57,6 +78,10 @@ class ExponentialLR(ClosedFormLR):
     def _configure(self, total_steps: int, gamma: float = 1.0) -> None:
         self.total_steps = V.integer("total_steps", total_steps, 1)
         self.gamma = V.real("gamma", gamma, low=0.0, low_open=True)
+
+    def _check_range(self) -> None:
+        check_power(self, self.gamma, self.total_steps, lambda k: k, "base * gamma ** t")
+        super()._check_range()
 
     def _lrs(self, t: Any, ops: Ops) -> list[Any]:
         factor = ops.ipow(self.gamma, t, self.total_steps)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._validate import ArgumentTypeError
+from ._validate import ArgumentTypeError, short
 
 
 class ScheduleMismatchError(ValueError):
@@ -18,8 +18,10 @@ class ScheduleMismatchError(ValueError):
 
     def __init__(self, fields: list[tuple[str, Any, Any]], hint: str = "pass strict=False to accept it") -> None:
         self.fields = fields
-        lines = "; ".join(f"{name}: saved={saved!r}, current={current!r}" for name, saved, current in fields)
-        super().__init__(f"saved scheduler state differs from this scheduler in {len(fields)} field(s): {lines} ({hint})")
+        shown = fields[:6]  # reprs cut short: the state may be untrusted; the message stays under 1 KiB
+        lines = "; ".join(f"{str(name)[:60]}: saved={short(saved, 60)}, current={short(current, 60)}" for name, saved, current in shown)
+        more = f"; and {len(fields) - len(shown)} more" if len(fields) > len(shown) else ""
+        super().__init__(f"saved scheduler state differs from this scheduler in {len(fields)} field(s): {lines}{more} ({hint})")
 
 
 class MissingInitialLRError(KeyError, ValueError):
@@ -27,6 +29,10 @@ class MissingInitialLRError(KeyError, ValueError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])
+
+
+class InvalidLRError(ValueError):
+    """An lr (or momentum) that is not finite, or is negative, would reach the optimizer; it is not written."""
 
 
 class CheckpointError(ValueError):
@@ -41,5 +47,14 @@ class LRDivergenceError(RuntimeError):
     """A rank's lr or step differed from the source rank's (``on_divergence="raise"``)."""
 
 
-__all__ = ["ArgumentTypeError", "ScheduleMismatchError", "MissingInitialLRError", "CheckpointError",
-           "LayoutMismatchError", "LRDivergenceError"]
+class SyncSequenceError(RuntimeError):
+    """Ranks' sync calls cannot be paired (a rank skipped or added a call, or rebuilt its hook); raised on every rank."""
+
+
+class ReplanError(ValueError):
+    """A re-plan that cannot be applied (a total not past ``at_step``, a step inside the warmup, a
+    schedule given by user functions); nothing is changed."""
+
+
+__all__ = ["ArgumentTypeError", "ScheduleMismatchError", "MissingInitialLRError", "InvalidLRError", "CheckpointError",
+           "LayoutMismatchError", "LRDivergenceError", "ReplanError", "SyncSequenceError"]

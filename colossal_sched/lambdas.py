@@ -1,6 +1,7 @@
 """Schedules given by user functions of the step."""
 
-import math
+import bisect
+import sys
 from typing import Any, Callable
 
 import numpy as np
@@ -9,6 +10,9 @@ from torch.optim import Optimizer
 from . import _validate as V
 from ._ops import SCALAR, Ops
 from .base import ClosedFormLR
+from .errors import InvalidLRError
+
+_MAX_FLOAT = sys.float_info.max
 
 
 
@@ -36,14 +40,34 @@ class _LambdaBase(ClosedFormLR):
                 raise V.ArgumentTypeError(f"lr_lambda[{i}] must be callable, got {type(fn).__name__}")
         return fns
 
+    def _check_range(self) -> None:  # user functions decide: each value is checked at its step
+        if self.total_steps > V.MAX_STEP:
+            raise ValueError(f"total_steps must be an int in [1, 2**62], got {self.total_steps}")
+
     def _value(self, group: int, t: int) -> float:
-        """``lr_lambda[group](t)``, refused unless it is a finite number."""
-        value = float(self.lr_lambdas[group](t))
-        if not math.isfinite(value):
-            raise ValueError(
-                f"lr_lambda[{group}]({t}) returned {value}; the lr must be finite (the optimizer keeps its lr)"
+        """``lr_lambda[group](t)``, refused unless it is a finite number ``>= 0``."""
+        raw = self.lr_lambdas[group](t)
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            raise V.ArgumentTypeError(
+                f"lr_lambda[{group}]({t}) returned {V.short(raw)} ({type(raw).__name__}); it must return a number"
+            ) from None
+        if not 0.0 <= value <= _MAX_FLOAT:
+            raise InvalidLRError(
+                f"lr_lambda[{group}]({t}) returned {value} at step {t}; the factor must be finite and >= 0 "
+                "(the optimizer keeps its lr)"
             )
         return value
+
+    def _checked(self, group: int, t: int, lr: float, what: str) -> float:
+        """``lr`` unless it overflowed to inf (the factor was finite)."""
+        if not lr <= _MAX_FLOAT:
+            raise InvalidLRError(
+                f"the lr of param_groups[{group}] at step {t} would be {lr} ({what}); it must be finite "
+                "(the optimizer keeps its lr)"
+            )
+        return lr
 
 
 class LambdaLR(_LambdaBase):
@@ -60,10 +84,14 @@ class LambdaLR(_LambdaBase):
 
     def _lrs(self, t: Any, ops: Ops) -> list[Any]:
         if ops is SCALAR:
-            return [base * self._value(g, t) for g, base in enumerate(self.base_lrs)]
-        return [
-            base * np.array([self._value(g, int(s)) for s in t], dtype=np.float64) for g, base in enumerate(self.base_lrs)
-        ]
+            out = [base * self._value(g, t) for g, base in enumerate(self.base_lrs)]
+            for g, lr in enumerate(out):
+                if not lr <= _MAX_FLOAT:
+                    self._checked(g, t, lr, f"base lr {self.base_lrs[g]} * lr_lambda[{g}]({t})")
+            return out
+        steps = np.asarray(t, dtype=np.int64)  # the user's function is called per step in any case
+        rows = np.array([self._lrs(int(s), SCALAR) for s in steps], dtype=np.float64)
+        return list(rows.reshape(steps.size, len(self.base_lrs)).T)
 
 
 class MultiplicativeLR(_LambdaBase):
@@ -71,50 +99,99 @@ class MultiplicativeLR(_LambdaBase):
 
     .. math:: \mathrm{lr}_g(t) = \mathrm{lr}_g(t - 1) \cdot f_g(t) = \mathrm{base}_g \prod_{i=1}^{\min(t, T)} f_g(i)
 
-    The running factor :math:`\prod f_g(i)` is kept in ``state_dict``, so a resume continues
-    from it. Jumping forward multiplies the factors of the skipped steps.
+    The running product is a pure function of the step (``lr_at`` gives the same answer whatever
+    was called before) computed by multiplying in step order from the nearest cached product:
+    ``step()`` costs one factor, a jump of ``d`` steps ``d`` factors the first time (products are
+    cached every 1024 steps). It is kept in ``state_dict``, so a resume continues from the saved
+    product :math:`P_s` (steps after ``s`` multiply onto it, earlier ones are computed from step 0).
 
     Args:
         optimizer (:class:`torch.optim.Optimizer`): Wrapped optimizer.
         total_steps (int): Number of total training steps :math:`T`.
-        lr_lambda (Union[``function``, ``list[function]``]): The factor :math:`f(t)`, or one per param group.
+        lr_lambda (Union[``function``, ``list[function]``]): The factor :math:`f(t)`, finite and ``>= 0``,
+            or one per param group.
         last_epoch (int, optional): Step to resume at; -1 starts from the beginning.
     """
 
-    _factor_step: int = 0
-    _factors: list[float] | None = None  # the running product after _factor_step steps
+    _EVERY = 1024  # a running product is cached at every multiple of this step
+
+    def _cache(self) -> "_Products":
+        cache = self.__dict__.get("_products")
+        if cache is None or cache.n != len(self.base_lrs):
+            cache = self._products = _Products(len(self.base_lrs))
+        return cache
 
     def _factors_at(self, t: int) -> list[float]:
-        """Running factors after ``t`` steps, extending the cached product (or rebuilding it from step 0)."""
-        if self._factors is None or t < self._factor_step:
-            self._factor_step, self._factors = 0, [1.0] * len(self.base_lrs)
-        factors = list(self._factors)
-        for s in range(self._factor_step + 1, t + 1):
-            factors = [f * self._value(g, s) for g, f in enumerate(factors)]
-        self._factor_step, self._factors = t, factors
+        """The running products after ``t`` steps (pure: from the cached product nearest below ``t``)."""
+        cache = self._cache()
+        start, factors = cache.start(t)
+        if start == t:
+            return factors
+        n, every, value = len(factors), self._EVERY, self._value
+        for s in range(start + 1, t + 1):
+            factors = [f * value(g, s) for g, f in enumerate(factors)]
+            for g in range(n):
+                if not factors[g] <= _MAX_FLOAT:
+                    self._checked(g, s, factors[g], f"the running product of lr_lambda[{g}] up to step {s}")
+            if not s % every:
+                cache.keep(s, factors)
+        cache.head = (t, factors)
         return factors
 
     def _lrs(self, t: Any, ops: Ops) -> list[Any]:
         if ops is SCALAR:
-            return [base * f for base, f in zip(self.base_lrs, self._factors_at(t))]
+            out = [base * f for base, f in zip(self.base_lrs, self._factors_at(t))]
+            for g, lr in enumerate(out):
+                if not lr <= _MAX_FLOAT:
+                    self._checked(g, t, lr, f"base lr {self.base_lrs[g]} * the running product")
+            return out
         steps = np.asarray(t, dtype=np.int64)
-        if not steps.size:
-            return [np.zeros(0) for _ in self.base_lrs]
-        lo = self._factor_step if self._factors is not None and steps.min() >= self._factor_step else 0
-        start = self._factors if lo else [1.0] * len(self.base_lrs)
-        out = []
-        for g, base in enumerate(self.base_lrs):  # the running product, multiplied in the order step() does
-            seq = np.array([start[g]] + [self._value(g, s) for s in range(lo + 1, int(steps.max()) + 1)])
-            out.append(base * np.cumprod(seq)[steps - lo])
-        return out
+        out = np.empty((len(self.base_lrs), steps.size))
+        for i in np.argsort(steps, kind="stable"):  # ascending: each product continues from the last
+            out[:, i] = self._lrs(int(steps[i]), SCALAR)
+        return list(out)
 
     def _extra_state(self) -> dict[str, Any]:
-        step = min(self.last_epoch, self.total_steps)
+        step = min(max(self.last_epoch, 0), self.total_steps)
         return {"factor_step": step, "factors": list(self._factors_at(step))}
 
     def _load_extra_state(self, state: dict[str, Any]) -> None:
         if "factors" in state:
-            factors = [V.real("factors", f) for f in state["factors"]]
-            if len(factors) != len(self.base_lrs):
-                raise ValueError(f"saved factors are for {len(factors)} param groups, this optimizer has {len(self.base_lrs)}")
-            self._factor_step, self._factors = V.integer("factor_step", state["factor_step"], 0), factors
+            factors, n = state["factors"], len(self.base_lrs)
+            if not isinstance(factors, list) or len(factors) != n:
+                raise ValueError(f"saved factors must be a list of {n} floats >= 0 (one per param group), got {V.short(factors)}")
+            factors = [V.real(f"factors[{i}]", f, low=0.0) for i, f in enumerate(factors)]
+            step = V.step("factor_step", state.get("factor_step"))
+            self._products = _Products(n, anchor=(step, factors))  # a new cache: the old one may be shared
+        else:
+            self._products = _Products(len(self.base_lrs))
+
+
+class _Products:
+    """Cached running products of MultiplicativeLR: ``(step, factors)`` sorted by step, always with
+    step 0 (all ones) and the anchor (the product a resume continues from). A product below the
+    anchor is computed from step 0, one at or above it from the anchor, so every answer is unique."""
+
+    def __init__(self, n: int, anchor: tuple[int, list[float]] | None = None) -> None:
+        self.n = n
+        self.anchor = anchor[0] if anchor else 0
+        self.steps, self.values = [0], [[1.0] * n]
+        if anchor and anchor[0] > 0:
+            self.steps.append(anchor[0])
+            self.values.append(list(anchor[1]))
+        self.head = (self.steps[-1], self.values[-1])  # the last product computed
+
+    def start(self, t: int) -> tuple[int, list[float]]:
+        """The cached product to multiply on from for step ``t``: the nearest at or below it, on the same side of the anchor."""
+        hs, hv = self.head
+        if hs <= t and (hs >= self.anchor or t < self.anchor):
+            i = bisect.bisect_right(self.steps, t) - 1
+            return (hs, hv) if hs >= self.steps[i] else (self.steps[i], self.values[i])
+        i = bisect.bisect_right(self.steps, t) - 1
+        return self.steps[i], self.values[i]
+
+    def keep(self, s: int, factors: list[float]) -> None:
+        i = bisect.bisect_left(self.steps, s)
+        if i == len(self.steps) or self.steps[i] != s:
+            self.steps.insert(i, s)
+            self.values.insert(i, factors)

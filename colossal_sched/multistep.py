@@ -7,6 +7,7 @@ from . import _validate as V
 from ._ops import Ops
 from .base import ClosedFormLR
 from .cosine import COMPAT_KWARGS, warmup_factor
+from .decay import check_power
 
 
 class MultiStepLR(ClosedFormLR):
@@ -47,6 +48,11 @@ class MultiStepLR(ClosedFormLR):
         late = [m for m in self.milestones if m > self.total_steps]
         if late:
             warnings.warn(f"milestones {late} lie past total_steps={self.total_steps} and will never be reached", stacklevel=3)
+
+    def _check_range(self) -> None:
+        reached = [m for m in self.milestones if m <= self.total_steps]
+        check_power(self, self.gamma, len(reached), lambda k: reached[k - 1], "base * gamma ** (milestones reached)")
+        super()._check_range()
 
     def _lrs(self, t: Any, ops: Ops) -> list[Any]:
         factor = ops.ipow(self.gamma, ops.count_le(self.milestones, t), len(self.milestones))

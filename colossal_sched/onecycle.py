@@ -1,12 +1,16 @@
 """The 1cycle policy (Smith & Topin), with torch's formulas."""
 
 import math
+import sys
+import warnings
 from typing import Any
 
 from . import _validate as V
 from ._ops import SCALAR, Ops, progress
 from .base import ClosedFormLR, _as_float
-from .errors import MissingInitialLRError
+from .errors import InvalidLRError, MissingInitialLRError
+
+_MAX_FLOAT = sys.float_info.max
 from .cosine import COMPAT_KWARGS
 
 ONECYCLE_KWARGS = COMPAT_KWARGS + ("epochs", "steps_per_epoch", "three_phase", "verbose")
@@ -33,8 +37,10 @@ class OneCycleLR(ClosedFormLR):
         pct_start (float, optional): Fraction of the cycle spent increasing the lr, in ``[0, 1]``, defaults to 0.3.
         anneal_strategy (str, optional): ``'cos'`` or ``'linear'``, defaults to ``'cos'``.
         cycle_momentum (bool, optional): Cycle momentum inversely to the lr, defaults to True.
-        base_momentum (float, optional): Lower momentum boundary, defaults to 0.85.
-        max_momentum (float, optional): Upper momentum boundary, defaults to 0.95.
+        base_momentum (float, optional): Lower momentum boundary, in ``[0, 1)``, defaults to 0.85.
+        max_momentum (float, optional): Upper momentum boundary, in ``[base_momentum, 1)``, defaults to 0.95.
+            Either may be one value per param group. On an optimizer whose momentum (or ``betas[0]``)
+            is 0, ``cycle_momentum=True`` turns momentum on, as torch's does, and warns once.
         div_factor (float, optional): initial lr = max_lr / div_factor, > 0, defaults to 25.0.
         final_div_factor (float, optional): min lr = initial lr / final_div_factor, > 0, defaults to 1e4.
         last_epoch (int, optional): Step to resume at; -1 starts from the beginning.
@@ -72,6 +78,7 @@ class OneCycleLR(ClosedFormLR):
             base_momentum=base_momentum, max_momentum=max_momentum, div_factor=div_factor,
             final_div_factor=final_div_factor, three_phase=kwargs.get("three_phase", False),
         )  # fmt: skip
+        self._warn_momentum_off()
         super().__init__(optimizer, last_epoch)
 
     def _configure(
@@ -89,6 +96,9 @@ class OneCycleLR(ClosedFormLR):
         groups = self.optimizer.param_groups
         self.base_momentum = _per_group("base_momentum", base_momentum, len(groups))
         self.max_momentum = _per_group("max_momentum", max_momentum, len(groups))
+        for g, (lo, hi) in enumerate(zip(self.base_momentum, self.max_momentum)):
+            if lo > hi:
+                raise ValueError(f"base_momentum must be <= max_momentum, got {lo} > {hi} (param group {g})")
         if self.cycle_momentum and not all("momentum" in g or "betas" in g for g in groups):
             raise ValueError(
                 "cycle_momentum=True needs an optimizer with 'momentum' (SGD-like) or 'betas' (Adam-like); "
@@ -100,12 +110,48 @@ class OneCycleLR(ClosedFormLR):
         self._last_phase: tuple[Any, int, float, float] = (None, 0, 0.0, 0.0)
         self._cached_ends = None
 
+    def _warn_momentum_off(self) -> None:
+        """Warn once, at construction, where ``cycle_momentum`` turns on a momentum the optimizer has off."""
+        if not self.cycle_momentum:
+            return
+        off = [i for i, g in enumerate(self.optimizer.param_groups) if (g["betas"][0] if "betas" in g else g["momentum"]) == 0]
+        if off:
+            warnings.warn(
+                f"OneCycleLR with cycle_momentum=True turns momentum on: param_groups {off} have momentum 0 and will "
+                f"get {min(self.base_momentum)}..{max(self.max_momentum)} (as torch's OneCycleLR does, e.g. SGD becomes "
+                "heavy-ball SGD); pass cycle_momentum=False to keep it off",
+                UserWarning,
+                stacklevel=3,
+            )
+
+    def _check_ends(self, g: int, peak: float, initial: float) -> None:
+        """The initial lr ``max_lr / div_factor`` and the final ``initial / final_div_factor`` must be finite."""
+        for name, v in (("div_factor", initial), ("final_div_factor", initial / self.final_div_factor)):
+            if not v <= _MAX_FLOAT:
+                raise InvalidLRError(
+                    f"OneCycleLR: {name}={getattr(self, name)} gives param_groups[{g}] an lr of {v} (max_lr {peak}, "
+                    f"div_factor={self.div_factor}, final_div_factor={self.final_div_factor}): max_lr / div_factor "
+                    "and max_lr / div_factor / final_div_factor must be finite"
+                )
+
+    def _check_range(self) -> None:
+        for g, (peak, initial) in enumerate(zip(self.max_lrs, self.base_lrs)):
+            self._check_ends(g, peak, initial)
+        super()._check_range()
+
+    def _critical_steps(self) -> set[int]:
+        ends = {math.floor(e) + d for e, _ in self._phases for d in (0, 1)}
+        return {min(max(s, 0), self.total_steps) for s in ends} | super()._critical_steps()
+
     def _initial_lrs(self, last_epoch: int) -> list[float]:
         groups = self.optimizer.param_groups
-        if last_epoch == -1:
-            for group in groups:
-                group["max_lr"] = _as_float(group["lr"])
-                group["initial_lr"] = group["max_lr"] / self.div_factor
+        if last_epoch == -1:  # checked for every group before any is changed
+            peaks = [V.real(f"param_groups[{i}]['lr'] (the max_lr)", _as_float(g["lr"]), low=0.0) for i, g in enumerate(groups)]
+            for i, peak in enumerate(peaks):
+                self._check_ends(i, peak, peak / self.div_factor)
+            for group, peak in zip(groups, peaks):
+                group["max_lr"] = peak
+                group["initial_lr"] = peak / self.div_factor
                 group["min_lr"] = group["initial_lr"] / self.final_div_factor
         for i, group in enumerate(groups):
             if "max_lr" not in group:
@@ -183,12 +229,20 @@ class OneCycleLR(ClosedFormLR):
 
     def _load_extra_state(self, state: dict[str, Any]) -> None:
         self._cached_ends = None
+        self._last_phase = (None, 0, 0.0, 0.0)
         if "max_lrs" in state:
-            self.max_lrs = [V.real("max_lrs", m, low=0.0) for m in state["max_lrs"]]
+            max_lrs = state["max_lrs"]
+            if not isinstance(max_lrs, list) or len(max_lrs) != len(self.base_lrs):
+                raise ValueError(f"max_lrs must be a list of {len(self.base_lrs)} floats >= 0, got {V.short(max_lrs)}")
+            self.max_lrs = [V.real(f"max_lrs[{i}]", m, low=0.0) for i, m in enumerate(max_lrs)]
+
+    def _diff_extra_state(self, state: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+        saved = state.get("max_lrs", "<missing>")
+        return [] if saved == list(self.max_lrs) else [("max_lrs", saved, list(self.max_lrs))]
 
 
 def _per_group(name: str, value: Any, n: int) -> list[float]:
     values = list(value) if isinstance(value, (list, tuple)) else [value] * n
     if len(values) != n:
         raise ValueError(f"{name} must be a float or a list of {n} (one per param group), got {len(values)}")
-    return [V.real(name, v) for v in values]
+    return [V.real(name, v, low=0.0, high=1.0, high_open=True) for v in values]
