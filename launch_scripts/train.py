@@ -25,13 +25,16 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from colossal_sched import SCHEDULERS, build_lr_scheduler  # noqa: E402
 from colossal_sched.cli import UsageError, parse_params  # noqa: E402
 from colossal_sched.checkpoint import ON_MISMATCH, SafeLoadPlanner, latest_checkpoint, read_dcp_state, restore, save_dcp, world_layout  # noqa: E402,E501
+from colossal_sched.launch import init_distributed  # noqa: E402
 from hooks import LRSchedulerHook  # noqa: E402
+from launch_scripts.faults import FaultPoints  # noqa: E402
 from launch_scripts.tiny_lm import Stage, batch, stage_layers, tensor_parallel_plan  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dp", type=int, default=1, help="data-parallel size (FSDP2)")
+    p.add_argument("--dp", type=_dp_size, default=1,
+                   help="data-parallel size (FSDP2); 'auto': world size / (pp * tp), for elastic jobs whose world changes")
     p.add_argument("--tp", type=int, default=1, help="tensor-parallel size")
     p.add_argument("--pp", type=int, default=1, help="pipeline-parallel size (GPipe)")
     p.add_argument("--scheduler", default="CosineAnnealingWarmupLR", choices=sorted(SCHEDULERS))
@@ -42,7 +45,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="more scheduler arguments, e.g. --scheduler-arg eta_min=1e-5 --scheduler-arg milestones=[20,40]")
     p.add_argument("--ckpt-dir", default=None, help="directory of step_XXXXXXXX DCP checkpoints")
     p.add_argument("--save-every", type=int, default=0, help="checkpoint every N updates (0: never)")
-    p.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint in --ckpt-dir")
+    p.add_argument("--resume", action="store_true",
+                   help="say so when --ckpt-dir holds no complete checkpoint (the newest one is always resumed from)")
     p.add_argument("--on-mismatch", default="raise", choices=ON_MISMATCH, help="when the checkpoint's schedule differs")
     p.add_argument("--lr-log", default=None, metavar="FILE", help='JSON lines {"step", "rank", "lr"}, one per update per rank')
     p.add_argument("--stop-at", type=int, default=None, help="stop after this many updates (default: --total-steps)")
@@ -65,7 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     except UsageError as e:
         p.error(str(e))
     for name in ("dp", "tp", "pp", "total_steps", "microbatches", "layers"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1")
     if args.layers < args.pp:
         p.error(f"--layers ({args.layers}) must be >= --pp ({args.pp})")
@@ -74,6 +78,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if (args.save_every or args.resume) and not args.ckpt_dir:
         p.error("--save-every and --resume need --ckpt-dir")
     return args
+
+
+def _dp_size(text: str) -> int | None:
+    """``--dp``: a positive int, or ``auto`` (None until the world size is known)."""
+    if text == "auto":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an int >= 1 or 'auto', got {text!r}") from None
 
 
 def build_scheduler(args: argparse.Namespace, optimizer: torch.optim.Optimizer):
@@ -96,16 +110,17 @@ def main(argv: list[str] | None = None) -> int:
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict, set_state_dict
     from torch.distributed.device_mesh import init_device_mesh
 
-    backend = args.backend if args.backend != "auto" else ("nccl" if torch.cuda.is_available() else "gloo")
-    dist.init_process_group(backend)
+    init_distributed(args.backend)  # each torchrun attempt on its own store prefix (see colossal_sched.launch)
+    backend = dist.get_backend()
     rank, world = dist.get_rank(), dist.get_world_size()
-    if args.dp * args.pp * args.tp != world:
+    if args.dp is None and world % (args.pp * args.tp) == 0:
+        args.dp = world // (args.pp * args.tp)
+    if args.dp is None or args.dp * args.pp * args.tp != world:
         if rank == 0:
             print(f"error: --dp {args.dp} x --pp {args.pp} x --tp {args.tp} != world size {world}", file=sys.stderr)
         dist.destroy_process_group()
         return 2
     if backend == "nccl":
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
         device = torch.device("cuda", torch.cuda.current_device())
     else:
         device = torch.device("cpu")
@@ -133,10 +148,10 @@ def main(argv: list[str] | None = None) -> int:
     sd_options = StateDictOptions(flatten_optimizer_state_dict=True)
 
     start = 0
-    if args.resume:
+    if args.ckpt_dir:  # always: a torchrun restart must continue where the last attempt saved
         ckpt = latest_checkpoint(args.ckpt_dir)
         if ckpt is None:
-            if rank == 0:
+            if rank == 0 and args.resume:
                 print(f"no complete checkpoint in {args.ckpt_dir}: starting from step 0", flush=True)
         else:
             model_sd, optim_sd = get_state_dict(model, optimizer, options=sd_options)
@@ -159,7 +174,9 @@ def main(argv: list[str] | None = None) -> int:
 
     log = open(args.lr_log, "a", buffering=1) if args.lr_log else None
     stop = min(args.stop_at or args.total_steps, args.total_steps)
+    faults = FaultPoints(rank)
     for n in range(start, stop):
+        faults.before_update(n)
         lrs = hook.step(n)
         if log is not None:
             log.write(json.dumps({"step": n, "rank": rank, "lr": lrs}) + "\n")
