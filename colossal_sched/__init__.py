@@ -1,14 +1,21 @@
 """colossal_sched: ColossalAI's learning-rate schedulers as exact, closed-form functions of the step."""
 from .base import ClosedFormLR
-from .errors import CheckpointError, LayoutMismatchError, LRDivergenceError, MissingInitialLRError, ScheduleMismatchError
-from .builder import SCHEDULERS, build_lr_scheduler, scheduler_class
+from .errors import (CheckpointError, LayoutMismatchError, LRDivergenceError, MissingInitialLRError, ReplanError,
+                     ScheduleMismatchError)
+from .builder import COLOSSALAI_SCHEDULERS, SCHEDULERS, build_lr_scheduler, scheduler_class
+from .composed import ComposedLR
+from .constant import ConstantWarmupLR
 from .cosine import CosineAnnealingLR, CosineAnnealingWarmupLR, FlatAnnealingLR, FlatAnnealingWarmupLR
 from .decay import ExponentialLR, StepLR
 from .lambdas import LambdaLR, MultiplicativeLR
 from .linear import LinearWarmupLR
 from .multistep import MultiStepLR, MultiStepWarmupLR
 from .onecycle import OneCycleLR
+from .phases import PhasedLR, join
 from .poly import PolynomialLR, PolynomialWarmupLR
+from .restarts import CosineAnnealingWarmRestartsLR
+from .inverse_sqrt import InverseSqrtLR
+from .wsd import WarmupStableDecayLR
 
 __version__ = "0.1.0"
 
@@ -17,5 +24,7 @@ __all__ = [
     "LRDivergenceError", "SCHEDULERS", "build_lr_scheduler",
     "scheduler_class", "CosineAnnealingLR", "CosineAnnealingWarmupLR", "FlatAnnealingLR", "FlatAnnealingWarmupLR",
     "LinearWarmupLR", "MultiStepLR", "MultiStepWarmupLR", "OneCycleLR", "PolynomialLR", "PolynomialWarmupLR",
-    "LambdaLR", "MultiplicativeLR", "StepLR", "ExponentialLR",
+    "LambdaLR", "MultiplicativeLR", "StepLR", "ExponentialLR", "COLOSSALAI_SCHEDULERS", "PhasedLR", "join",
+    "WarmupStableDecayLR", "InverseSqrtLR", "CosineAnnealingWarmRestartsLR", "ConstantWarmupLR", "ComposedLR",
+    "ReplanError",
 ]  # fmt: skip

@@ -6,6 +6,8 @@ from typing import Any, Mapping
 from torch.optim import Optimizer
 
 from .base import ClosedFormLR
+from .composed import ComposedLR
+from .constant import ConstantWarmupLR
 from .cosine import CosineAnnealingLR, CosineAnnealingWarmupLR, FlatAnnealingLR, FlatAnnealingWarmupLR
 from .decay import ExponentialLR, StepLR
 from .lambdas import LambdaLR, MultiplicativeLR
@@ -13,15 +15,25 @@ from .linear import LinearWarmupLR
 from .multistep import MultiStepLR, MultiStepWarmupLR
 from .onecycle import OneCycleLR
 from .poly import PolynomialLR, PolynomialWarmupLR
+from .restarts import CosineAnnealingWarmRestartsLR
+from .inverse_sqrt import InverseSqrtLR
+from .wsd import WarmupStableDecayLR
 
-#: every scheduler by name, in ColossalAI's order
-SCHEDULERS: dict[str, type[ClosedFormLR]] = {
+#: ColossalAI's 14 schedulers (``colossalai.nn.lr_scheduler``: same names and signatures), in its order
+COLOSSALAI_SCHEDULERS: dict[str, type[ClosedFormLR]] = {
     cls.__name__: cls
     for cls in (
         CosineAnnealingLR, CosineAnnealingWarmupLR, FlatAnnealingLR, FlatAnnealingWarmupLR, LinearWarmupLR,
         MultiStepLR, MultiStepWarmupLR, OneCycleLR, PolynomialLR, PolynomialWarmupLR, LambdaLR,
         MultiplicativeLR, StepLR, ExponentialLR,
     )
+}  # fmt: skip
+
+#: every scheduler by name: ColossalAI's, then this package's own
+SCHEDULERS: dict[str, type[ClosedFormLR]] = {
+    **COLOSSALAI_SCHEDULERS,
+    **{cls.__name__: cls for cls in (WarmupStableDecayLR, InverseSqrtLR, CosineAnnealingWarmRestartsLR, ConstantWarmupLR,
+                                     ComposedLR)},
 }  # fmt: skip
 
 

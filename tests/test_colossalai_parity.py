@@ -119,7 +119,7 @@ def test_colossalai_booster_style_save_and_load_roundtrip(tmp_path):
     assert again.get_last_lr() == sched.get_last_lr() and math.isfinite(again.get_last_lr()[0])
 
 
-@pytest.mark.parametrize("name", sorted(cs.SCHEDULERS))
+@pytest.mark.parametrize("name", sorted(cs.COLOSSALAI_SCHEDULERS))
 def test_constructor_signature_is_exactly_colossalais(name):
     import inspect
 

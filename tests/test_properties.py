@@ -11,7 +11,7 @@ import colossal_sched as cs
 
 @st.composite
 def configs(draw):
-    name = draw(st.sampled_from(sorted(cs.SCHEDULERS)))
+    name = draw(st.sampled_from(sorted(cs.COLOSSALAI_SCHEDULERS)))  # the new ones: tests/test_new_schedules.py
     total = draw(st.integers(1, 300))
     kw = {}
     warm = draw(st.integers(0, total - 1))

@@ -1,0 +1,44 @@
+"""Constant lr after a warmup."""
+from __future__ import annotations
+
+from torch.optim import Optimizer
+
+from . import _validate as V
+from .phases import Constant, Phase, PhasedLR, Warmup
+
+
+def warmup_then(warmup_steps: int, *phases: Phase) -> tuple[list[Phase], list[int]]:
+    """``phases`` one after another, after ColossalAI's warmup of ``warmup_steps``: the ``(phases,
+    boundaries)`` that :func:`~colossal_sched.phases.join` takes (phases of length 0 before the last are left out)."""
+    out = [p for p in [Warmup(warmup_steps), *phases[:-1]] if p.length] + [phases[-1]]
+    bounds, at = [], 0
+    for p in out[:-1]:
+        at += p.length
+        bounds.append(at)
+    return out, bounds
+
+
+class ConstantWarmupLR(PhasedLR):
+    r"""Linear warmup over :math:`W` steps, then the base lr:
+
+    .. math:: \mathrm{lr}(t) = \begin{cases} \frac{t + 1}{W}\,\mathrm{base} & t < W \\ \mathrm{base} & t \ge W \end{cases}
+
+    Args:
+        optimizer (:class:`torch.optim.Optimizer`): Wrapped optimizer.
+        total_steps (int): Number of total training steps :math:`T`.
+        warmup_steps (int, optional): Number of warmup steps, in ``[0, T]``, defaults to 0.
+        last_epoch (int, optional): Step to resume at; -1 starts from the beginning.
+    """
+
+    hyperparams = ("total_steps", "warmup_steps")
+
+    def __init__(self, optimizer: Optimizer, total_steps: int, warmup_steps: int = 0, last_epoch: int = -1) -> None:
+        self._configure(total_steps=total_steps, warmup_steps=warmup_steps)
+        super().__init__(optimizer, last_epoch)
+
+    def _configure(self, total_steps: int, warmup_steps: int = 0) -> None:
+        self.total_steps = V.integer("total_steps", total_steps, 1)
+        self.warmup_steps = V.warmup(warmup_steps, self.total_steps, decay_follows=False)
+
+    def _plan(self) -> tuple[list[Phase], list[int]]:
+        return warmup_then(self.warmup_steps, Constant(self.total_steps - self.warmup_steps))

@@ -1,0 +1,614 @@
+"""Phases and ``join``: a schedule as data (learned from optax's ``join_schedules``).
+
+A :class:`Phase` is one shape over a local count :math:`u \\in [0, L]` (``L = length``), written
+once against an :class:`~colossal_sched._ops.Ops` namespace, so the same definition serves
+``lr_at``/``step()`` (one step) and ``lr_table`` (an array of steps). It maps each param group's
+*peak* (the level it starts from: the base lr, or the lr a re-plan continues from) to an lr:
+
+=================  =======================================================================
+``Warmup``         :math:`\\frac{u + 1}{W}\\,\\mathrm{peak}` (ColossalAI's convention)
+``Constant``       :math:`\\mathrm{peak}`
+``Linear``         :math:`e + (\\mathrm{peak} - e)\\,\\frac{L - u}{L}`
+``Cosine``         :math:`e + (\\mathrm{peak} - e)\\,\\frac{1 + \\cos(\\pi u / L)}{2}`
+``Polynomial``     :math:`(\\mathrm{peak} - e)\\,(1 - u / L)^{p} + e`
+``OneMinusSqrt``   :math:`e + (\\mathrm{peak} - e)\\,(1 - \\sqrt{u / L})`
+``Exponential``    :math:`\\mathrm{peak}\\cdot\\gamma^{u}`
+``Steps``          :math:`\\mathrm{peak}\\cdot\\gamma^{\\lfloor u / s \\rfloor}`
+``Milestones``     :math:`\\mathrm{peak}\\cdot\\gamma^{|\\{m \\le u\\}|}`
+``InverseSqrt``    :math:`\\max(e, \\mathrm{peak}\\sqrt{\\tau / (u + \\tau)})`
+``Restarts``       cosine cycles :math:`L_i = \\lfloor L_0 m^i \\rfloor` with peaks :math:`\\mathrm{peak}\\cdot d^i`
+``Product``        :math:`\\mathrm{peak}\\cdot\\prod_k f_k(u)` (each factor a phase from peak 1)
+=================  =======================================================================
+
+``e`` (``end_lr``/``min_lr``) is an absolute lr. :func:`join` places phases at boundaries:
+phase :math:`i` is active for :math:`b_{i-1} \\le t < b_i` at local count :math:`u = t - b_{i-1}`
+(clamped to :math:`[0, L_i]`, so a phase past its length holds its end value and a phase of
+length 0 is at its end value).
+"""
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import math
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+
+from . import _validate as V
+from ._ops import SCALAR, Ops, cosine, progress
+from .base import ClosedFormLR
+from .errors import ReplanError
+
+Levels = Sequence[float]
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One shape of a schedule over ``length`` steps; subclasses implement :meth:`lrs`."""
+
+    length: int
+    kind: ClassVar[str] = ""
+    warmup: ClassVar[bool] = False
+
+    def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
+        """Per-group lr at local count(s) ``u`` (already clamped to ``[0, length]``)."""
+        raise NotImplementedError
+
+    def rest(self, u0: int, length: int, levels: Levels) -> Phase:
+        """What a re-plan puts in place of this phase from local count ``u0`` on, over ``length``
+        steps, continuing from ``levels`` (the lr of each group at ``u0``). Shapes fitted to their
+        length are re-fitted from ``levels`` to their end lr."""
+        return Anchored(length, replace(self, length=length), tuple(levels))
+
+    def resized(self, length: int) -> Phase:
+        """This phase over ``length`` steps instead (a later phase of a re-planned schedule)."""
+        return replace(self, length=length)
+
+    def marks(self) -> list[tuple[str, int]]:
+        """``(label, local step)`` of notable points inside the phase (milestones, restarts)."""
+        return []
+
+
+@dataclass(frozen=True)
+class Warmup(Phase):
+    """ColossalAI's linear warmup :math:`\\frac{u + 1}{W}\\,\\mathrm{peak}` (``denominator`` replaces
+    :math:`W`: LinearWarmupLR uses :math:`W + 1`)."""
+
+    denominator: int = 0
+    kind: ClassVar[str] = "warmup"
+    warmup: ClassVar[bool] = True
+
+    def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
+        warm = (u + 1) / (self.denominator or self.length)
+        return [warm * p for p in peaks]
+
+
+@dataclass(frozen=True)
+class Constant(Phase):
+    """The peak, unchanged."""
+
+    kind: ClassVar[str] = "constant"
+
+    def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
+        if ops is SCALAR:
+            return list(peaks)
+        return [p + 0.0 * u for p in peaks]
+
+
+@dataclass(frozen=True)
+class Linear(Phase):
+    """Straight line from the peak to ``end_lr``: :math:`e + (\\mathrm{peak} - e)\\frac{L - u}{L}`."""
+
+    end_lr: float = 0.0
+    kind: ClassVar[str] = "linear"
+
+    def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
+        e, n = self.end_lr, self.length
+        left = (n - u) / n if n else 0.0
+        return [e + (p - e) * left for p in peaks]
+
+
+@dataclass(frozen=True)
+class Cosine(Phase):
+    """Half a cosine from the peak to ``end_lr``: :math:`e + (\\mathrm{peak} - e)\\frac{1 + \\cos(\\pi u / L)}{2}`."""
+
+    end_lr: float = 0.0
+    kind: ClassVar[str] = "cosine"
+
+    def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
+        c, e = cosine(ops, u, self.length), self.end_lr
+        return [e + (p - e) * c for p in peaks]
+
+
+@dataclass(frozen=True)
+class Polynomial(Phase):
+    """:math:`(\\mathrm{peak} - e)(1 - u / L)^{p} + e`."""
+
+    end_lr: float = 0.0
+    power: float = 1.0
+    kind: ClassVar[str] = "polynomial"
+
+    def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
+        e = self.end_lr
+        decay = ops.pow(1 - progress(ops, u, self.length), self.power)
+        return [(p - e) * decay + e for p in peaks]
+
+
+@dataclass(frozen=True)
+class OneMinusSqrt(Phase):
+    """The "1-sqrt" cooldown: :math:`e + (\\mathrm{peak} - e)(1 - \\sqrt{u / L})`."""
+
+    end_lr: float = 0.0
+    kind: ClassVar[str] = "1-sqrt"
+
+    def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
+        e = self.end_lr
+        left = 1.0 - ops.sqrt(progress(ops, u, self.length))
+        return [e + (p - e) * left for p in peaks]
+
+
+@dataclass(frozen=True)
+class Exponential(Phase):
+    """:math:`\\mathrm{peak}\\cdot\\gamma^{u}`; a re-plan keeps its end value: :math:`\\gamma' = \\gamma^{R/L'}`."""
+
+    gamma: float = 1.0
+    kind: ClassVar[str] = "exponential"
+
+    def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
+        factor = ops.ipow(self.gamma, u, self.length)
+        return [p * factor for p in peaks]
+
+    def rest(self, u0: int, length: int, levels: Levels) -> Phase:
+        gamma = self.gamma ** ((self.length - u0) / length) if length else 1.0
+        return Anchored(length, Exponential(length, gamma), tuple(levels))
+
+    def resized(self, length: int) -> Phase:
+        return Exponential(length, self.gamma ** (self.length / length) if length else self.gamma)
+
+
+@dataclass(frozen=True)
+class _Staircase(Phase):
+    """Shapes a re-plan stretches in time (their decays move proportionally, the end value stays)."""
+
+    def rest(self, u0: int, length: int, levels: Levels) -> Phase:
+        return Warped(length, self, u0, self.length - u0, max(length, 1))
+
+    def resized(self, length: int) -> Phase:
+        return Warped(length, self, 0, self.length, max(length, 1))
+
+
+@dataclass(frozen=True)
+class Steps(_Staircase):
+    """:math:`\\mathrm{peak}\\cdot\\gamma^{\\lfloor u / s \\rfloor}` (StepLR)."""
+
+    step_size: int = 1
+    gamma: float = 0.1
+    kind: ClassVar[str] = "steps"
+
+    def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
+        factor = ops.ipow(self.gamma, ops.floordiv(u, self.step_size), self.length // self.step_size)
+        return [p * factor for p in peaks]
+
+
+@dataclass(frozen=True)
+class Milestones(_Staircase):
+    """:math:`\\mathrm{peak}\\cdot\\gamma^{|\\{m \\in \\mathrm{milestones} : m \\le u\\}|}` (local milestones)."""
+
+    milestones: tuple[int, ...] = ()
+    gamma: float = 0.1
+    kind: ClassVar[str] = "milestones"
+
+    def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
+        factor = ops.ipow(self.gamma, ops.count_le(self.milestones, u), len(self.milestones))
+        return [p * factor for p in peaks]
+
+    def marks(self) -> list[tuple[str, int]]:
+        return [("milestone", m) for m in self.milestones if m <= self.length]
+
+
+@dataclass(frozen=True)
+class _Continuing(Phase):
+    """Shapes not fitted to their length: a re-plan continues the same curve to the new end."""
+
+    def rest(self, u0: int, length: int, levels: Levels) -> Phase:
+        return Warped(length, replace(self, length=u0 + length), u0, 1, 1)
+
+
+@dataclass(frozen=True)
+class InverseSqrt(_Continuing):
+    """:math:`\\max(e, \\mathrm{peak}\\sqrt{\\tau / (u + \\tau)})`."""
+
+    timescale: float = 1.0
+    min_lr: float = 0.0
+    kind: ClassVar[str] = "inverse_sqrt"
+
+    def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
+        tau, lo = self.timescale, self.min_lr
+        factor = ops.sqrt(tau / (u + tau))
+        return [ops.maximum(lo, p * factor) for p in peaks]
+
+
+@dataclass(frozen=True)
+class Restarts(_Continuing):
+    """Cosine cycles with warm restarts (SGDR). Cycle :math:`i` lasts :math:`L_i = \\lfloor L_0 m^i \\rfloor`
+    steps and peaks at :math:`\\mathrm{peak}\\cdot d^i`; at offset :math:`v` in it: :math:`\\frac{v + 1}{W}p_i`
+    for :math:`v < W`, then :math:`e + (p_i - e)\\frac{1 + \\cos(\\pi (v - W) / (L_i - W))}{2}`.
+
+    The cycle of a step is found by integer division (:math:`m = 1`) or by bisection in the
+    cycle starts (computed once), so any step costs O(log cycles).
+    """
+
+    first_cycle_steps: int = 1
+    cycle_mult: float = 1.0
+    cycle_decay: float = 1.0
+    warmup_steps: int = 0
+    eta_min: float = 0.0
+    kind: ClassVar[str] = "restarts"
+
+    @cached_property
+    def _starts(self) -> list[int]:
+        """Start of every cycle that begins at or before ``length`` (``cycle_mult != 1``)."""
+        starts, start, i = [0], 0, 0
+        while True:
+            start += int(self.first_cycle_steps * self.cycle_mult**i)
+            i += 1
+            if start > self.length:
+                return starts
+            starts.append(start)
+
+    @cached_property
+    def _arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        starts = np.asarray(self._starts, dtype=np.int64)
+        lengths = np.asarray([int(self.first_cycle_steps * self.cycle_mult**i) for i in range(len(starts))], dtype=np.int64)
+        return starts, lengths
+
+    def _cycle(self, ops: Ops, u: Any) -> tuple[Any, Any, Any, int]:
+        """Cycle index, offset in it, its length, and the largest index (for ``ipow``)."""
+        first = self.first_cycle_steps
+        if self.cycle_mult == 1.0:
+            i = ops.floordiv(u, first)
+            return i, u - i * first, first, self.length // first
+        if ops is SCALAR:
+            i = bisect.bisect_right(self._starts, u) - 1
+            return i, u - self._starts[i], int(first * self.cycle_mult**i), len(self._starts) - 1
+        starts, lengths = self._arrays
+        i = np.searchsorted(starts, u, side="right") - 1
+        return i, u - starts[i], lengths[i], len(starts) - 1
+
+    def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
+        i, v, n, kmax = self._cycle(ops, u)
+        w, lo = self.warmup_steps, self.eta_min
+        decay = ops.ipow(self.cycle_decay, i, kmax)
+        c = (1.0 + ops.cos(math.pi * ops.maximum(v - w, 0) / (n - w))) / 2.0
+        if not w:
+            return [lo + (p * decay - lo) * c for p in peaks]
+        warm, warming = (v + 1) / w, v < w
+        return [ops.where(warming, warm * (p * decay), lo + (p * decay - lo) * c) for p in peaks]
+
+    def marks(self) -> list[tuple[str, int]]:
+        if self.cycle_mult == 1.0:
+            starts = range(self.first_cycle_steps, self.length + 1, self.first_cycle_steps)
+        else:
+            starts = self._starts[1:]
+        return [("restart", s) for s in starts[:64]]
+
+
+@dataclass(frozen=True)
+class Product(Phase):
+    """:math:`\\mathrm{peak}\\cdot\\prod_k f_k(u)`, each factor :math:`f_k` a phase evaluated from peak 1
+    (what torch's ``ChainedScheduler`` does with multiplicative schedulers, as data)."""
+
+    factors: tuple[Phase, ...] = ()
+    kind: ClassVar[str] = "product"
+
+    def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
+        f: Any = 1.0
+        for factor in self.factors:
+            f = f * factor.lrs(ops, u, (1.0,))[0]
+        return [p * f for p in peaks]
+
+    def rest(self, u0: int, length: int, levels: Levels) -> Phase:
+        return Warped(length, self, u0, self.length - u0, max(length, 1))
+
+    def resized(self, length: int) -> Phase:
+        return Warped(length, self, 0, self.length, max(length, 1))
+
+
+# ------------------------------------------------------------ re-plan wrappers
+@dataclass(frozen=True)
+class Anchored(Phase):
+    """``inner`` from fixed per-group ``levels`` instead of the peaks it is given."""
+
+    inner: Phase = field(default_factory=lambda: Constant(0))
+    levels: tuple[float, ...] = ()
+
+    def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
+        return self.inner.lrs(ops, u, self.levels)
+
+    def rest(self, u0: int, length: int, levels: Levels) -> Phase:
+        return self.inner.rest(u0, length, levels)
+
+    def resized(self, length: int) -> Phase:
+        return Anchored(length, self.inner.resized(length), self.levels)
+
+
+@dataclass(frozen=True)
+class Warped(Phase):
+    """``inner`` at local count :math:`u_0 + \\lfloor u \\cdot a / b \\rfloor`: shifted (``a = b = 1``) or stretched."""
+
+    inner: Phase = field(default_factory=lambda: Constant(0))
+    offset: int = 0
+    num: int = 1
+    den: int = 1
+
+    def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
+        if self.num == self.den:
+            return self.inner.lrs(ops, u + self.offset, peaks)
+        return self.inner.lrs(ops, self.offset + ops.floordiv(u * self.num, self.den), peaks)
+
+    def rest(self, u0: int, length: int, levels: Levels) -> Phase:
+        return Warped(length, self, u0, self.length - u0, max(length, 1))
+
+    def resized(self, length: int) -> Phase:
+        return Warped(length, self, 0, self.length, max(length, 1))
+
+    def marks(self) -> list[tuple[str, int]]:
+        if self.num != self.den or not self.inner.marks():
+            return []
+        return [(what, s - self.offset) for what, s in self.inner.marks() if self.offset < s <= self.offset + self.length]
+
+
+@dataclass(frozen=True)
+class Scaled(Phase):
+    """``inner`` from ``scale`` times the peaks."""
+
+    inner: Phase = field(default_factory=lambda: Constant(0))
+    scale: float = 1.0
+
+    def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
+        return self.inner.lrs(ops, u, [p * self.scale for p in peaks])
+
+    def rest(self, u0: int, length: int, levels: Levels) -> Phase:
+        return self.inner.rest(u0, length, levels)
+
+    def resized(self, length: int) -> Phase:
+        return Scaled(length, self.inner.resized(length), self.scale)
+
+    def marks(self) -> list[tuple[str, int]]:
+        return self.inner.marks()
+
+    @property
+    def label(self) -> str:
+        return self.inner.kind
+
+
+# --------------------------------------------------------------------- join
+@dataclass(frozen=True)
+class Joined:
+    """Phases placed on the step axis: ``phases[i]`` is active from ``starts[i]`` (``starts[0] = 0``)
+    at local count ``t - origins[i]`` (``origins[i] <= starts[i]``; they differ only after a re-plan)."""
+
+    phases: tuple[Phase, ...]
+    starts: tuple[int, ...]
+    origins: tuple[int, ...]
+
+    def lrs(self, ops: Ops, t: Any, peaks: Levels) -> list[Any]:
+        """Per-group lr at step(s) ``t``."""
+        if ops is SCALAR:
+            i = bisect.bisect_right(self.starts, t) - 1 if len(self.starts) > 1 else 0
+            phase = self.phases[i]
+            u = t - self.origins[i]
+            return phase.lrs(ops, u if u < phase.length else phase.length, peaks)
+        value = None
+        for i in reversed(range(len(self.phases))):
+            phase = self.phases[i]
+            u = ops.maximum(ops.minimum(t - self.origins[i], phase.length), 0)
+            lrs = phase.lrs(ops, u, peaks)
+            value = lrs if value is None else [ops.where(t < self.starts[i + 1], a, b) for a, b in zip(lrs, value)]
+        return value
+
+    def end(self) -> int:
+        """The step where the last phase reaches its end."""
+        return self.origins[-1] + self.phases[-1].length
+
+    def index(self, t: int) -> int:
+        return bisect.bisect_right(self.starts, t) - 1
+
+    def marks(self) -> list[tuple[str, int]]:
+        """``(label, step)``: where each phase starts (or the warmup ends) and the marks inside phases."""
+        out = []
+        stops = self.starts[1:] + (self.end() + 1,)
+        for i, (phase, start, origin, stop) in enumerate(zip(self.phases, self.starts, self.origins, stops)):
+            if origin < start:
+                out.append(("re-plan", origin))
+            elif i:
+                out.append(("warmup end" if self.phases[i - 1].warmup else f"{_label(phase)} start", start))
+            out.extend((what, origin + s) for what, s in phase.marks() if start <= origin + s < stop and s > 0)
+        return out
+
+
+DECAYS = ("linear", "cosine", "polynomial", "1-sqrt", "exponential", "steps", "milestones", "inverse_sqrt")
+
+
+def _label(phase: Phase) -> str:
+    while isinstance(phase, (Anchored, Scaled, Warped)):
+        phase = phase.inner
+    return "decay" if phase.kind in DECAYS else phase.kind or type(phase).__name__.lower()
+
+
+def join(phases: Sequence[Phase], boundaries: Sequence[int]) -> Joined:
+    """Phases one after another, as optax's ``join_schedules``: ``phases[i + 1]`` starts at
+    ``boundaries[i]``, with its local count starting from 0 there.
+
+    ``boundaries`` must be ``len(phases) - 1`` strictly increasing ints ``>= 1``; a phase of length
+    0 before another is dropped (it is never active).
+    """
+    phases, boundaries = list(phases), list(boundaries)
+    if not phases or not all(isinstance(p, Phase) for p in phases):
+        raise V.ArgumentTypeError(f"phases must be a non-empty list of Phase, got {phases!r}")
+    if len(boundaries) != len(phases) - 1:
+        raise ValueError(f"boundaries must hold len(phases) - 1 = {len(phases) - 1} steps, got {len(boundaries)}: {boundaries}")
+    for b in boundaries:
+        V.integer("boundaries", b, 1)
+    if any(b <= a for a, b in zip(boundaries, boundaries[1:])):
+        raise ValueError(f"boundaries must be strictly increasing, got {boundaries}")
+    starts = [0] + boundaries
+    return Joined(tuple(phases), tuple(starts), tuple(starts))
+
+
+# ------------------------------------------------------------------ re-plan
+def replanned(plan: Joined, at_step: int, total_steps: int, base_lrs: Levels, tail: Any = None) -> Joined:
+    """``plan`` re-planned at ``at_step`` to end at ``total_steps``.
+
+    Unchanged up to ``at_step`` (bit for bit). The active phase continues from its lr at
+    ``at_step`` over its new length (:meth:`Phase.rest`); the later ones follow with lengths
+    scaled by :math:`(T' - s) / (T - s)` (``tail(lengths)`` may decide them instead). Inside a
+    warmup it is refused.
+    """
+    s, end = at_step, plan.end()
+    k = plan.index(s)
+    phase, origin = plan.phases[k], plan.origins[k]
+    if phase.warmup and s - origin < phase.length:
+        raise ReplanError(
+            f"at_step={s} is inside the warmup (steps {plan.starts[k]}..{origin + phase.length - 1}): "
+            f"re-plan at a step >= {origin + phase.length}"
+        )
+    levels = plan.lrs(SCALAR, s, base_lrs)
+    # remaining lengths of the active phase and the later ones (later ones end at `end`)
+    ends = [origin + phase.length] + [o + p.length for o, p in zip(plan.origins[k + 1:], plan.phases[k + 1:])]
+    ends = [max(min(e, end), s) for e in ends]
+    old = [ends[0] - s] + [b - a for a, b in zip(ends, ends[1:])]
+    if tail is not None:
+        new = tail(old, total_steps - s)
+    else:
+        new = _scaled(old, end - s, total_steps - s)
+    phases, starts, origins = list(plan.phases[:k + 1]), list(plan.starts[:k + 1]), list(plan.origins[:k + 1])
+    u0 = min(s - origin, phase.length)
+    rest = [phase.rest(u0, new[0], levels)] + [p.resized(n) for p, n in zip(plan.phases[k + 1:], new[1:])]
+    at = s
+    for j, (p, n) in enumerate(zip(rest, new)):
+        if n or j == len(rest) - 1:  # a phase of length 0 before another is never active
+            phases.append(p)
+            origins.append(at)
+            starts.append(max(at, s + 1))  # up to `s` the old plan holds
+        at += n
+    return Joined(tuple(phases), tuple(starts), tuple(origins))
+
+
+def _scaled(lengths: list[int], old: int, new: int) -> list[int]:
+    """``lengths`` (summing to ``old``) scaled to sum to ``new``, cumulatively rounded (all of it to the
+    first when ``old`` is 0)."""
+    if old <= 0:
+        return [new] + [0] * (len(lengths) - 1)
+    out, acc, prev = [], 0, 0
+    for n in lengths:
+        acc += n
+        b = (acc * new + old // 2) // old
+        out.append(b - prev)
+        prev = b
+    out[-1] += new - prev
+    return out
+
+
+# ------------------------------------------------------- schedules of phases
+class PhasedLR(ClosedFormLR):
+    r"""A scheduler whose curve is :func:`join` of phases, built by :meth:`_plan` from its hyperparameters.
+
+    It adds :meth:`replan`: re-plans are kept (``replans``, a list of ``(at_step, total_steps)``),
+    applied in order to the plan, saved in ``state_dict`` and part of :meth:`schedule_spec` (so of
+    the fingerprint). ``total_steps`` is the current end; ``hyperparameters()`` keeps the
+    constructor's.
+    """
+
+    replans: list[tuple[int, int]]
+
+    def _plan(self) -> tuple[list[Phase], list[int]]:
+        """The phases and boundaries of the schedule as constructed."""
+        raise NotImplementedError
+
+    def _tail(self, plan: Joined, at_step: int, total_steps: int) -> Any:
+        """How a re-plan sizes the remaining phases: None to scale them proportionally."""
+        return None
+
+    # total_steps: the constructor's value, and the end after re-plans
+    @property
+    def total_steps(self) -> int:  # type: ignore[override]
+        return self._end
+
+    @total_steps.setter
+    def total_steps(self, value: int) -> None:
+        self._configured_total = self._end = value
+        self.replans = []
+        self._compiled = None
+
+    @property
+    def base_lrs(self) -> list[float]:
+        return self._base_lrs
+
+    @base_lrs.setter
+    def base_lrs(self, value: list[float]) -> None:
+        self._base_lrs = value
+        self._compiled = None
+
+    def hyperparameters(self) -> dict[str, Any]:
+        hp = super().hyperparameters()
+        hp["total_steps"] = self._configured_total
+        return hp
+
+    def schedule_spec(self) -> dict[str, Any]:
+        return {**super().schedule_spec(), "replans": [list(r) for r in self.replans]}
+
+    def joined(self) -> Joined:
+        """The schedule as placed phases (re-plans applied), for this scheduler's base lrs."""
+        if self._compiled is None or self._compiled[0] != self._base_lrs:
+            plan = join(*self._plan())
+            for at, total in self.replans:
+                plan = replanned(plan, at, total, self._base_lrs, self._tail(plan, at, total))
+            self._compiled = (list(self._base_lrs), plan)
+        return self._compiled[1]
+
+    def _lrs(self, t: Any, ops: Ops) -> list[Any]:
+        return self.joined().lrs(ops, t, self._base_lrs)
+
+    def phase_boundaries(self) -> list[tuple[str, int]]:
+        """``(label, step)`` where a phase starts, at marks inside phases, and ``("end", total_steps)``."""
+        return [(w, s) for w, s in self.joined().marks() if s < self.total_steps] + [("end", self.total_steps)]
+
+    def replan(self, total_steps: int, at_step: int | None = None) -> None:
+        r"""Change the length of the running schedule to ``total_steps``, from ``at_step`` (default:
+        the current step, ``last_epoch``).
+
+        The lr up to ``at_step`` is unchanged (bit for bit), so it is continuous there; what
+        follows is the same shape re-fitted from the lr at ``at_step`` to the end value over the
+        new remaining steps (see :func:`replanned`). Refused, with nothing changed, when
+        ``total_steps <= at_step`` or ``at_step`` lies inside the warmup. The optimizer gets the
+        lr of the current step again (it differs only when ``at_step`` is in the past).
+        """
+        at = self.last_epoch if at_step is None else V.step("at_step", at_step)
+        self._replan(V.integer("total_steps", total_steps, 1), at)
+        self._apply(self.last_epoch)
+
+    def _replan(self, total: int, at: int) -> None:
+        """Add the re-plan ``(at, total)`` (checked first: nothing changes if it is refused)."""
+        if total <= at:
+            raise ReplanError(f"total_steps must be an int > at_step={at} (the re-planned end must follow it), got {total}")
+        if total > V.MAX_STEP:
+            raise ReplanError(f"total_steps must be an int in [{at + 1}, 2**62], got {total}")
+        plan = self.joined()
+        new = replanned(plan, at, total, self._base_lrs, self._tail(plan, at, total))
+        self.replans = [*self.replans, (at, total)]  # a new list: a copy of this scheduler keeps its own
+        self._end = total
+        self._compiled = (list(self._base_lrs), new)
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {"replans": [list(r) for r in self.replans]}
+
+    def _load_extra_state(self, state: dict[str, Any]) -> None:
+        saved = state.get("replans", [])
+        if not isinstance(saved, list) or not all(isinstance(r, (list, tuple)) and len(r) == 2 for r in saved):
+            raise ValueError(f"corrupt scheduler state: 'replans' must be a list of [at_step, total_steps], got {saved!r}")
+        self.total_steps = self._configured_total  # forget this run's re-plans: the state's are the truth
+        for at, total in saved:
+            self._replan(V.integer("replans total_steps", total, 1), V.step("replans at_step", at))
