@@ -16,7 +16,7 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from . import _validate as V
 from ._ops import SCALAR, VECTOR, Ops
-from .errors import CheckpointError, InvalidLRError, MissingInitialLRError, ScheduleMismatchError
+from .errors import CheckpointError, InvalidLRError, MissingInitialLRError, ReplanError, ScheduleMismatchError
 
 _CHAINED_STEP = torch.optim.lr_scheduler.ChainedScheduler.step.__code__
 _MAX_FLOAT = sys.float_info.max
@@ -119,6 +119,14 @@ class ClosedFormLR(LRScheduler):
         ranks, or two runs, exactly when they built the same schedule."""
         text = json.dumps(self.schedule_spec(), sort_keys=True, separators=(",", ":"), allow_nan=True, default=repr)
         return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") >> 2
+
+    def replan(self, total_steps: int, at_step: int | None = None) -> None:
+        """Change the length of the running schedule; schedules made of phases
+        (:class:`~colossal_sched.phases.PhasedLR`) can, this one cannot: :class:`ReplanError`."""
+        raise ReplanError(
+            f"{type(self).__name__} cannot be re-planned: its shape is not made of phases that can be re-fitted to a "
+            "new total_steps (user functions of the step, or OneCycleLR's cycle); build a new scheduler instead"
+        )
 
     # ------------------------------------------------------------- the schedule
     def _lrs(self, t: Any, ops: Ops) -> list[Any]:
