@@ -3,6 +3,8 @@
 * :func:`init_legacy_context`: the legacy Trainer's global context without ``colossalai.legacy.launch``.
 * :func:`allow_cpu_synchronize`: ColossalAI's CPU accelerator raises on ``synchronize()``, which its
   sharded-optimizer load calls; on a CPU there is nothing to wait for.
+* :func:`unwrap_grad_accum`: the scheduler and accumulation size inside ColossalAI's
+  ``GradAccumLrSchedulerByStep`` (what ``colossalai.legacy.initialize`` returns with ``gradient_accumulation``).
 
 Legacy context: ``colossalai.legacy.launch`` builds ``init_method = f"tcp://[{host}]:{port}"``; torch 2.13 rejects the
 bracketed IPv4 host. :func:`init_legacy_context` does what ``launch`` does, but on a process group
@@ -53,3 +55,19 @@ def allow_cpu_synchronize() -> None:
     from colossalai.accelerator.cpu_accelerator import CpuAccelerator
 
     CpuAccelerator.synchronize = lambda self, device=None: None
+
+
+def unwrap_grad_accum(lr_scheduler: Any) -> tuple[Any, int]:
+    """``(scheduler, accumulate_size)`` for ColossalAI's ``GradAccumLrSchedulerByStep`` wrapper, else ``(lr_scheduler, 1)``.
+
+    ``colossalai.legacy.initialize`` wraps the scheduler in it when the config has
+    ``gradient_accumulation``; the wrapper steps its scheduler once every ``accumulate_size``
+    micro-batches, so the update of micro-batch :math:`k` is :math:`\\lfloor k / A \\rfloor`.
+    Recognised by class name and attributes, so colossalai is not imported here.
+    """
+    if type(lr_scheduler).__name__ == "GradAccumLrSchedulerByStep" and hasattr(lr_scheduler, "accumulate_size"):
+        size = lr_scheduler.accumulate_size
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError(f"GradAccumLrSchedulerByStep.accumulate_size must be an int >= 1, got {size!r}")
+        return lr_scheduler.lr_scheduler, size
+    return lr_scheduler, 1
