@@ -11,6 +11,7 @@ from colossal_sched.broadcast import ON_DIVERGENCE, LRBroadcaster
 from colossal_sched.checkpoint import pack_state, unpack_state
 
 from .base import EngineHook, lr_metric
+from .colossalai_compat import unwrap_grad_accum
 
 
 class LRSchedulerHook(EngineHook):
@@ -22,7 +23,9 @@ class LRSchedulerHook(EngineHook):
     epoch), whatever happened before it: a resume, gradient accumulation, a skipped update, a late attach.
 
     Args:
-        lr_scheduler (ClosedFormLR): A colossal_sched scheduler.
+        lr_scheduler (ClosedFormLR): A colossal_sched scheduler, or ColossalAI's ``GradAccumLrSchedulerByStep``
+            wrapping one (``legacy.initialize`` with ``gradient_accumulation`` :math:`A`): the Trainer's
+            micro-batch :math:`k` then runs the update :math:`\lfloor k / A \rfloor`, as ColossalAI's wrapper steps.
         by_epoch (bool): Schedule on the epoch instead of the update, defaults to False.
         store_lr_in_state (bool): Keep the lr in ``trainer.states["metrics"]["train"]["LR"]``, defaults to True.
         priority (int): The Trainer's hook order, defaults to 1.
@@ -52,6 +55,8 @@ class LRSchedulerHook(EngineHook):
         log_fn: Callable[[int, dict[str, float]], None] | None = None,
     ) -> None:
         super().__init__(priority=priority)
+        # ColossalAI's GradAccumLrSchedulerByStep (legacy initialize with gradient_accumulation): updates = micro-batches // A
+        lr_scheduler, self.accumulate_size = unwrap_grad_accum(lr_scheduler)
         if not isinstance(lr_scheduler, ClosedFormLR):
             raise V.ArgumentTypeError(
                 f"lr_scheduler must be a colossal_sched scheduler (ClosedFormLR), got {type(lr_scheduler).__name__}"
@@ -136,11 +141,11 @@ class LRSchedulerHook(EngineHook):
 
     def before_train_iter(self, trainer: Any) -> None:
         if not self.by_epoch:
-            self.step(trainer.cur_step)
+            self.step(trainer.cur_step // self.accumulate_size)
 
     def after_train_iter(self, trainer: Any, output: Any, label: Any, loss: Any) -> None:
         if not self.by_epoch:
-            self._record(trainer, self.step(trainer.cur_step + 1))
+            self._record(trainer, self.step((trainer.cur_step + 1) // self.accumulate_size))
 
     def _record(self, trainer: Any, lrs: list[float]) -> None:
         if self.store_lr_in_state:
