@@ -96,3 +96,52 @@ def lr(name, kw, base, t, T):
     if name == "ExponentialLR":
         return base * kw.get("gamma", 1.0) ** t
     raise KeyError(name)
+
+
+# ------------------------------------------------ issue #12: the new schedules, from the issue's text
+NEW_CASES = [
+    ("WarmupStableDecayLR", dict(warmup_steps=3, decay_steps=6, min_lr=0.01)),
+    ("WarmupStableDecayLR", dict(warmup_steps=2, decay_ratio=0.4, decay_style="cosine", min_lr=0.005)),
+    ("WarmupStableDecayLR", dict(decay_steps=8, decay_style="1-sqrt")),
+    ("WarmupStableDecayLR", dict(warmup_steps=4, decay_steps=0)),
+    ("InverseSqrtLR", dict(warmup_steps=4)),
+    ("InverseSqrtLR", dict(warmup_steps=0, timescale=3.0, min_lr=0.03)),
+    ("CosineAnnealingWarmRestartsLR", dict(first_cycle_steps=6)),
+    ("CosineAnnealingWarmRestartsLR", dict(first_cycle_steps=4, cycle_mult=1.5, cycle_decay=0.7, warmup_steps=1, eta_min=0.002)),
+    ("CosineAnnealingWarmRestartsLR", dict(first_cycle_steps=3, cycle_mult=2.0, eta_min=0.01)),
+    ("ConstantWarmupLR", dict(warmup_steps=5)),
+    ("ConstantWarmupLR", dict()),
+]
+
+
+def new_lr(name, kw, base, t, T):
+    """lr of a new (issue #12) scheduler after ``t`` steps, straight from the issue's formulas."""
+    t = min(t, T)
+    W = kw.get("warmup_steps", 0)
+    if name == "ConstantWarmupLR":
+        return _warm(t, W, base) if t < W else base
+    if name == "WarmupStableDecayLR":
+        lo = kw.get("min_lr", 0.0)
+        D = kw["decay_steps"] if kw.get("decay_steps") is not None else int(kw["decay_ratio"] * (T - W))
+        S = T - W - D
+        if t < W:
+            return _warm(t, W, base)
+        if t < W + S:
+            return base
+        p = min(t - W - S, D) / D if D else 1.0
+        g = {"linear": 1 - p, "cosine": (1 + math.cos(math.pi * p)) / 2, "1-sqrt": 1 - math.sqrt(p)}
+        return lo + (base - lo) * g[kw.get("decay_style", "linear")]
+    if name == "InverseSqrtLR":
+        tau = kw.get("timescale") or max(W, 1)
+        return _warm(t, W, base) if t < W else max(kw.get("min_lr", 0.0), base * math.sqrt(tau / (t - W + tau)))
+    if name == "CosineAnnealingWarmRestartsLR":
+        first, mult, decay = kw["first_cycle_steps"], kw.get("cycle_mult", 1.0), kw.get("cycle_decay", 1.0)
+        lo, i, start = kw.get("eta_min", 0.0), 0, 0
+        while start + int(first * mult**i) <= t:  # walk the cycles (fine for a reference)
+            start += int(first * mult**i)
+            i += 1
+        L, p, u = int(first * mult**i), base * decay**i, t - start
+        if u < W:
+            return (u + 1) / W * p
+        return lo + (p - lo) * (1 + math.cos(math.pi * (u - W) / (L - W))) / 2
+    raise KeyError(name)
