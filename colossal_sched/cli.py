@@ -88,6 +88,8 @@ def _split_top_level(text: str) -> list[str]:
 def cmd_plot(args: argparse.Namespace) -> int:
     from .preview import boundaries, sample_steps
 
+    if args.out:
+        _check_writable(args.out)
     curves = [(args.name, _build(args.name, args.total_steps, args.lr, parse_params(args.param)))]
     curves += [_spec(c, args) for c in args.compare]
     marks = sorted({step for _, s in curves for _, step in boundaries(s)})
@@ -131,8 +133,23 @@ def _png(args, steps, tables, curves) -> None:
     ax.legend(loc="upper right", fontsize=8)
     what = curves[0][0] if len(curves) == 1 else f"{len(curves)} schedules"
     ax.set_title(f"{what} over {args.total_steps} steps, lr {args.lr:g}")
-    fig.savefig(args.out, dpi=100)
-    plt.close(fig)
+    try:
+        fig.savefig(args.out, dpi=100)
+    except (OSError, ValueError) as e:  # unwritable path, or a suffix matplotlib has no writer for
+        raise UsageError(f"--out: cannot write {args.out!r}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    finally:
+        plt.close(fig)
+
+
+def _check_writable(path: str) -> None:
+    """Refuse an ``--out`` that cannot be written before any work is done."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise UsageError(f"--out: {path!r} is a directory; give a file name such as lr.png")
+    if not os.path.isdir(folder):
+        raise UsageError(f"--out: cannot write {path!r}: directory {folder!r} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"--out: cannot write {path!r}: directory {folder!r} is not writable")
 
 
 def _terminal_plot(steps: np.ndarray, tables, total: int, width: int = 72, height: int = 16) -> str:
