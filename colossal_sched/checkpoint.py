@@ -1,9 +1,12 @@
 """Scheduler state inside sharded checkpoints (torch.distributed.checkpoint and ColossalAI Booster).
 
 * DCP: schedulers and :class:`hooks.LRSchedulerHook` are ``Stateful``; pass them in the state
-  dict given to ``dcp.save``/``dcp.load``. :func:`save_dcp` adds an atomic publish (a checkpoint
-  is complete once its directory has its final name), :func:`read_dcp_state` reads the saved
-  scheduler state back with no pickle of code (``weights_only=True``) at any world size.
+  dict given to ``dcp.save``/``dcp.load``. :func:`save_dcp` adds agreement and an atomic publish
+  (the ranks agree on step and directory first; a checkpoint is complete once its directory has
+  its final name, and it gets that name only with every storage file its ``.metadata`` names),
+  :func:`read_dcp_state` reads the saved scheduler state back on one process, with no collective
+  and no pickle of code (:class:`SafeFileSystemReader`, ``weights_only=True``), at any world size.
+* :class:`RunLock`: one run per checkpoint directory.
 * Booster: :func:`save_booster_state` / :func:`load_booster_state` keep the state as JSON beside
   the shards that ``booster.save_model(..., shard=True)`` writes.
 * :func:`resume` applies the resume rules: a different schedule raises unless ``on_mismatch``
@@ -11,33 +14,35 @@
 """
 from __future__ import annotations
 
-import io
+import copy
 import json
 import logging
 import os
 import re
 import shutil
 import warnings
-from typing import Any, Callable, Mapping
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Mapping
 
 import torch
 import torch.distributed as dist
-from torch.distributed.checkpoint._traverse import set_element
 from torch.distributed.checkpoint.api import CheckpointException
-from torch.distributed.checkpoint.default_planner import DefaultLoadPlanner
 
 from . import _validate as V
 from .base import FORMAT_VERSION, ClosedFormLR
 from .builder import scheduler_class
+from .ckpt_lock import LOCK_FILE, RunLock
 from .compat import is_native, to_native_state
 from .errors import CheckpointError, ScheduleMismatchError
 from .lambdas import LambdaLR, MultiplicativeLR
+from .rank_agreement import agree, fingerprint
+from .safe_reader import SafeFileSystemReader, SafeLoadPlanner, missing_files, read_metadata_file
 
 log = logging.getLogger("colossal_sched")
 
 ON_MISMATCH = ("raise", "use_checkpoint", "use_current")
 BOOSTER_FILE = "colossal_sched_lr_scheduler.json"
-STEP_DIR = re.compile(r"^step_(\d{8,})$")
+STEP_DIR = re.compile(r"step_([0-9]{8,})")  # ASCII digits only; matched with fullmatch
 _TMP_SUFFIX = ".partial"
 
 
@@ -71,36 +76,95 @@ def pack_state(scheduler_state: Mapping[str, Any], global_step: int | None, layo
     return {HOOK_KEY: json.dumps(payload, allow_nan=False)}
 
 
+MAX_STATE_CHARS = 1 << 20
+"""A packed hook state longer than this is refused before it is parsed (a real one is about 2 KiB)."""
+_MAX_DEPTH = 32
+_MAX_NODES = 1 << 16
+
+
 def unpack_state(obj: Any) -> tuple[dict[str, Any], int | None]:
     """``(scheduler state, global step or None)`` from a packed hook state, a ``{"scheduler": ...,
-    "global_step": ...}`` dict, or a bare scheduler state (ours, torch's or colossalai's)."""
+    "global_step": ...}`` dict, or a bare scheduler state (ours, torch's or colossalai's).
+
+    Malformed input (bad JSON, deep nesting, wrong types, huge fields) raises :class:`CheckpointError`
+    with a message under 1 KiB.
+    """
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"expected a scheduler or hook state (a dict), got {type(obj).__name__}")
     if HOOK_KEY in obj:
         text = obj[HOOK_KEY]
+        if not isinstance(text, (str, bytes, bytearray)):
+            raise CheckpointError(f"corrupt hook state: {HOOK_KEY!r} must be a JSON str, got {type(text).__name__}")
+        if len(text) > MAX_STATE_CHARS:
+            raise CheckpointError(f"corrupt hook state: {len(text)} characters, more than the {MAX_STATE_CHARS} allowed")
         try:
-            obj = json.loads(text.decode() if isinstance(text, bytes) else text)
-        except (ValueError, TypeError, AttributeError) as e:
-            raise CheckpointError(f"corrupt or truncated hook state ({type(e).__name__}: {e})") from e
+            obj = json.loads(text)
+        except (ValueError, TypeError, RecursionError) as e:
+            raise CheckpointError(f"corrupt or truncated hook state ({type(e).__name__}: {V.short(str(e), 200)})") from None
         if not isinstance(obj, Mapping) or not isinstance(obj.get("scheduler"), Mapping):
             raise CheckpointError("corrupt hook state: no 'scheduler' entry")
+    _check_plain(obj)
     if isinstance(obj.get("scheduler"), Mapping):
-        return dict(obj["scheduler"]), obj.get("global_step")
+        step = obj.get("global_step")
+        if step is not None:
+            try:
+                step = V.step("global_step", step)
+            except ValueError as e:
+                raise CheckpointError(f"corrupt hook state: {e}") from None
+        return dict(obj["scheduler"]), step
     return dict(obj), None
 
 
+def _check_plain(obj: Mapping[str, Any]) -> None:
+    """Refuse nesting deeper than 32 levels, more than 65536 values, or a str/bytes over 64 KiB."""
+    todo: list[tuple[Any, int, str]] = [(obj, 0, "state")]
+    seen = 0
+    while todo:
+        value, depth, where = todo.pop()
+        seen += 1
+        if seen > _MAX_NODES:
+            raise CheckpointError(f"corrupt scheduler state: more than {_MAX_NODES} values")
+        if depth > _MAX_DEPTH:
+            raise CheckpointError(f"corrupt scheduler state: nested deeper than {_MAX_DEPTH} levels at {where[:200]}")
+        if isinstance(value, (str, bytes, bytearray)):
+            if len(value) > 65536:
+                raise CheckpointError(f"corrupt scheduler state: {where[:200]} is a {type(value).__name__} of "
+                                      f"{len(value)} characters (at most 65536)")
+        elif isinstance(value, (Mapping, list, tuple)) and seen + len(todo) + len(value) > _MAX_NODES:
+            raise CheckpointError(f"corrupt scheduler state: more than {_MAX_NODES} values")
+        elif isinstance(value, Mapping):
+            todo.extend((v, depth + 1, f"{where}.{V.short(k, 40)}") for k, v in value.items())
+        elif isinstance(value, (list, tuple)):
+            todo.extend((v, depth + 1, f"{where}[{i}]") for i, v in enumerate(value))
+
+
 def schedule_from_state(state: Mapping[str, Any]) -> ClosedFormLR:
-    """Rebuild a saved schedule on a stand-in optimizer (for inspection and lr comparisons)."""
+    """Rebuild a saved schedule on a stand-in optimizer (for inspection, lr comparisons and to check a
+    state before it is applied); a state that does not build raises :class:`CheckpointError`."""
     state, _ = unpack_state(state)
     if not is_native(state):
         raise CheckpointError("only colossal_sched states carry the schedule; this one is a torch/colossalai state")
-    cls = scheduler_class(state["class"])
+    if not isinstance(state.get("class"), str) or not isinstance(state.get("hyperparams"), Mapping):
+        raise CheckpointError(f"corrupt scheduler state: class {V.short(state.get('class'))}, "
+                              f"hyperparams {V.short(state.get('hyperparams'))}")
+    try:
+        cls = scheduler_class(state["class"])
+    except (KeyError, ValueError, TypeError) as e:
+        raise CheckpointError(f"unknown scheduler class in checkpoint: {V.short(str(e), 300)}") from None
     if issubclass(cls, (LambdaLR, MultiplicativeLR)):
         raise CheckpointError(f"{state['class']} is defined by user functions that are not stored in the checkpoint")
-    params = [torch.nn.Parameter(torch.zeros(1)) for _ in state["base_lrs"]]
-    opt = torch.optim.SGD([{"params": [p], "lr": lr} for p, lr in zip(params, state["base_lrs"])], lr=0.1, momentum=0.9)
-    sched = cls(opt, **state["hyperparams"])
-    sched.load_state_dict(state)
+    try:
+        base_lrs = [V.real("base_lrs", lr, low=0.0) for lr in state["base_lrs"]][: 1 << 16]
+        params = [torch.nn.Parameter(torch.zeros(1)) for _ in base_lrs]
+        opt = torch.optim.SGD([{"params": [p], "lr": lr} for p, lr in zip(params, base_lrs)], lr=0.1, momentum=0.9)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sched = cls(opt, **state["hyperparams"])
+            sched.load_state_dict(state)
+    except CheckpointError:
+        raise
+    except (ValueError, TypeError, KeyError, OverflowError, RecursionError) as e:
+        raise CheckpointError(f"the checkpoint's schedule does not build: {V.short(str(e), 600)}") from None
     return sched
 
 
@@ -118,9 +182,16 @@ def resume(
     field with both values; ``"use_checkpoint"`` keeps the checkpoint's schedule; ``"use_current"``
     keeps the new one and continues from the saved step. The choice is logged with the old and
     new lr at that step. Either way the optimizer holds the lr of the saved step afterwards.
+
+    The whole state is checked before anything is applied: a refusal (:class:`CheckpointError`,
+    :class:`ScheduleMismatchError`) leaves the scheduler and its optimizer exactly as they were.
     """
     V.choice("on_mismatch", on_mismatch, ON_MISMATCH)
-    say = logger or log.warning
+    with _unchanged_on_error(scheduler):
+        return _resume(scheduler, saved, on_mismatch, logger or log.warning)
+
+
+def _resume(scheduler: ClosedFormLR, saved: Mapping[str, Any], on_mismatch: str, say: Callable[[str], None]) -> ClosedFormLR:
     raw, _ = unpack_state(saved)
     state = to_native_state(scheduler, raw)
     if len(state["base_lrs"]) != len(scheduler.base_lrs):
@@ -129,15 +200,18 @@ def resume(
             hint="the checkpoint was saved with another number of param groups",
         )
     diffs = scheduler.diff_state(state, with_base_lrs=True)
-    step = state["last_epoch"]
+    step = V.step("last_epoch", max(state["last_epoch"], 0))
+    if diffs and on_mismatch == "raise":
+        raise ScheduleMismatchError(diffs, hint='pass on_mismatch="use_checkpoint" or "use_current" to choose one')
+    if is_native(raw) and not isinstance(scheduler, (LambdaLR, MultiplicativeLR)) and not (
+            diffs and on_mismatch == "use_current"):
+        schedule_from_state(raw)  # the saved schedule builds and loads: checked before anything changes
     if not diffs:
         scheduler.load_state_dict(raw)
         return scheduler
-    if on_mismatch == "raise":
-        raise ScheduleMismatchError(diffs, hint='pass on_mismatch="use_checkpoint" or "use_current" to choose one')
     old = _saved_lr(state, step)
     new = scheduler.lr_at(step)
-    fields = ", ".join(f"{n}: {s!r} -> {c!r}" for n, s, c in diffs)
+    fields = ", ".join(f"{n}: {V.short(s, 80)} -> {V.short(c, 80)}" for n, s, c in diffs)
     if on_mismatch == "use_current":
         scheduler.step_to(step)
         say(f"resume at step {step}: keeping the current schedule ({fields}); lr {old} (checkpoint) -> {new} (current)")
@@ -150,6 +224,32 @@ def resume(
         chosen.load_state_dict(raw)
     say(f"resume at step {step}: keeping the checkpoint's schedule ({fields}); lr {new} (current) -> {old} (checkpoint)")
     return chosen
+
+
+@contextmanager
+def _unchanged_on_error(scheduler: ClosedFormLR, hook: Any = None) -> Iterator[None]:
+    """Put the scheduler, its optimizer's param-group settings and ``hook`` back as they were if the
+    body raises; errors other than refusals become :class:`CheckpointError`."""
+    optimizer = scheduler.optimizer
+    sched_vars = copy.deepcopy(vars(scheduler), memo={id(optimizer): optimizer})
+    groups = [{k: copy.deepcopy(v) for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
+    hook_vars = dict(vars(hook)) if hook is not None else None
+    try:
+        yield
+    except BaseException as e:
+        vars(scheduler).clear()
+        vars(scheduler).update(sched_vars)
+        for g, before in zip(optimizer.param_groups, groups):
+            for k in [k for k in g if k != "params" and k not in before]:
+                del g[k]
+            g.update(before)
+        if hook_vars is not None:
+            vars(hook).clear()
+            vars(hook).update(hook_vars)
+        if isinstance(e, (ValueError, TypeError, KeyError, OverflowError, RecursionError)) and not isinstance(
+                e, (CheckpointError, ScheduleMismatchError)):
+            raise CheckpointError(f"scheduler state refused: {type(e).__name__}: {V.short(str(e), 600)}") from None
+        raise
 
 
 def _saved_lr(state: dict[str, Any], step: int) -> Any:
@@ -167,96 +267,160 @@ def _adopt(scheduler: ClosedFormLR, state: dict[str, Any]) -> None:
 
 
 # ------------------------------------------------------------------------ DCP
-class SafeLoadPlanner(DefaultLoadPlanner):
-    """A DCP load planner that reads non-tensor entries with ``torch.load(weights_only=True)``."""
-
-    def load_bytes(self, read_item: Any, value: io.BytesIO) -> None:
-        fqn = read_item.dest_index.fqn
-        try:
-            obj = torch.load(value, weights_only=True)
-        except Exception as e:
-            raise CheckpointError(f"refusing checkpoint entry {fqn!r}: not plain data ({type(e).__name__}: {e})") from e
-        if self.flatten_state_dict:
-            set_element(self.original_state_dict, self.mappings[fqn], obj)
-        else:
-            self.state_dict[fqn] = obj
-
-
 def save_dcp(
-    state: dict[str, Any], checkpoint_dir: str, step: int, on_written: Callable[[], None] | None = None
+    state: dict[str, Any],
+    checkpoint_dir: str,
+    step: int,
+    on_written: Callable[[], None] | None = None,
+    *,
+    lock: RunLock | None = None,
+    group: Any = None,
 ) -> str:
-    """``dcp.save(state)`` into ``checkpoint_dir/step_XXXXXXXX``, published atomically.
+    """``dcp.save(state)`` into ``checkpoint_dir/step_XXXXXXXX``, agreed by every rank and published atomically.
 
-    Written under a ``.partial`` name and renamed by the coordinator once every rank has
-    finished, so a job killed mid-save never leaves a directory that looks complete.
-    ``on_written`` runs on every rank after the shards are written and before the publish
-    (a fault-injection point for tests).
+    1. One collective: every rank must pass the same ``step`` and ``checkpoint_dir``, and the coordinator
+       must be able to write there (no symlink in the way; ``lock``, if given, still this run's).
+       Otherwise every rank raises the same :class:`CheckpointError`, naming ranks and values, and
+       nothing is written.
+    2. ``dcp.save`` into ``step_XXXXXXXX.partial``; it returns once every rank's files are written.
+    3. The coordinator checks that every storage file the ``.metadata`` names is there (and the lock),
+       then renames the directory to its final name; every rank learns the outcome in one collective.
+
+    ``on_written`` runs on every rank between 2 and 3 (a fault-injection point for tests).
+    An existing ``step_XXXXXXXX`` directory is replaced; a symlink of that name is refused, never followed.
     """
     import torch.distributed.checkpoint as dcp
 
+    step = V.step("step", step)
+    if not isinstance(checkpoint_dir, (str, os.PathLike)):
+        raise V.ArgumentTypeError(f"checkpoint_dir must be a path, got {V.short(checkpoint_dir)}")
+    checkpoint_dir = os.fspath(checkpoint_dir)
     final = os.path.join(checkpoint_dir, f"step_{step:08d}")
     tmp = final + _TMP_SUFFIX
+    error = None
     if _is_coordinator():
-        shutil.rmtree(tmp, ignore_errors=True)
-        os.makedirs(checkpoint_dir, exist_ok=True)
-    _barrier()
-    dcp.save(state, checkpoint_id=tmp)
-    _barrier()
+        try:
+            os.makedirs(checkpoint_dir, exist_ok=True)
+            links = [p for p in (final, tmp) if os.path.islink(p)]
+            if links:
+                raise CheckpointError(f"refusing to save into {links[0]}: it is a symbolic link (a checkpoint "
+                                      "directory is never followed or removed through a link; remove the link yourself)")
+            if lock is not None:
+                lock.verify()
+            _remove_tree(tmp)
+        except (CheckpointError, OSError) as e:
+            error = str(e)
+    agree("the checkpoint to save", [step, fingerprint(os.path.normpath(final))], f"step {step} into {final}", error, group)
+    dcp.save(state, checkpoint_id=tmp, process_group=group)
     if on_written is not None:
         on_written()
+    error = None
     if _is_coordinator():
-        if os.path.exists(final):
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        _fsync_dir(checkpoint_dir)
-    _barrier()
+        try:
+            missing = missing_files(tmp, read_metadata_file(tmp))
+            if missing:
+                raise CheckpointError(f"{tmp}: storage files named in .metadata are missing: {V.short(missing, 300)}")
+            if lock is not None:
+                lock.verify()
+            if os.path.islink(final):
+                raise CheckpointError(f"refusing to replace {final}: it is a symbolic link")
+            old = final + ".replaced" + _TMP_SUFFIX
+            if os.path.isdir(final):
+                _remove_tree(old)
+                os.replace(final, old)
+            os.replace(tmp, final)
+            _fsync_dir(checkpoint_dir)
+            _remove_tree(old)
+        except (CheckpointError, OSError) as e:
+            error = str(e)
+    agree(f"publishing {final}", [], "", error, group)
     return final
 
 
-def latest_checkpoint(checkpoint_dir: str) -> str | None:
-    """The newest complete ``step_XXXXXXXX`` checkpoint under ``checkpoint_dir``, or None."""
+def _remove_tree(path: str) -> None:
+    """Remove a directory tree we wrote, or a symlink itself (never what it points to)."""
+    if os.path.islink(path):
+        os.unlink(path)
+    elif os.path.isdir(path):
+        shutil.rmtree(path)
+
+
+def latest_checkpoint(checkpoint_dir: str, max_step: int | None = None) -> str | None:
+    """The newest complete ``step_XXXXXXXX`` checkpoint under ``checkpoint_dir`` (at most ``max_step``), or None.
+
+    A directory counts only if its name is ``step_`` and 8 or more ASCII digits, it is not a symlink,
+    its ``.metadata`` loads with :class:`SafeFileSystemReader`'s unpickler, and every storage file it
+    names exists; anything else is skipped and logged. Local: no collective.
+    """
+    if max_step is not None:
+        max_step = V.step("max_step", max_step)
     if not os.path.isdir(checkpoint_dir):
         return None
-    steps = []
-    for name in os.listdir(checkpoint_dir):
-        m = STEP_DIR.match(name)
-        if m and os.path.exists(os.path.join(checkpoint_dir, name, ".metadata")):
-            steps.append((int(m.group(1)), name))
-    return os.path.join(checkpoint_dir, max(steps)[1]) if steps else None
+    found = []
+    with os.scandir(checkpoint_dir) as entries:
+        for entry in entries:
+            m = STEP_DIR.fullmatch(entry.name)
+            if m is None:
+                continue
+            if entry.is_symlink():
+                log.warning("skipping %s: a symbolic link is never taken as a checkpoint", entry.path)
+            elif entry.is_dir(follow_symlinks=False):
+                found.append((int(m.group(1)), entry.name))
+    for step, name in sorted(found, reverse=True):
+        if max_step is not None and step > max_step:
+            continue
+        path = os.path.join(checkpoint_dir, name)
+        try:
+            missing = missing_files(path, read_metadata_file(path))
+        except CheckpointError as e:
+            log.warning("skipping %s: %s", path, e)
+            continue
+        if missing:
+            log.warning("skipping %s: storage files named in .metadata are missing: %s", path, V.short(missing, 300))
+            continue
+        return path
+    return None
+
+
+def agree_on_checkpoint(checkpoint: str | None, group: Any = None) -> str | None:
+    """Return ``checkpoint`` (each rank's :func:`latest_checkpoint`) if every rank found the same one; else
+    raise the same :class:`CheckpointError` on every rank, naming what each saw (e.g. a stale listing)."""
+    value = [0, 0] if checkpoint is None else [1, fingerprint(os.path.normpath(checkpoint))]
+    agree("the checkpoint to resume from", value, f"{checkpoint or 'no complete checkpoint'}", None, group)
+    return checkpoint
 
 
 def read_dcp_state(checkpoint_dir: str, key: str = "lr_scheduler") -> dict[str, Any]:
     """The scheduler (or hook) state saved under ``key`` in a DCP checkpoint, on any world size.
 
-    Reads the entries the checkpoint holds (not those this run expects), with no pickle of code.
+    Reads the entries the checkpoint holds (not those this run expects) in this process alone (never
+    a collective, so any rank may call it at any time), with no pickle of code.
     """
     import torch.distributed.checkpoint as dcp
-    from torch.distributed.checkpoint import FileSystemReader
 
-    if not os.path.exists(os.path.join(checkpoint_dir, ".metadata")):
-        raise CheckpointError(f"{checkpoint_dir} is not a complete DCP checkpoint (no .metadata)")
-    try:
-        metadata = FileSystemReader(checkpoint_dir).read_metadata()
-    except Exception as e:
-        raise CheckpointError(f"{checkpoint_dir}: unreadable DCP metadata ({type(e).__name__}: {e})") from e
+    metadata = read_metadata_file(checkpoint_dir)
     prefix = key + "."
-    keys = [k for k in metadata.state_dict_metadata if k.startswith(prefix)]
+    keys = [k for k in metadata.state_dict_metadata if isinstance(k, str) and k.startswith(prefix)]
     if not keys:
-        raise CheckpointError(f"{checkpoint_dir} holds no {key!r} entry (keys: {sorted(metadata.state_dict_metadata)[:8]}...)")
+        listed = V.short(sorted(map(str, metadata.state_dict_metadata))[:8], 300)
+        raise CheckpointError(f"{checkpoint_dir} holds no {key!r} entry (keys: {listed}...)")
     template: dict[str, Any] = {}
-    for k in keys:
-        node = template
-        parts = k[len(prefix) :].split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = None
+    try:
+        for k in keys:
+            node = template
+            parts = k[len(prefix):].split(".")
+            for part in parts[:-1]:
+                node = node.setdefault(part, {})
+            node[parts[-1]] = None
+    except (TypeError, AttributeError):
+        raise CheckpointError(f"{checkpoint_dir}: inconsistent entries under {key!r}") from None
     loaded = {key: template}
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="torch.distributed is disabled")
-            dcp.load(loaded, checkpoint_id=checkpoint_dir, planner=SafeLoadPlanner(), no_dist=not dist.is_initialized())
+            dcp.load(loaded, storage_reader=SafeFileSystemReader(checkpoint_dir), planner=SafeLoadPlanner(), no_dist=True)
     except (Exception, CheckpointException) as e:  # DCP wraps rank failures in a BaseException
-        raise CheckpointError(f"{checkpoint_dir}: corrupt, truncated or unsafe scheduler entry: {_reason(e)}") from e
+        raise CheckpointError(f"{checkpoint_dir}: corrupt, truncated or unsafe scheduler entry: {_reason(e)}") from None
     return loaded[key]
 
 
@@ -265,7 +429,7 @@ def _reason(error: BaseException) -> str:
     text = str(error)
     for line in text.splitlines():
         if "CheckpointError: " in line:
-            return line.split("CheckpointError: ", 1)[1]
+            return V.short(line.split("CheckpointError: ", 1)[1], 600)
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     return f"{type(error).__name__}: {lines[-1] if lines else ''}"[:300]
 
@@ -298,22 +462,26 @@ def read_booster_state(checkpoint: str) -> dict[str, Any]:
     """The state in a Booster checkpoint: our JSON file in a directory, or a file written by
     ColossalAI's ``booster.save_lr_scheduler`` (read with ``weights_only=True``), for migration."""
     path = os.path.join(checkpoint, BOOSTER_FILE) if os.path.isdir(checkpoint) else checkpoint
-    if not os.path.exists(path):
+    if not os.path.isfile(path):
         raise CheckpointError(f"no scheduler state at {path}")
+    if os.path.getsize(path) > MAX_STATE_CHARS:
+        raise CheckpointError(f"{path}: {os.path.getsize(path)} bytes, more than the {MAX_STATE_CHARS} a scheduler state may have")
     if path.endswith(".json"):
         try:
-            with open(path) as f:
-                payload = json.load(f)
-            unpack_state(payload)
-            return payload
-        except (ValueError, KeyError, TypeError) as e:
-            raise CheckpointError(f"{path}: corrupt or truncated scheduler state ({type(e).__name__}: {e})") from e
+            with open(path, "rb") as f:
+                payload = json.loads(f.read())
+        except (ValueError, RecursionError) as e:
+            raise CheckpointError(f"{path}: corrupt or truncated scheduler state ({type(e).__name__}: "
+                                  f"{V.short(str(e), 200)})") from None
+        unpack_state(payload)  # CheckpointError for anything malformed
+        return payload
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise CheckpointError(f"{path}: not a plain-data scheduler state ({type(e).__name__}: {str(e)[:200]})") from e
+        raise CheckpointError(f"{path}: not a plain-data scheduler state ({type(e).__name__}: {str(e)[:200]})") from None
     if not isinstance(state, Mapping):
         raise CheckpointError(f"{path}: expected a dict, got {type(state).__name__}")
+    unpack_state(state)
     return dict(state)
 
 
@@ -324,13 +492,19 @@ def load_booster_state(obj: Any, checkpoint: str, on_mismatch: str = "raise") ->
 
 
 def restore(obj: Any, saved: Mapping[str, Any], on_mismatch: str = "raise") -> ClosedFormLR:
-    """Apply :func:`resume` to a scheduler, or to a hook (then its global step follows)."""
-    scheduler = obj.lr_scheduler if hasattr(obj, "lr_scheduler") else obj
-    chosen = resume(scheduler, saved, on_mismatch)
-    if hasattr(obj, "lr_scheduler"):
-        obj.lr_scheduler = chosen
-        _, step = unpack_state(saved)
-        obj.step(V.integer("global_step", chosen.last_epoch if step is None else step, 0))
+    """Apply :func:`resume` to a scheduler, or to a hook (then its global step follows).
+
+    Nothing changes on a refusal: neither the scheduler, its optimizer, nor the hook's global step.
+    """
+    V.choice("on_mismatch", on_mismatch, ON_MISMATCH)
+    hook = obj if hasattr(obj, "lr_scheduler") else None
+    scheduler = obj.lr_scheduler if hook is not None else obj
+    _, step = unpack_state(saved)  # checked before anything changes
+    with _unchanged_on_error(scheduler, hook):
+        chosen = _resume(scheduler, saved, on_mismatch, log.warning)
+        if hook is not None:
+            hook.lr_scheduler = chosen
+            hook.step(V.step("global_step", chosen.last_epoch if step is None else step))
     return chosen
 
 
@@ -340,3 +514,9 @@ def _fsync_dir(path: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+__all__ = ["ON_MISMATCH", "BOOSTER_FILE", "HOOK_KEY", "LOCK_FILE", "STEP_DIR", "RunLock", "SafeFileSystemReader",
+           "SafeLoadPlanner", "pack_state", "unpack_state", "schedule_from_state", "resume", "restore", "save_dcp",
+           "latest_checkpoint", "agree_on_checkpoint", "read_dcp_state", "save_booster_state", "read_booster_state",
+           "load_booster_state", "world_layout", "CheckpointError", "ScheduleMismatchError"]

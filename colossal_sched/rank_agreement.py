@@ -1,0 +1,78 @@
+"""One collective in which every rank learns whether all ranks agree, and the same refusal if not.
+
+Checkpoint steps that must not go ahead on a subset of ranks (which step to save, which checkpoint
+to resume from, whether the run lock is held, whether a save was published) call :func:`agree`:
+every rank contributes a few integers and, optionally, its own refusal; one ``all_gather`` of a
+small int64 tensor settles it. Where the ranks differ or any refused, a second exchange carries
+their descriptions and every rank raises the same :class:`CheckpointError`, so no rank is left
+waiting in a collective its peers never enter.
+"""
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Sequence
+
+import torch
+import torch.distributed as dist
+
+from .errors import CheckpointError
+
+MAX_MESSAGE = 900
+"""Refusals stay under 1 KiB whatever the ranks reported."""
+
+
+def fingerprint(text: str) -> int:
+    """A stable 56-bit hash of ``text`` (the same in every process, unlike ``hash``)."""
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=7).digest(), "big")
+
+
+def _device(group: Any) -> torch.device:
+    if dist.get_backend(group) == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def agree(what: str, values: Sequence[int], describe: str = "", error: str | None = None, group: Any = None) -> None:
+    """Return on every rank if every rank passed the same ``values`` and no ``error``; else raise the
+    same :class:`CheckpointError` on every rank, naming ``what`` and each rank's description or refusal.
+
+    Without an initialised process group it only raises ``error`` (if any). ``values`` are ints that
+    fit int64 (use :func:`fingerprint` for strings).
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        if error is not None:
+            raise CheckpointError(_cut(error))
+        return
+    world = dist.get_world_size(group)
+    mine = torch.tensor([0 if error is None else 1, *values], dtype=torch.int64, device=_device(group))
+    rows = [torch.empty_like(mine) for _ in range(world)]
+    dist.all_gather(rows, mine, group=group)
+    table = [r.tolist() for r in rows]
+    if not any(row[0] for row in table) and all(row == table[0] for row in table):
+        return
+    texts: list[Any] = [None] * world
+    dist.all_gather_object(texts, _cut(error if error is not None else describe, 300), group=group)
+    refused = [r for r, row in enumerate(table) if row[0]]
+    if refused:
+        parts = _grouped({r: texts[r] for r in refused})
+        raise CheckpointError(_cut(f"{what}: refused on {parts}"))
+    raise CheckpointError(_cut(f"ranks disagree on {what}: {_grouped(dict(enumerate(texts)))}; nothing was done"))
+
+
+def _grouped(by_rank: dict[int, str]) -> str:
+    """``rank 0: a; ranks [1, 2]: b`` (ranks with the same text together)."""
+    same: dict[str, list[int]] = {}
+    for rank, text in by_rank.items():
+        same.setdefault(str(text), []).append(rank)
+    return "; ".join(f"rank {r[0]}: {t}" if len(r) == 1 else f"ranks {_ranks(r)}: {t}" for t, r in same.items())
+
+
+def _ranks(ranks: list[int]) -> str:
+    return str(ranks) if len(ranks) <= 8 else f"[{ranks[0]}, {ranks[1]}, ... {ranks[-1]}] ({len(ranks)} ranks)"
+
+
+def _cut(text: str, limit: int = MAX_MESSAGE) -> str:
+    return text if len(text) <= limit else text[: limit - 20] + f"... ({len(text)} chars)"
+
+
+__all__ = ["agree", "fingerprint"]
