@@ -205,6 +205,34 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _newest_step_dir(path: str) -> str:
+    """The newest complete ``step_XXXXXXXX`` checkpoint in ``path`` (``path`` itself if it holds none);
+    a CheckpointError naming the newest one's fault when step directories exist but none is complete."""
+    import logging
+
+    from .checkpoint import STEP_DIR, CheckpointError, latest_checkpoint
+    from .safe_reader import missing_files, read_metadata_file
+
+    steps = sorted((int(m.group(1)), n) for n in os.listdir(path) if (m := STEP_DIR.fullmatch(n)))
+    if not steps:
+        return path
+    logger = logging.getLogger("colossal_sched")
+    disabled, logger.disabled = logger.disabled, True  # skipped directories are reported here, on one line
+    try:
+        newest = latest_checkpoint(path)
+    finally:
+        logger.disabled = disabled
+    if newest is None:
+        last = os.path.join(path, steps[-1][1])
+        try:
+            why = "a symbolic link" if os.path.islink(last) else f"missing {missing_files(last, read_metadata_file(last))}"
+        except CheckpointError as e:
+            why = str(e)
+        raise CheckpointError(f"{path}: none of its {len(steps)} step directories is a complete checkpoint "
+                              f"(newest {steps[-1][1]}: {why})")
+    return newest
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     from .checkpoint import (BOOSTER_FILE, CheckpointError, latest_checkpoint, read_booster_state, read_dcp_state,
                              schedule_from_state, unpack_state)
@@ -214,9 +242,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     if not os.path.exists(path):
         raise UsageError(f"CKPT_DIR: no such file or directory {path!r}")
     try:
-        if os.path.isdir(path) and not os.path.exists(os.path.join(path, ".metadata")) and latest_checkpoint(path):
-            path = latest_checkpoint(path)
-        if os.path.exists(os.path.join(path, ".metadata")):
+        if os.path.isdir(path) and not os.path.lexists(os.path.join(path, ".metadata")):
+            path = _newest_step_dir(path)
+        if os.path.lexists(os.path.join(path, ".metadata")):
             kind, state = "torch.distributed.checkpoint", read_dcp_state(path, args.key)
         elif os.path.isdir(path) and not os.path.exists(os.path.join(path, BOOSTER_FILE)):
             candidates = [f for f in os.listdir(path) if "lr_scheduler" in f or "scheduler" in f]
