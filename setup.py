@@ -9,7 +9,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
     packages=find_packages(include=["colossal_sched", "colossal_sched.*", "hooks", "hooks.*"]),
-    install_requires=["torch>=2.2", "numpy"],
+    install_requires=["torch>=2.2", "numpy", "pyyaml"],  # pyyaml: colossal-sched show CONFIG.yaml
     extras_require={
         # colossalai 0.5.0 pins torch<=2.5.1: install it with --no-deps (see README / .ci/run)
         "colossalai": ["colossalai==0.5.0"],

@@ -51,17 +51,65 @@ def _build(name: str, total_steps: int, lr: float, params: dict[str, Any]):
 
 
 # ------------------------------------------------------------------- commands
+#: each scheduler's lr in plain text (t: steps taken, clamped to T = total_steps; W = warmup_steps;
+#: base: the param group's initial lr)
+FORMULAS = {
+    "CosineAnnealingLR": "eta_min + (base - eta_min)*(1 + cos(pi*t/T))/2",
+    "CosineAnnealingWarmupLR": "(t+1)/W*base for t < W, then eta_min + (base - eta_min)*(1 + cos(pi*(t-W)/(T-W)))/2",
+    "FlatAnnealingLR": "base for t < F = floor(T*pct_start), then eta_min + (base - eta_min)*(1 + cos(pi*(t-F)/(T-F)))/2",
+    "FlatAnnealingWarmupLR": "(t+1)/W*base for t < W, base until W+F (F = floor((T-W)*pct_start)), "
+                             "then cosine from base to eta_min over T-W-F steps",
+    "LinearWarmupLR": "(t+1)/(W+1)*base for t < W, then (T-t)/(T-W)*base",
+    "MultiStepLR": "base*gamma^(number of milestones <= t)",
+    "MultiStepWarmupLR": "(t+1)/W*base for t < W, then base*gamma^(number of milestones <= t)",
+    "OneCycleLR": "anneal ('cos' or 'linear') from base/div_factor up to base over pct_start*T steps, then down to "
+                  "base/div_factor/final_div_factor; momentum from max_momentum to base_momentum and back",
+    "PolynomialLR": "(base - end_lr)*(1 - t/T)^power + end_lr",
+    "PolynomialWarmupLR": "(t+1)/W*base for t < W, then (base - end_lr)*(1 - (t-W)/(T-W))^power + end_lr",
+    "LambdaLR": "base*lr_lambda(t)",
+    "MultiplicativeLR": "lr(t-1)*lr_lambda(t) = base*lr_lambda(1)*...*lr_lambda(t)",
+    "StepLR": "base*gamma^floor(t/step_size)",
+    "ExponentialLR": "base*gamma^t",
+    "WarmupStableDecayLR": "(t+1)/W*base for t < W, base for S = T-W-D steps, then decay_style ('linear', 'cosine', "
+                           "'1-sqrt') from base to min_lr over D steps",
+    "InverseSqrtLR": "(t+1)/W*base for t < W, then max(min_lr, base*sqrt(tau/(t-W+tau))), tau = timescale or max(W, 1)",
+    "CosineAnnealingWarmRestartsLR": "cycles of L_i = floor(first_cycle_steps*cycle_mult^i) steps, each a warmup of W "
+                                     "then a cosine from base*cycle_decay^i to eta_min",
+    "ConstantWarmupLR": "(t+1)/W*base for t < W, then base",
+    "ComposedLR": "the given phases one after another: phase i from boundaries[i-1] to boundaries[i] (the last to T)",
+}  # fmt: skip
+
+
+def parameters(cls: type) -> list[str]:
+    """``name`` or ``name=default`` for each argument after ``optimizer, total_steps`` that ``cls`` accepts,
+    including the keyword-only hyperparameters it takes through ``**kwargs`` (e.g. FlatAnnealingLR's ``eta_min``)."""
+    params = list(pyinspect.signature(cls.__init__).parameters.values())[3:]
+    out = [p.name if p.default is p.empty else f"{p.name}={p.default!r}" for p in params if p.kind is not p.VAR_KEYWORD]
+    named = {p.name for p in params}
+    configure = getattr(cls, "_configure", None)
+    defaults = pyinspect.signature(configure).parameters if callable(configure) else {}
+    extra = [f"{n}={defaults[n].default!r}" if n in defaults and defaults[n].default is not defaults[n].empty else n
+             for n in getattr(cls, "hyperparams", ()) if n not in named and n != "total_steps"]
+    if getattr(cls, "__name__", "") == "OneCycleLR":
+        extra += ["epochs=None", "steps_per_epoch=None"]  # total_steps=None: epochs * steps_per_epoch, as torch's
+    return out + (["*", *extra] if extra else [])
+
+
+def formula(cls: type) -> str:
+    """A one-line plain-text formula of ``cls``'s lr."""
+    if cls.__name__ in FORMULAS:
+        return FORMULAS[cls.__name__]
+    doc = (cls.__doc__ or "").strip().splitlines()
+    text = doc[0] if doc else ""
+    for markup in (":math:", ":class:", "``", "`", "\\mathrm", "\\"):
+        text = text.replace(markup, "")
+    return text.rstrip(":")
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     for name, cls in SCHEDULERS.items():
-        params = []
-        for p in list(pyinspect.signature(cls.__init__).parameters.values())[3:]:
-            if p.kind is p.VAR_KEYWORD:
-                continue
-            params.append(p.name if p.default is p.empty else f"{p.name}={p.default!r}")
-        print(f"{name}(optimizer, total_steps, {', '.join(params)})")
-        doc = (cls.__doc__ or "").strip().splitlines()
-        if doc:
-            print(f"    {doc[0]}")
+        print(f"{name}(optimizer, total_steps, {', '.join(parameters(cls))})")
+        print(f"    lr(t) = {formula(cls)}")
     return 0
 
 
@@ -90,7 +138,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
     if args.out:
         _check_writable(args.out)
-    curves = [(args.name, _build(args.name, args.total_steps, args.lr, parse_params(args.param)))]
+    label = f"{args.name}({','.join(args.param)})" if args.param else args.name
+    curves = [(label, _build(args.name, args.total_steps, args.lr, parse_params(args.param)))]
     curves += [_spec(c, args) for c in args.compare]
     marks = sorted({step for _, s in curves for _, step in boundaries(s)})
     steps = sample_steps(args.total_steps, args.points, marks)
@@ -111,28 +160,7 @@ def _png(args, steps, tables, curves) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         raise UsageError("--out needs matplotlib: pip install 'colossal_sched[plot]'") from None
-    from .preview import boundaries
-
-    width, height = args.size
-    fig, ax = plt.subplots(figsize=(width / 100, height / 100), dpi=100)
-    for label, lrs, _ in tables:
-        ax.plot(steps, lrs, label=f"{label} lr")
-    for label, s in curves:
-        for what, step in boundaries(s)[:-1]:
-            ax.axvline(step, color="grey", linestyle=":", linewidth=0.8)
-            ax.annotate(what, (step, ax.get_ylim()[1]), fontsize=7, rotation=90, va="top", ha="right", color="grey")
-    ax.set_xlabel("step")
-    ax.set_ylabel("learning rate")
-    if any(m is not None for _, _, m in tables):
-        ax2 = ax.twinx()
-        for label, _, mom in tables:
-            if mom is not None:
-                ax2.plot(steps, mom[:, 0], linestyle="--", label=f"{label} momentum")
-        ax2.set_ylabel("momentum")
-        ax2.legend(loc="lower right", fontsize=8)
-    ax.legend(loc="upper right", fontsize=8)
-    what = curves[0][0] if len(curves) == 1 else f"{len(curves)} schedules"
-    ax.set_title(f"{what} over {args.total_steps} steps, lr {args.lr:g}")
+    fig = figure(steps, tables, curves, args.total_steps, args.lr, args.size)
     try:
         fig.savefig(args.out, dpi=100)
     except (OSError, ValueError) as e:  # unwritable path, or a suffix matplotlib has no writer for
@@ -150,6 +178,48 @@ def _check_writable(path: str) -> None:
         raise UsageError(f"--out: cannot write {path!r}: directory {folder!r} does not exist")
     if not os.access(folder, os.W_OK):
         raise UsageError(f"--out: cannot write {path!r}: directory {folder!r} is not writable")
+
+
+def figure(steps, tables, curves, total_steps: int, lr: float, size: tuple[int, int]) -> Any:
+    """The matplotlib figure of ``plot --out``: one colour per schedule (its lr solid, its momentum
+    dashed, its boundaries dotted), the legend below the axes so that it covers no curve or label."""
+    import matplotlib.pyplot as plt
+
+    from .preview import boundaries
+
+    width, height = size
+    fig, ax = plt.subplots(figsize=(width / 100, height / 100), dpi=100, layout="constrained")
+    colours = [f"C{k % 10}" for k in range(len(tables))]
+    handles = []
+    for (label, lrs, _), colour in zip(tables, colours):
+        handles += ax.plot(steps, lrs, color=colour, label=f"{label} lr")
+    ax.set_xlabel("step")
+    ax.set_ylabel("learning rate")
+    if any(m is not None for _, _, m in tables):
+        ax2 = ax.twinx()
+        for (label, _, mom), colour in zip(tables, colours):
+            if mom is not None:
+                handles += ax2.plot(steps, mom[:, 0], color=colour, linestyle="--", label=f"{label} momentum")
+        ax2.set_ylabel("momentum")
+        low2, high2 = ax2.get_ylim()
+        ax2.set_ylim(low2, high2 + 0.2 * (high2 - low2))  # the same headroom as the lr axis
+    marks: dict[int, list[tuple[str, str]]] = {}
+    for (_, s), colour in zip(curves, colours):
+        for what, step in boundaries(s)[:-1]:
+            if (what, colour) not in marks.setdefault(step, []):
+                marks[step].append((what, colour))
+    low, high = ax.get_ylim()
+    top = high + 0.2 * (high - low)  # headroom above the data for the boundary labels
+    ax.set_ylim(low, top)
+    for step, items in sorted(marks.items()):
+        for what, colour in items:
+            ax.axvline(step, color=colour, linestyle=":", linewidth=0.8)
+        ax.annotate(" / ".join(dict.fromkeys(w for w, _ in items)), (step, top), fontsize=7, rotation=90, va="top",
+                    ha="right", color=items[0][1] if len(items) == 1 else "grey")
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(2, len(handles)), fontsize=8, frameon=False)
+    what = curves[0][0] if len(curves) == 1 else f"{len(curves)} schedules"
+    ax.set_title(f"{what} over {total_steps} steps, lr {lr:g}")
+    return fig
 
 
 def _terminal_plot(steps: np.ndarray, tables, total: int, width: int = 72, height: int = 16) -> str:
@@ -174,10 +244,14 @@ def _load_config(path: str) -> dict[str, Any]:
         raise UsageError(f"CONFIG: no such file {path!r}")
     with open(path) as f:
         text = f.read()
-    try:
-        if path.endswith((".yaml", ".yml")):
+    is_yaml = path.endswith((".yaml", ".yml"))
+    if is_yaml:
+        try:
             import yaml
-
+        except ImportError:
+            raise UsageError("CONFIG: reading YAML needs pyyaml: pip install pyyaml (or give a .json config)") from None
+    try:
+        if is_yaml:
             data = yaml.safe_load(text)
         else:
             data = json.loads(text)
@@ -252,7 +326,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
                 raise CheckpointError(f"{path}: no DCP .metadata, no {BOOSTER_FILE} and no lr_scheduler file")
             kind, state = "ColossalAI booster.save_lr_scheduler", read_booster_state(os.path.join(path, candidates[0]))
         else:
-            kind, state = "ColossalAI Booster checkpoint (colossal_sched JSON)", read_booster_state(path)
+            state = read_booster_state(path)
+            kind = _file_kind(path, state)
     except CheckpointError as e:
         raise UsageError(str(e)) from None
     sched_state, global_step = unpack_state(state)
@@ -275,6 +350,20 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         print(f"next update lr: {sched_state.get('last_lr')} ({e})")
     print(f"steps remaining: {max(hp['total_steps'] - step, 0)} of {hp['total_steps']}")
     return 0
+
+
+def _file_kind(path: str, state: dict[str, Any]) -> str:
+    """How ``inspect`` names a checkpoint file (or a Booster directory) by what it holds."""
+    from .checkpoint import BOOSTER_FILE, unpack_state
+    from .compat import is_native
+
+    if os.path.isdir(path) or path.endswith(".json"):
+        where = "ColossalAI Booster checkpoint" if os.path.isdir(path) or path.endswith(BOOSTER_FILE) else "JSON file"
+        return f"{where} (colossal_sched JSON)"
+    sched_state, _ = unpack_state(state)
+    if is_native(sched_state):
+        return "torch.save file (colossal_sched scheduler state)"
+    return "torch.save file (torch/ColossalAI scheduler state_dict, e.g. booster.save_lr_scheduler)"
 
 
 def build_parser() -> argparse.ArgumentParser:

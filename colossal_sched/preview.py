@@ -1,6 +1,7 @@
 """Looking at a schedule before training: its key points and a sampled curve."""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -8,6 +9,9 @@ import torch
 
 from .base import ClosedFormLR
 from .builder import scheduler_class
+
+#: up to this many steps, :func:`key_points` evaluates every step (one ``lr_table``)
+EXHAUSTIVE_STEPS = 1_000_000
 
 
 def preview_scheduler(name: str, total_steps: int, lr: float = 1.0, momentum: bool = True, **params: Any) -> ClosedFormLR:
@@ -18,7 +22,10 @@ def preview_scheduler(name: str, total_steps: int, lr: float = 1.0, momentum: bo
 
 
 def boundaries(s: ClosedFormLR) -> list[tuple[str, int]]:
-    """``(label, step)`` where a phase of the schedule starts or ends."""
+    """``(label, step)`` where a phase of the schedule starts (the schedule's own boundaries), then ``("end", T)``."""
+    own = getattr(s, "phase_boundaries", None)
+    if callable(own):
+        return list(own())
     out = []
     w = getattr(s, "warmup_steps", 0)
     if w:
@@ -26,20 +33,41 @@ def boundaries(s: ClosedFormLR) -> list[tuple[str, int]]:
     if getattr(s, "flat_steps", 0):
         out.append(("decay start", w + s.flat_steps))
     for m in getattr(s, "milestones", []):
-        out.append(("milestone", m))
-    for i, (end, _) in enumerate(getattr(s, "_phases", [])[:-1]):
-        out.append((f"phase {i + 2} start", int(round(end + 1))))
+        if m < s.total_steps:
+            out.append(("milestone", m))
+    for i, (end, _) in enumerate(getattr(s, "_phases", [])[:-1]):  # OneCycleLR: phase i + 1 ends at step `end`
+        out.append((f"phase {i + 2} start", int(math.floor(end)) + 1))
     out.append(("end", s.total_steps))
     return out
 
 
+def _candidates(s: ClosedFormLR) -> np.ndarray:
+    """Steps where a piecewise-monotone schedule can take its extremes: 0, ``T`` and each side of every boundary."""
+    total = s.total_steps
+    if total <= EXHAUSTIVE_STEPS:
+        return np.arange(total + 1, dtype=np.int64)
+    steps = {0, total}
+    for _, b in boundaries(s):
+        steps.update((b - 1, b, b + 1))
+    for end, _ in getattr(s, "_phases", []):  # OneCycleLR's phase ends need not be integers
+        steps.update((math.floor(end), math.ceil(end)))
+    return np.array(sorted(t for t in steps if 0 <= t <= total), dtype=np.int64)
+
+
+def peak(s: ClosedFormLR, group: int = 0) -> int:
+    """The first step at which group ``group`` reaches its highest lr (exact: every step up to
+    :data:`EXHAUSTIVE_STEPS`, beyond that both sides of each phase boundary, where a schedule made of
+    monotone phases has its extremes). Values within 1e-12 relative of the highest count as reaching it."""
+    steps = _candidates(s)
+    lrs = s.lr_table(steps)[:, group]
+    top = lrs.max()
+    return int(steps[np.flatnonzero(lrs >= top - 1e-12 * abs(top))[0]])
+
+
 def key_points(s: ClosedFormLR) -> list[tuple[str, int, float]]:
-    """``(what, step, lr of group 0)`` at the start, phase boundaries, peak and end."""
-    steps = sample_steps(s.total_steps, 4096)
-    lrs = s.lr_table(steps)[:, 0]
-    peak = int(steps[int(np.argmax(lrs))])
-    points = [("start", 0)] + boundaries(s) + [("peak", peak)]
-    return sorted(((what, step, s.lr_at(step)[0]) for what, step in points), key=lambda p: (p[1], p[0]))
+    """``(what, step, lr of group 0)`` at the start, each phase boundary, the peak and the end, by step."""
+    points = [("start", 0)] + boundaries(s) + [("peak", peak(s))]
+    return sorted(((what, step, s.lr_at(step)[0]) for what, step in points), key=lambda p: (p[1], p[0] != "peak"))
 
 
 def sample_steps(total_steps: int, n: int, extra: list[int] | None = None) -> np.ndarray:

@@ -4,6 +4,7 @@ import struct
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import colossal_sched as cs
@@ -89,3 +90,102 @@ def test_bad_arguments_give_one_line_and_exit_2(args, needle):
     assert out.returncode == 2
     assert "Traceback" not in out.stderr
     assert out.stderr.count("\n") == 1 and needle in out.stderr, out.stderr
+
+
+# ------------------------------------------------------------------ issue #11
+def test_list_shows_every_accepted_parameter_and_a_plain_formula():
+    out = cli("list")
+    assert out.returncode == 0
+    assert "FlatAnnealingLR(optimizer, total_steps, pct_start=0.72, last_epoch=-1, *, eta_min=0.0)" in out.stdout
+    assert "three_phase=False" in out.stdout
+    for markup in (":math:", "\\", "``", ":class:"):
+        assert markup not in out.stdout, markup
+    lines = out.stdout.splitlines()
+    formulas = [line for line in lines if line.startswith("    lr(t) = ")]
+    assert len(formulas) == len(cs.SCHEDULERS)
+    assert "    lr(t) = base*gamma^floor(t/step_size)" in lines
+
+
+@pytest.mark.parametrize("name,total,params", [
+    ("CosineAnnealingWarmupLR", 10_000, {"warmup_steps": 500, "eta_min": 3e-5}),
+    ("OneCycleLR", 1001, {"pct_start": 0.25}),
+    ("FlatAnnealingWarmupLR", 999, {"warmup_steps": 7, "pct_start": 0.3}),
+    ("ExponentialLR", 50, {"gamma": 1.05}),
+    ("MultiStepWarmupLR", 100, {"warmup_steps": 10, "milestones": [40, 70]}),
+    ("CosineAnnealingWarmupLR", 3_000_001, {"warmup_steps": 123_457}),  # past the exhaustive limit: boundaries only
+    ("OneCycleLR", 2_000_003, {"pct_start": 0.3}),
+])
+def test_key_points_peak_is_exact(name, total, params):
+    from colossal_sched.preview import key_points
+
+    s = preview_scheduler(name, total, 0.1, **params)
+    table = s.lr_table(range(total + 1))[:, 0]
+    first = int(np.flatnonzero(table >= table.max() - 1e-12 * table.max())[0])
+    points = {what: (step, lr) for what, step, lr in key_points(s)}
+    assert points["peak"][0] == first
+    assert points["end"][0] == total and points["start"][0] == 0
+    for what, (step, lr) in points.items():
+        assert lr == s.lr_at(step)[0], what
+
+
+def test_show_reports_the_real_peak_of_a_warmup_schedule(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("lr: 3.0e-4\nlr_scheduler:\n  type: CosineAnnealingWarmupLR\n  total_steps: 10000\n  warmup_steps: 500\n")
+    out = cli("show", path)
+    assert out.returncode == 0, out.stderr
+    rows = {" ".join(line.split()[:-2]): int(line.split()[-2]) for line in out.stdout.splitlines()[2:]}
+    assert rows == {"start": 0, "peak": 499, "warmup end": 500, "end": 10000}
+
+
+def test_show_yaml_without_pyyaml_gives_the_install_hint(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("type: StepLR\ntotal_steps: 10\n")
+    code = ("import sys; sys.modules['yaml'] = None; from colossal_sched.cli import main; "
+            f"sys.exit(main(['show', {str(path)!r}]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
+    assert "pip install pyyaml" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_inspect_names_a_torch_save_of_a_colossalai_scheduler_state(tmp_path):
+    import torch
+    from colossalai.nn.lr_scheduler import CosineAnnealingWarmupLR
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    sched = CosineAnnealingWarmupLR(opt, 40, warmup_steps=4)
+    for _ in range(7):
+        opt.step()
+        sched.step()
+    torch.save(sched.state_dict(), tmp_path / "lr_scheduler.pt")
+    out = cli("inspect", tmp_path / "lr_scheduler.pt")
+    assert out.returncode == 0, out.stderr
+    first = out.stdout.splitlines()[0]
+    assert "torch.save file (torch/ColossalAI scheduler state_dict" in first and "Booster" not in first.split("(")[1][:20]
+    assert "step: 7" in out.stdout
+
+
+def test_compare_plot_one_colour_per_schedule_and_the_legend_outside_the_axes():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from colossal_sched.cli import figure
+    from colossal_sched.preview import sample_steps
+
+    curves = [("OneCycleLR", preview_scheduler("OneCycleLR", 1000, 0.1)),
+              ("Cosine", preview_scheduler("CosineAnnealingWarmupLR", 1000, 0.1, warmup_steps=100, eta_min=0.001)),
+              ("Cycle2", preview_scheduler("OneCycleLR", 1000, 0.1, pct_start=0.5))]
+    steps = sample_steps(1000, 1000)
+    tables = [(label, s.lr_table(steps)[:, 0], s.momentum_table(steps)) for label, s in curves]
+    fig = figure(steps, tables, curves, 1000, 0.1, (1000, 600))
+    fig.canvas.draw()
+    lines = {line.get_label(): line.get_color() for ax in fig.axes for line in ax.get_lines() if not line.get_label().startswith("_")}
+    for label, _, mom in tables:
+        if mom is not None:
+            assert lines[f"{label} momentum"] == lines[f"{label} lr"]
+    assert len({lines[f"{label} lr"] for label, _, _ in tables}) == 3
+    legend = fig.legends[0].get_window_extent()
+    for ax in fig.axes:
+        assert not legend.overlaps(ax.get_window_extent()), "the legend covers the axes"
+    plt.close(fig)
