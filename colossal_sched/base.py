@@ -43,8 +43,16 @@ class ClosedFormLR(LRScheduler):
             raise V.ArgumentTypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
         self.optimizer = optimizer
         last_epoch = V.step("last_epoch", last_epoch, -1)
-        self.base_lrs = self._initial_lrs(last_epoch)
-        self._check_range()
+        groups = optimizer.param_groups
+        kept = [dict(g) for g in groups]  # a refused schedule leaves the optimizer as it was
+        try:
+            self.base_lrs = self._initial_lrs(last_epoch)
+            self._check_range()
+        except Exception:
+            for group, before in zip(groups, kept):
+                group.clear()
+                group.update(before)
+            raise
         self._step_count = 0
         self._apply(max(last_epoch, 0))
 

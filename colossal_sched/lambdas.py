@@ -102,7 +102,7 @@ class MultiplicativeLR(_LambdaBase):
     The running product is a pure function of the step (``lr_at`` gives the same answer whatever
     was called before) computed by multiplying in step order from the nearest cached product:
     ``step()`` costs one factor, a jump of ``d`` steps ``d`` factors the first time (products are
-    cached every 1024 steps). It is kept in ``state_dict``, so a resume continues from the saved
+    cached every 1024 steps and where a jump leaves). It is kept in ``state_dict``, so a resume continues from the saved
     product :math:`P_s` (steps after ``s`` multiply onto it, earlier ones are computed from step 0).
 
     Args:
@@ -127,6 +127,8 @@ class MultiplicativeLR(_LambdaBase):
         start, factors = cache.start(t)
         if start == t:
             return factors
+        if start != cache.head[0]:  # a jump away from the last product: keep it for a jump back
+            cache.keep(*cache.head)
         n, every, value = len(factors), self._EVERY, self._value
         for s in range(start + 1, t + 1):
             factors = [f * value(g, s) for g, f in enumerate(factors)]
