@@ -133,14 +133,41 @@ def _split_top_level(text: str) -> list[str]:
     return items
 
 
+def _replan(s: Any, replans: Sequence[tuple[int, int]]) -> Any:
+    """Apply ``--replan STEP:TOTAL`` options in order."""
+    for at, total in replans:
+        try:
+            s.replan(total, at_step=at)
+        except (ValueError, TypeError) as e:
+            raise UsageError(f"--replan {at}:{total}: {e}") from None
+    return s
+
+
+def _plotted(args: argparse.Namespace) -> tuple[str, Any]:
+    """NAME with --param, or NAME a YAML/JSON config file (as for ``show``, e.g. a ComposedLR spec)."""
+    if args.name.endswith((".yaml", ".yml", ".json")):
+        name, total, lr, config = _config_schedule(args.name, args.lr)
+        args.lr = lr
+        if args.total_steps is None:
+            args.total_steps = total
+        return os.path.basename(args.name), _build(name, total, lr, config)
+    if args.total_steps is None:
+        raise UsageError("the following arguments are required: --total-steps (or give a CONFIG.yaml as NAME)")
+    label = f"{args.name}({','.join(args.param)})" if args.param else args.name
+    return label, _build(args.name, args.total_steps, args.lr, parse_params(args.param))
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
     from .preview import boundaries, sample_steps
 
     if args.out:
         _check_writable(args.out)
-    label = f"{args.name}({','.join(args.param)})" if args.param else args.name
-    curves = [(label, _build(args.name, args.total_steps, args.lr, parse_params(args.param)))]
+    curves = [_plotted(args)]
     curves += [_spec(c, args) for c in args.compare]
+    if args.replan:  # the re-planned schedule beside the original
+        label = f"{curves[0][0]} re-planned " + ", ".join(f"at {a} to {t}" for a, t in args.replan)
+        curves.insert(1, (label, _replan(_plotted(args)[1], args.replan)))
+        args.total_steps = max(args.total_steps, *(t for _, t in args.replan))
     marks = sorted({step for _, s in curves for _, step in boundaries(s)})
     steps = sample_steps(args.total_steps, args.points, marks)
     tables = [(label, s.lr_table(steps)[:, 0], s.momentum_table(steps)) for label, s in curves]
@@ -262,17 +289,23 @@ def _load_config(path: str) -> dict[str, Any]:
     return data
 
 
+def _config_schedule(path: str, default_lr: float) -> tuple[str, Any, float, dict[str, Any]]:
+    """``(type, total_steps, lr, other keys)`` of a ColossalAI-style config file."""
+    data = _load_config(path)
+    config = dict(data.get("lr_scheduler", data))
+    lr = float(config.pop("lr", data.get("lr", default_lr)))
+    if "type" not in config or "total_steps" not in config:
+        raise UsageError("CONFIG needs 'type' and 'total_steps' (at the top level or under 'lr_scheduler')")
+    return config.pop("type"), config.pop("total_steps"), lr, config
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     from .preview import key_points
 
-    data = _load_config(args.config)
-    config = dict(data.get("lr_scheduler", data))
-    lr = float(config.pop("lr", data.get("lr", args.lr)))
-    if "type" not in config or "total_steps" not in config:
-        raise UsageError("CONFIG needs 'type' and 'total_steps' (at the top level or under 'lr_scheduler')")
-    name, total = config.pop("type"), config.pop("total_steps")
-    s = _build(name, total, lr, config)
-    print(f"{name}  total_steps={total}  base lr={lr}  " + "  ".join(f"{k}={v}" for k, v in config.items()))
+    name, total, lr, config = _config_schedule(args.config, args.lr)
+    s = _replan(_build(name, total, lr, config), args.replan)
+    print(f"{name}  total_steps={total}  base lr={lr}  " + "  ".join(f"{k}={v}" for k, v in config.items())
+          + "".join(f"  re-planned at {a} to {t}" for a, t in args.replan))
     print(f"{'point':<18}{'step':>10}{'lr':>16}")
     for what, step, value in key_points(s):
         print(f"{what:<18}{step:>10}{value:>16.6e}")
@@ -371,18 +404,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", parser_class=_Parser, required=True)
     sub.add_parser("list", help="every scheduler with its parameters and defaults").set_defaults(fn=cmd_list)
     plot = sub.add_parser("plot", help="plot a schedule (PNG with --out, else in the terminal)")
-    plot.add_argument("name", metavar="NAME")
-    plot.add_argument("--total-steps", type=_positive_int, required=True)
+    plot.add_argument("name", metavar="NAME", help="a scheduler name, or a YAML/JSON config as for show")
+    plot.add_argument("--total-steps", type=_positive_int, default=None, help="required with a scheduler name")
     plot.add_argument("--lr", type=_positive_float, default=1.0)
     plot.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
     plot.add_argument("--compare", action="append", default=[], metavar="NAME[:KEY=VALUE,...]")
     plot.add_argument("--out", default=None, metavar="FILE.png")
     plot.add_argument("--size", type=_size, default=(1000, 600), metavar="WxH", help="PNG size in pixels")
     plot.add_argument("--points", type=_positive_int, default=4000, help="samples drawn per curve")
+    plot.add_argument("--replan", type=_replan_arg, action="append", default=[], metavar="STEP:TOTAL",
+                      help="also draw the schedule re-planned at STEP to end at TOTAL")
     plot.set_defaults(fn=cmd_plot)
     show = sub.add_parser("show", help="key points of a ColossalAI-style config (YAML or JSON)")
     show.add_argument("config", metavar="CONFIG")
     show.add_argument("--lr", type=_positive_float, default=1.0, help="base lr when the config has none")
+    show.add_argument("--replan", type=_replan_arg, action="append", default=[], metavar="STEP:TOTAL",
+                      help="re-plan the schedule at STEP to end at TOTAL")
     show.set_defaults(fn=cmd_show)
     insp = sub.add_parser("inspect", help="the scheduler state in a DCP or ColossalAI checkpoint")
     insp.add_argument("checkpoint", metavar="CKPT_DIR")
@@ -408,6 +445,18 @@ def _positive(kind: type) -> Any:
 
 
 _positive_int, _positive_float = _positive(int), _positive(float)
+
+
+def _replan_arg(text: str) -> tuple[int, int]:
+    """``STEP:TOTAL``: two ints, ``0 <= STEP < TOTAL``."""
+    step, sep, total = text.partition(":")
+    try:
+        at, end = int(step), int(total)
+    except ValueError:
+        at, end = -1, -1
+    if not sep or not 0 <= at < end:
+        raise argparse.ArgumentTypeError(f"expected STEP:TOTAL with ints 0 <= STEP < TOTAL, got {text!r}")
+    return at, end
 
 
 def _size(text: str) -> tuple[int, int]:

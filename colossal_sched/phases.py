@@ -81,7 +81,8 @@ class Warmup(Phase):
     warmup: ClassVar[bool] = True
 
     def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
-        warm = (u + 1) / (self.denominator or self.length)
+        n = self.denominator or self.length
+        warm = ops.minimum((u + 1) / n, 1.0) if n else 1.0  # at its end (u = W, or length 0): the peak
         return [warm * p for p in peaks]
 
 

@@ -1,0 +1,250 @@
+"""Issue #12: schedules as data. ComposedLR from a dict/YAML spec, the phase primitives and join,
+WSD written both ways, product composition against torch's ChainedScheduler, and the CLI on specs."""
+import contextlib
+import io
+import json
+import math
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+from conftest import BASE_LRS, make_optimizer
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import colossal_sched as cs
+from colossal_sched import phases as P
+from colossal_sched._ops import SCALAR, VECTOR
+
+WSD_SPEC = dict(phases=[{"type": "warmup"}, {"type": "constant"}, {"type": "linear", "end_lr": 0.001}], boundaries=[10, 80])
+
+
+def composed(total=100, optimizer=None, **spec):
+    return cs.ComposedLR(optimizer or make_optimizer(), total, **spec)
+
+
+@pytest.mark.parametrize("style,phase", [("linear", "linear"), ("cosine", "cosine"), ("1-sqrt", "1-sqrt")])
+def test_wsd_written_both_ways_is_the_same_curve_bit_for_bit(style, phase):
+    wsd = cs.WarmupStableDecayLR(make_optimizer(), 100, warmup_steps=10, decay_steps=20, decay_style=style, min_lr=0.001)
+    spec = dict(phases=[{"type": "warmup"}, {"type": "constant"}, {"type": phase, "end_lr": 0.001}], boundaries=[10, 80])
+    data = composed(**spec)
+    steps = range(0, 130)
+    assert (wsd.lr_table(steps) == data.lr_table(steps)).all()
+    assert [wsd.lr_at(t) for t in steps] == [data.lr_at(t) for t in steps]
+
+
+def test_each_phase_type_follows_its_formula():
+    L, base, e = 10, 0.8, 0.1
+    cases = {
+        "warmup": ({}, lambda u: min(u + 1, L) / L * base),  # at its end: the peak
+        "constant": ({}, lambda u: base),
+        "linear": ({"end_lr": e}, lambda u: e + (base - e) * (1 - u / L)),
+        "cosine": ({"end_lr": e}, lambda u: e + (base - e) * (1 + math.cos(math.pi * u / L)) / 2),
+        "polynomial": ({"end_lr": e, "power": 2.0}, lambda u: (base - e) * (1 - u / L) ** 2 + e),
+        "1-sqrt": ({"end_lr": e}, lambda u: e + (base - e) * (1 - math.sqrt(u / L))),
+        "exponential": ({"gamma": 0.9}, lambda u: base * 0.9**u),
+        "steps": ({"step_size": 3, "gamma": 0.5}, lambda u: base * 0.5 ** (u // 3)),
+        "milestones": ({"milestones": [2, 7], "gamma": 0.5}, lambda u: base * 0.5 ** sum(m <= u for m in (2, 7))),
+        "inverse_sqrt": ({"timescale": 4.0, "min_lr": 0.3}, lambda u: max(0.3, base * math.sqrt(4 / (u + 4)))),
+        "restarts": ({"first_cycle_steps": 4, "eta_min": e}, lambda u: e + (base - e) * (1 + math.cos(math.pi * (u % 4) / 4)) / 2),
+        "product": ({"factors": [{"type": "exponential", "gamma": 0.9}, {"type": "steps", "step_size": 4, "gamma": 0.5}]},
+                    lambda u: base * 0.9**u * 0.5 ** (u // 4)),
+    }
+    assert set(cases) == set(cs.composed.PHASE_TYPES)
+    for kind, (keys, f) in cases.items():
+        s = composed(L, make_optimizer(1, lrs=(base,)), phases=[{"type": kind, **keys}])
+        got = s.lr_table(range(L + 3))[:, 0]
+        want = [f(min(u, L)) for u in range(L + 3)]
+        assert got.tolist() == pytest.approx(want, rel=1e-12), kind
+        assert [s.lr_at(u)[0] for u in range(L + 3)] == got.tolist(), kind
+
+
+def test_scale_sets_a_phase_peak_relative_to_the_base_lr():
+    s = composed(30, phases=[{"type": "cosine", "end_lr": 0.0}, {"type": "constant", "scale": 0.1}], boundaries=[20])
+    assert s.lr_at(25) == [pytest.approx(0.1 * b, rel=1e-15) for b in BASE_LRS]
+
+
+def test_join_places_phases_at_boundaries_like_optax():
+    plan = P.join([P.Warmup(4), P.Cosine(6, end_lr=0.0), P.Constant(5)], [4, 10])
+    peaks = [1.0, 2.0]
+    t = np.arange(16, dtype=np.float64)
+    table = np.array(plan.lrs(VECTOR, t, peaks)).T
+    assert table.tolist() == [plan.lrs(SCALAR, int(s), peaks) for s in range(16)]
+    assert table[3].tolist() == [1.0, 2.0] and table[10].tolist() == [1.0, 2.0]  # the constant restarts from the peak
+    assert table[9, 0] == pytest.approx((1 + math.cos(math.pi * 5 / 6)) / 2)
+    with pytest.raises(ValueError, match="strictly increasing"):
+        P.join([P.Constant(1), P.Constant(1), P.Constant(1)], [5, 5])
+    with pytest.raises(ValueError, match="len\\(phases\\) - 1"):
+        P.join([P.Constant(1)], [3])
+
+
+def test_state_is_plain_json_round_trips_and_is_compared_at_resume():
+    s = composed(**WSD_SPEC)
+    s.step_to(42)
+    state = json.loads(json.dumps(s.state_dict()))
+    assert state["hyperparams"]["phases"][2] == {"type": "linear", "scale": 1.0, "end_lr": 0.001}
+    again = composed(**WSD_SPEC)
+    again.load_state_dict(state)
+    assert again.get_last_lr() == s.get_last_lr() and again.fingerprint() == s.fingerprint()
+    other_spec = dict(WSD_SPEC, phases=WSD_SPEC["phases"][:2] + [{"type": "cosine", "end_lr": 0.001}])
+    other = composed(**other_spec)
+    assert other.fingerprint() != s.fingerprint()
+    with pytest.raises(cs.ScheduleMismatchError, match="phases"):
+        other.load_state_dict(state)
+    from colossal_sched.checkpoint import schedule_from_state
+
+    rebuilt = schedule_from_state(state)  # what `colossal-sched inspect` does: the spec rebuilds the schedule
+    assert rebuilt.lr_at(42) == s.lr_at(42)
+
+
+def test_built_from_a_yaml_config():
+    yaml = pytest.importorskip("yaml")
+    config = yaml.safe_load(
+        "type: ComposedLR\ntotal_steps: 100\nphases:\n  - {type: warmup}\n  - {type: constant}\n"
+        "  - {type: linear, end_lr: 0.001}\nboundaries: [10, 80]\n"
+    )
+    s = cs.build_lr_scheduler(config, make_optimizer())
+    assert (s.lr_table(range(120)) == composed(**WSD_SPEC).lr_table(range(120))).all()
+
+
+BAD = [
+    (dict(), "phases is required"),
+    (dict(phases={"type": "cosine"}), "phases must be a non-empty list"),
+    (dict(phases=[{"type": "cos"}]), r"phases\[0\].type must be one of \['warmup', 'constant'"),
+    (dict(phases=["cosine"]), r"phases\[0\] must be a dict"),
+    (dict(phases=[{"type": "cosine", "eta_min": 0.1}]), r"phases\[0\] \(cosine\) got unexpected key\(s\) \['eta_min'\]; allowed keys"),
+    (dict(phases=[{"type": "cosine", "end_lr": -1}]), r"phases\[0\].end_lr must be a finite float in \[0.0, inf\)"),
+    (dict(phases=[{"type": "cosine"}, {"type": "linear", "scale": float("nan")}], boundaries=[5]), r"phases\[1\].scale"),
+    (dict(phases=[{"type": "milestones"}]), r"phases\[0\].milestones is required"),
+    (dict(phases=[{"type": "milestones", "milestones": [5, 2]}]), r"phases\[0\].milestones must be strictly increasing"),
+    (dict(phases=[{"type": "product", "factors": [{"type": "steps", "step_size": 0}]}]), r"phases\[0\].factors\[0\].step_size"),
+    (dict(phases=[{"type": "product", "factors": []}]), r"phases\[0\].factors must be a non-empty list"),
+    (dict(phases=[{"type": "restarts", "first_cycle_steps": 3, "warmup_steps": 3}]), r"phases\[0\].warmup_steps"),
+    (dict(phases=[{"type": "cosine"}, {"type": "linear"}]), r"boundaries must hold len\(phases\) - 1 = 1"),
+    (dict(phases=[{"type": "cosine"}, {"type": "linear"}], boundaries=[101]), r"boundaries must be strictly increasing ints in \[1, total_steps=100\]"),
+    (dict(phases=[{"type": "cosine"}, {"type": "linear"}, {"type": "constant"}], boundaries=[50, 20]), "strictly increasing"),
+    (dict(phases=[{"type": "cosine"}, {"type": "linear"}], boundaries=[0]), "boundaries must be an int >= 1"),
+    (dict(phases=[{"type": "cosine"}], boundaries="5"), "boundaries must be a list of ints"),
+]
+
+
+@pytest.mark.parametrize("spec,needle", BAD, ids=[str(i) for i in range(len(BAD))])
+def test_bad_specs_name_the_phase_key_and_allowed_values(spec, needle):
+    with pytest.raises((ValueError, TypeError), match=needle):
+        composed(**spec)
+
+
+# ------------------------------------------------------------ ChainedScheduler
+def test_product_phase_equals_torchs_chained_scheduler_of_its_own_multiplicative_schedulers():
+    topt = make_optimizer()
+    chain = torch.optim.lr_scheduler.ChainedScheduler([torch.optim.lr_scheduler.ExponentialLR(topt, gamma=0.95),
+                                                       torch.optim.lr_scheduler.StepLR(topt, step_size=4, gamma=0.5)])
+    ours = composed(30, phases=[{"type": "product", "factors": [{"type": "exponential", "gamma": 0.95},
+                                                                {"type": "steps", "step_size": 4, "gamma": 0.5}]}])
+    for t in range(30):
+        assert ours.lr_at(t) == pytest.approx([g["lr"] for g in topt.param_groups], rel=1e-12), t
+        chain.step()
+
+
+def test_torchs_chained_scheduler_over_colossal_sched_is_refused_pointing_to_composed_lr():
+    opt = make_optimizer()
+    chain = torch.optim.lr_scheduler.ChainedScheduler([cs.ExponentialLR(opt, 30, gamma=0.95), cs.StepLR(opt, 30, 4, 0.5)])
+    with pytest.raises(TypeError, match="ComposedLR"):
+        chain.step()
+
+
+# ------------------------------------------------------------------ hypothesis
+SIMPLE = ["warmup", "constant", "linear", "cosine", "polynomial", "1-sqrt", "exponential", "steps", "inverse_sqrt"]
+
+
+@st.composite
+def specs(draw):
+    total = draw(st.integers(2, 200))
+    n = draw(st.integers(1, min(4, total)))
+    bounds = sorted(draw(st.sets(st.integers(1, total), min_size=n - 1, max_size=n - 1)))
+    phases = []
+    for _ in range(n):
+        kind = draw(st.sampled_from(SIMPLE))
+        spec = {"type": kind, "scale": draw(st.sampled_from([1.0, 0.5]))}
+        if kind in ("linear", "cosine", "polynomial", "1-sqrt"):
+            spec["end_lr"] = draw(st.floats(0, 0.01))
+        if kind == "polynomial":
+            spec["power"] = draw(st.floats(0.5, 3))
+        if kind in ("exponential", "steps"):
+            spec["gamma"] = draw(st.floats(0.5, 1))
+        if kind == "steps":
+            spec["step_size"] = draw(st.integers(1, 20))
+        phases.append(spec)
+    return total, dict(phases=phases, boundaries=bounds)
+
+
+@settings(max_examples=120, deadline=None)
+@given(specs(), st.lists(st.floats(1e-3, 1.0), min_size=1, max_size=3), st.data())
+def test_random_composed_specs_are_finite_agree_on_every_path_and_resume_exactly(config, lrs, data):
+    total, spec = config
+    s = cs.ComposedLR(make_optimizer(len(lrs), lrs=tuple(lrs)), total, **spec)
+    steps = total + 10
+    table = s.lr_table(range(steps))
+    assert np.isfinite(table).all() and (table >= 0).all()
+    assert (table <= max(lrs) + 0.01 + 1e-12).all()
+    for t in range(steps):
+        assert s.lr_at(t) == table[t].tolist()
+    k = data.draw(st.integers(0, steps - 1))
+    s.step_to(k)
+    state = json.loads(json.dumps(s.state_dict()))
+    again = cs.ComposedLR(make_optimizer(len(lrs), lrs=tuple(lrs)), total, **json.loads(json.dumps(spec)))
+    again.load_state_dict(state)
+    assert again.fingerprint() == s.fingerprint()
+    for t in range(k, steps):
+        assert again.get_last_lr() == table[t].tolist()
+        again.step()
+
+
+# ------------------------------------------------------------------------- CLI
+def cli(*args):
+    """``colossal-sched ARGS`` in this process (tests/test_cli.py drives the installed command as a subprocess)."""
+    from colossal_sched.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main([str(a) for a in args])
+    return subprocess.CompletedProcess(args, rc, out.getvalue(), err.getvalue())
+
+
+def test_show_and_plot_a_composed_yaml_spec_with_a_replan(tmp_path):
+    pytest.importorskip("yaml")
+    path = tmp_path / "wsd.yaml"
+    path.write_text("lr: 0.1\nlr_scheduler:\n  type: ComposedLR\n  total_steps: 1000\n  phases:\n    - {type: warmup}\n"
+                    "    - {type: constant}\n    - {type: cosine, end_lr: 0.001}\n  boundaries: [100, 800]\n")
+    out = cli("show", path)
+    assert out.returncode == 0, out.stderr
+    rows = {line[:18].strip(): line.split() for line in out.stdout.splitlines()[2:]}
+    assert rows["warmup end"][-2:] == ["100", f"{0.1:.6e}"] and rows["decay start"][-2] == "800"
+    assert rows["end"][-2:] == ["1000", f"{0.001:.6e}"]
+    out = cli("show", path, "--replan", "500:2000")
+    assert out.returncode == 0, out.stderr
+    rows = {line[:18].strip(): line.split() for line in out.stdout.splitlines()[2:]}
+    assert rows["re-plan"][-2] == "500" and rows["decay start"][-2] == "1400" and rows["end"][-2] == "2000"
+    out = cli("plot", path, "--replan", "500:2000")
+    assert out.returncode == 0, out.stderr
+    assert "wsd.yaml re-planned at 500 to 2000" in out.stdout and out.stdout.count("2000") >= 2
+    spec = json.dumps(WSD_SPEC["phases"]).replace(" ", "")
+    out = cli("plot", "ComposedLR", "--total-steps", 100, "--param", f"phases={spec}", "--param", "boundaries=[10,80]",
+              "--out", tmp_path / "c.png")
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["plot", "CosineAnnealingLR", "--total-steps", 100, "--replan", "5"], "--replan"),
+    (["plot", "CosineAnnealingLR", "--total-steps", 100, "--replan", "50:20"], "0 <= STEP < TOTAL"),
+    (["plot", "WarmupStableDecayLR", "--total-steps", 100, "--param", "warmup_steps=10", "--param", "decay_steps=10",
+      "--replan", "5:150"], "inside the warmup"),
+    (["plot", "LambdaLR", "--total-steps", 100, "--replan", "5:150"], "LambdaLR"),
+    (["plot", "WarmupStableDecayLR", "--param", "decay_steps=10"], "--total-steps"),
+])
+def test_bad_replan_and_missing_total_give_one_line_and_exit_2(args, needle):
+    out = cli(*args)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.count("\n") == 1 and needle in out.stderr, out.stderr
