@@ -473,6 +473,8 @@ def read_booster_state(checkpoint: str) -> dict[str, Any]:
         except (ValueError, RecursionError) as e:
             raise CheckpointError(f"{path}: corrupt or truncated scheduler state ({type(e).__name__}: "
                                   f"{V.short(str(e), 200)})") from None
+        if not isinstance(payload, Mapping) or not isinstance(payload.get("scheduler"), Mapping):
+            raise CheckpointError(f"{path}: not a colossal_sched scheduler state (no 'scheduler' entry)")
         unpack_state(payload)  # CheckpointError for anything malformed
         return payload
     try:

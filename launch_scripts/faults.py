@@ -6,8 +6,11 @@ die again). Kinds:
 
 * ``exit_at_update=K``: ``os._exit(17)`` just before update ``K`` (an OOM-killed worker).
 * ``kill_during_save=K``: SIGKILL after the shards of checkpoint ``K`` are written, before it is published.
-* ``pause_at_update=K``: write ``<COLOSSAL_SCHED_FAULT_DIR>/paused.rank<R>`` and sleep before update
-  ``K`` (``rank=all`` for every rank), so a test can kill the job at a known point.
+* ``pause_at_update=K``: write ``<COLOSSAL_SCHED_FAULT_DIR>/paused.rank<R>`` and wait before update
+  ``K`` (``rank=all`` for every rank), so a test can kill the job at a known point, or let it go on
+  by creating ``<COLOSSAL_SCHED_FAULT_DIR>/continue``.
+* ``stale_listing=K``: this rank's listing of the checkpoint directory shows no checkpoint after
+  step ``K`` (a stale network-filesystem listing).
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from dataclasses import dataclass
 
 ENV = "COLOSSAL_SCHED_FAULT"
 DIR_ENV = "COLOSSAL_SCHED_FAULT_DIR"
-KINDS = ("exit_at_update", "kill_during_save", "pause_at_update")
+KINDS = ("exit_at_update", "kill_during_save", "pause_at_update", "stale_listing")
 
 
 @dataclass(frozen=True)
@@ -58,11 +61,16 @@ class FaultPoints:
         if self._hits("exit_at_update", step):
             os._exit(17)
         if self._hits("pause_at_update", step):
-            marker = os.path.join(os.environ.get(DIR_ENV, "."), f"paused.rank{self.rank}")
-            with open(marker, "w") as f:
+            folder = os.environ.get(DIR_ENV, ".")
+            with open(os.path.join(folder, f"paused.rank{self.rank}"), "w") as f:
                 f.write(str(step))
-            while True:
-                time.sleep(3600)
+            while not os.path.exists(os.path.join(folder, "continue")):
+                time.sleep(0.05)
+
+    def listing_limit(self) -> int | None:
+        """The newest step this rank may see in the checkpoint directory (``stale_listing``), or None."""
+        steps = [f.step for f in self.faults if f.kind == "stale_listing"]
+        return min(steps) if steps else None
 
     def during_save(self, step: int):
         """The ``on_written`` callback for :func:`colossal_sched.checkpoint.save_dcp`, or None."""

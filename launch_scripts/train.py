@@ -11,10 +11,10 @@ resume on any world size. Launch with torchrun, e.g.::
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import sys
-import time
 
 import torch
 import torch.distributed as dist
@@ -24,7 +24,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from colossal_sched import SCHEDULERS, build_lr_scheduler  # noqa: E402
 from colossal_sched.cli import UsageError, parse_params  # noqa: E402
-from colossal_sched.checkpoint import ON_MISMATCH, SafeLoadPlanner, latest_checkpoint, read_dcp_state, restore, save_dcp, world_layout  # noqa: E402,E501
+from colossal_sched.checkpoint import (ON_MISMATCH, CheckpointError, RunLock, SafeFileSystemReader, SafeLoadPlanner,  # noqa: E402
+                                       agree_on_checkpoint, latest_checkpoint, read_dcp_state, restore, save_dcp, world_layout)
 from colossal_sched.launch import init_distributed  # noqa: E402
 from hooks import LRSchedulerHook  # noqa: E402
 from launch_scripts.faults import FaultPoints  # noqa: E402
@@ -60,9 +61,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--microbatches", type=int, default=2)
     p.add_argument("--log-every", type=int, default=5)
     p.add_argument("--backend", default="auto", choices=("auto", "gloo", "nccl"))
-    p.add_argument("--step-delay", type=float, default=0.0, help="sleep per update (for fault-injection tests)")
-    p.add_argument("--kill-during-save-at", type=int, default=None, metavar="STEP",
-                   help="fault injection: SIGKILL rank 0 while the checkpoint of STEP is written but not yet published")
+    p.add_argument("--ckpt-lock-lease", type=float, default=300.0, metavar="SECONDS",
+                   help="a --ckpt-dir lock without heartbeat for this long is stale (another run may take it over)")
     args = p.parse_args(argv)
     try:
         args.scheduler_kwargs = parse_params(args.scheduler_arg, "--scheduler-arg")
@@ -77,6 +77,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--heads ({args.heads}) must divide by --tp ({args.tp}) and --dim ({args.dim}) by --heads")
     if (args.save_every or args.resume) and not args.ckpt_dir:
         p.error("--save-every and --resume need --ckpt-dir")
+    if not 0 < args.ckpt_lock_lease < float("inf"):
+        p.error(f"--ckpt-lock-lease must be a number of seconds > 0, got {args.ckpt_lock_lease}")
     return args
 
 
@@ -120,6 +122,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: --dp {args.dp} x --pp {args.pp} x --tp {args.tp} != world size {world}", file=sys.stderr)
         dist.destroy_process_group()
         return 2
+    lock = None
+    if args.ckpt_dir:  # one run per checkpoint directory, taken before any checkpoint is read or written
+        try:
+            lock = RunLock(args.ckpt_dir, lease_s=args.ckpt_lock_lease).acquire()
+        except CheckpointError as e:  # on every rank (one collective), so every rank exits
+            if rank == 0:
+                print(f"error: {e}", file=sys.stderr, flush=True)
+            dist.destroy_process_group()
+            return 1
+        atexit.register(lock.release)
     if backend == "nccl":
         device = torch.device("cuda", torch.cuda.current_device())
     else:
@@ -149,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
 
     start = 0
     if args.ckpt_dir:  # always: a torchrun restart must continue where the last attempt saved
-        ckpt = latest_checkpoint(args.ckpt_dir)
+        ckpt = agree_on_checkpoint(latest_checkpoint(args.ckpt_dir, max_step=FaultPoints(rank).listing_limit()))
         if ckpt is None:
             if rank == 0 and args.resume:
                 print(f"no complete checkpoint in {args.ckpt_dir}: starting from step 0", flush=True)
@@ -157,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
             model_sd, optim_sd = get_state_dict(model, optimizer, options=sd_options)
             import torch.distributed.checkpoint as dcp
 
-            dcp.load({"model": model_sd, "optimizer": optim_sd}, checkpoint_id=ckpt, planner=SafeLoadPlanner())
+            dcp.load({"model": model_sd, "optimizer": optim_sd}, storage_reader=SafeFileSystemReader(ckpt),
+                     planner=SafeLoadPlanner())
             set_state_dict(model, optimizer, model_state_dict=model_sd, optim_state_dict=optim_sd, options=sd_options)
             restore(hook, read_dcp_state(ckpt), args.on_mismatch)
             start = hook.global_step
@@ -203,18 +216,18 @@ def main(argv: list[str] | None = None) -> int:
             hook.step(n + 1)  # the state of a run that has done n + 1 updates
             model_sd, optim_sd = get_state_dict(model, optimizer, options=sd_options)
             layout = {"dp": args.dp, "pp": args.pp, "tp": args.tp}
-            kill = (lambda: os.kill(os.getpid(), 9) if rank == 0 else None) if args.kill_during_save_at == n + 1 else None
             path = save_dcp({"model": model_sd, "optimizer": optim_sd, "lr_scheduler": hook,
-                             "train": {"step": n + 1, "world": world_layout(layout)}}, args.ckpt_dir, n + 1, on_written=kill)
+                             "train": {"step": n + 1, "world": world_layout(layout)}}, args.ckpt_dir, n + 1,
+                            on_written=faults.during_save(n + 1), lock=lock)
             if rank == 0:
                 print(f"saved {path}", flush=True)
-        if args.step_delay:
-            time.sleep(args.step_delay)
     if log is not None:
         log.close()
     if rank == 0:
         print(f"done: {stop} updates, final lr {hook.lr_scheduler.get_last_lr()}", flush=True)
     dist.barrier()
+    if lock is not None:
+        lock.release()
     dist.destroy_process_group()
     return 0
 

@@ -3,6 +3,8 @@ import hashlib
 import json
 import logging
 import os
+import pickle
+import shutil
 import subprocess
 import sys
 
@@ -129,31 +131,43 @@ def test_groups_are_keyed_so_another_layout_errors_clearly():
 def test_corrupt_truncated_and_tampered_dcp_checkpoints_give_clear_errors(tmp_path):
     good = tmp_path / "good"
     dcp_save(good, lr_scheduler=hook_at(5))
+    before = digest(good)
     truncated = tmp_path / "truncated"
-    os.system(f"cp -r {good} {truncated}")
+    shutil.copytree(good, truncated)
     meta = truncated / ".metadata"
     meta.write_bytes(meta.read_bytes()[:40])
-    with pytest.raises(CheckpointError, match="metadata"):
-        read_dcp_state(str(truncated))
     corrupt = tmp_path / "corrupt"
-    os.system(f"cp -r {good} {corrupt}")
+    shutil.copytree(good, corrupt)
     for f in os.listdir(corrupt):
         if f.endswith(".distcp"):
             (corrupt / f).write_bytes(b"\x00garbage" * 10)
+    tampered_meta = tmp_path / "tampered_meta"
+    shutil.copytree(good, tampered_meta)
+    (tampered_meta / ".metadata").write_bytes(pickle.dumps(Exploit(tmp_path / "PWNED")))
+    tampered = tmp_path / "tampered"
+    dcp_save(tampered, lr_scheduler={"colossal_sched": Exploit(tmp_path / "PWNED")})
+    copies = {p: digest(p) for p in (truncated, corrupt, tampered_meta, tampered)}
+    with pytest.raises(CheckpointError, match="metadata"):
+        read_dcp_state(str(truncated))
     with pytest.raises(CheckpointError):
         read_dcp_state(str(corrupt))
     with pytest.raises(CheckpointError, match="not a complete DCP checkpoint"):
         read_dcp_state(str(tmp_path / "nowhere"))
-    tampered = tmp_path / "tampered"
-    dcp_save(tampered, lr_scheduler={"colossal_sched": Exploit()})
+    with pytest.raises(CheckpointError, match=r"refusing to unpickle global posix\.system"):
+        read_dcp_state(str(tampered_meta))
     with pytest.raises(CheckpointError, match="not plain data"):
         read_dcp_state(str(tampered))
-    assert digest(good) == digest(good)  # reading never writes
+    assert not (tmp_path / "PWNED").exists()
+    assert digest(good) == before and unpack_state(read_dcp_state(str(good)))[1] == 5  # reading never writes
+    assert {p: digest(p) for p in copies} == copies
 
 
 class Exploit:
+    def __init__(self, marker):
+        self.marker = str(marker)
+
     def __reduce__(self):
-        return (os.system, ("echo pwned",))
+        return (os.system, (f"touch {self.marker}",))
 
 
 def test_booster_json_state_is_atomic_and_refuses_truncation(tmp_path):

@@ -14,16 +14,38 @@ def command(nproc, *args):
             os.path.join(ROOT, "launch_scripts", "train.py"), *map(str, args)]
 
 
-def train(nproc, *args, timeout=300):
+def environment(faults=None, fault_dir=None):
+    """The workers' environment; ``faults``: ``COLOSSAL_SCHED_FAULT`` (see launch_scripts/faults.py)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.run(command(nproc, *args), cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    env.pop("COLOSSAL_SCHED_FAULT", None)
+    if faults:
+        env["COLOSSAL_SCHED_FAULT"] = faults
+    if fault_dir is not None:
+        env["COLOSSAL_SCHED_FAULT_DIR"] = str(fault_dir)
+    return env
+
+
+def train(nproc, *args, timeout=300, faults=None, fault_dir=None):
+    proc = subprocess.run(command(nproc, *args), cwd=ROOT, env=environment(faults, fault_dir), capture_output=True,
+                          text=True, timeout=timeout)
     return proc
 
 
-def start(nproc, *args):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    return subprocess.Popen(command(nproc, *args), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
+def start(nproc, *args, faults=None, fault_dir=None):
+    return subprocess.Popen(command(nproc, *args), cwd=ROOT, env=environment(faults, fault_dir), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def wait_for_pause(fault_dir, ranks, proc, timeout=240):
+    """Wait until every rank in ``ranks`` wrote its ``paused.rank<R>`` marker (``pause_at_update``)."""
+    deadline = time.monotonic() + timeout
+    markers = [os.path.join(str(fault_dir), f"paused.rank{r}") for r in ranks]
+    while time.monotonic() < deadline:
+        if all(os.path.exists(m) for m in markers):
+            return
+        assert proc.poll() is None, f"job ended early:\n{proc.stdout.read()[-3000:]}"
+        time.sleep(0.1)
+    raise AssertionError(f"ranks {list(ranks)} never paused")
 
 
 def kill_job(proc):
