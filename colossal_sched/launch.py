@@ -5,39 +5,64 @@ restarted worker the same ``MASTER_ADDR:MASTER_PORT`` with ``TORCHELASTIC_USE_AG
 ``init_process_group("env://")`` then connects to that store *without* a per-attempt prefix
 (torch's comment there assumes a new store per attempt), so a restarted worker reads the previous
 attempt's keys and gloo's ``connectFullMesh`` dials the dead workers' ports ("Connection refused")
-or waits forever. :func:`init_distributed` puts each attempt under its own key prefix instead.
+or waits forever. A prefix ``attempt{TORCHELASTIC_RESTART_COUNT}`` is not enough across nodes:
+each agent counts its own restarts, and an agent whose workers were still healthy when another
+node re-joined restarts them *without* counting (so node 0 may be at attempt 0 while node 1 is at
+attempt 1, and the two halves never meet). :func:`init_distributed` therefore gives every attempt a
+store of its own, hosted by its rank 0 and announced through the agent's store with a nonce.
 """
 from __future__ import annotations
 
 import math
 import os
+import time
+import uuid
 from datetime import timedelta
 
 import torch
 import torch.distributed as dist
 
-__all__ = ["BACKENDS", "init_distributed", "attempt_prefix"]
+__all__ = ["BACKENDS", "STORE_KEY", "init_distributed"]
 
 BACKENDS = ("auto", "gloo", "nccl")
 """``backend`` values :func:`init_distributed` accepts; ``"auto"`` is NCCL with CUDA, gloo without."""
 
 
-def attempt_prefix() -> str:
-    """The store prefix of this torchrun attempt: ``attempt{TORCHELASTIC_RESTART_COUNT}/world{WORLD_SIZE}``.
+STORE_KEY = "colossal_sched/attempt_store"
+"""The agent-store key where each attempt's rank 0 announces ``PORT:NONCE`` of its own store."""
 
-    The world size is part of it because torchrun restarts the workers *without* counting a restart
-    when a node joins (``--nnodes MIN:MAX``); between two failures the world only grows, so the pair
-    is unique per attempt.
-    """
-    return f"attempt{int(os.environ['TORCHELASTIC_RESTART_COUNT'])}/world{int(os.environ['WORLD_SIZE'])}"
+
+def _attempt_store(agent_store: dist.Store, host: str, rank: int, wait: timedelta) -> dist.Store:
+    """This attempt's store: rank 0 hosts a new TCPStore and announces it; the others poll the announcement
+    until it names a live store holding the announced nonce (an older attempt's store died with its rank 0)."""
+    if rank == 0:
+        store = dist.TCPStore(host, 0, None, is_master=True, timeout=wait, wait_for_workers=False)
+        nonce = uuid.uuid4().hex
+        store.set(STORE_KEY, nonce)
+        agent_store.set(STORE_KEY, f"{store.port}:{nonce}")
+        return store
+    deadline = time.monotonic() + wait.total_seconds()
+    while True:
+        port, nonce = agent_store.get(STORE_KEY).decode().split(":")
+        try:
+            store = dist.TCPStore(host, int(port), None, is_master=False, timeout=timedelta(seconds=2))
+            if store.get(STORE_KEY).decode() == nonce:
+                store.set_timeout(wait)
+                return store
+        except (RuntimeError, TimeoutError, ValueError):  # refused (a dead attempt's store), or not a TCPStore
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"init_distributed: rank {rank} found no live store of this attempt at {host} "
+                               f"(last announced port {port}) within {wait.total_seconds():g} s")
+        time.sleep(0.1)
 
 
 def init_distributed(backend: str = "auto", timeout: float = 1800.0) -> None:
     """Initialise the default process group for this process, however it was started.
 
-    * under torchrun with the agent's shared store (the default): on
-      ``PrefixStore(attempt_prefix(), TCPStore(MASTER_ADDR, MASTER_PORT, is_master=False))``, so
-      every restart attempt gets fresh keys;
+    * under torchrun with the agent's shared store (the default): on a store of this attempt's own,
+      hosted by its rank 0 on ``MASTER_ADDR`` and found through the agent's store at
+      ``MASTER_ADDR:MASTER_PORT``, so a restart never reads an earlier attempt's keys;
     * with ``RANK`` / ``WORLD_SIZE`` / ``MASTER_ADDR`` / ``MASTER_PORT`` set by hand (or torchrun with
       ``TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1``): torch's ``env://``;
     * otherwise (``python train.py``): a world of one process on an in-memory store.
@@ -60,8 +85,8 @@ def init_distributed(backend: str = "auto", timeout: float = 1800.0) -> None:
         torch.cuda.set_device(int(env["LOCAL_RANK"]))
     if env.get("TORCHELASTIC_USE_AGENT_STORE") == "True" and "TORCHELASTIC_RESTART_COUNT" in env:
         rank, world = int(env["RANK"]), int(env["WORLD_SIZE"])
-        agent_store = dist.TCPStore(env["MASTER_ADDR"], int(env["MASTER_PORT"]), world, is_master=False, timeout=wait)
-        store = dist.PrefixStore(attempt_prefix(), agent_store)
+        agent_store = dist.TCPStore(env["MASTER_ADDR"], int(env["MASTER_PORT"]), None, is_master=False, timeout=wait)
+        store = _attempt_store(agent_store, env["MASTER_ADDR"], rank, wait)
         dist.init_process_group(backend, store=store, rank=rank, world_size=world, timeout=wait)
     elif "RANK" in env and "WORLD_SIZE" in env:
         dist.init_process_group(backend, init_method="env://", timeout=wait)
