@@ -198,31 +198,44 @@ class ClosedFormLR(LRScheduler):
 
     def _apply(self, step: int) -> None:
         t = step if step < self.total_steps else self.total_steps
-        self.write(step, self._lrs(t, SCALAR), self._momenta(t, SCALAR))
+        self._write(step, self._lrs(t, SCALAR), self._momenta(t, SCALAR))
 
     def write(self, step: int, lrs: list[float], momenta: list[float] | None = None) -> None:
         """Put ``lrs`` (and ``momenta``) into the optimizer as the values of ``step``.
 
         ``step()``, ``step_to()`` and the rank-0 broadcast all end here; a tensor lr is filled in
-        place (no host-device synchronisation).
+        place (no host-device synchronisation). ``step`` is validated, and an lr that is not finite
+        and ``>= 0`` (or a momentum outside ``[0, 1)``) raises :class:`InvalidLRError` before
+        anything is written.
         """
+        step = V.step("step", step)
+        if not all(0.0 <= lr <= _MAX_FLOAT for lr in lrs) or (momenta is not None and not all(0.0 <= m < 1.0 for m in momenta)):
+            raise InvalidLRError(
+                f"{type(self).__name__}: refusing to write lrs {V.short(lrs)} / momenta {V.short(momenta)} for step "
+                f"{step}: every lr must be finite and >= 0, every momentum in [0, 1)"
+            )
+        self._write(step, list(lrs), None if momenta is None else list(momenta))
+
+    def _write(self, step: int, lrs: list[float], momenta: list[float] | None) -> None:
+        """:meth:`write` for values this scheduler computed itself (``step`` already validated)."""
         groups = self.optimizer.param_groups
         if len(groups) != len(lrs):
             raise ValueError(
                 f"{type(self).__name__} has {len(lrs)} lrs to write but the optimizer now has {len(groups)} param groups"
             )
         for group, lr in zip(groups, lrs):
-            if isinstance(group["lr"], torch.Tensor):
-                group["lr"].fill_(lr)
-            else:
+            if type(group["lr"]) is float or not isinstance(group["lr"], torch.Tensor):
                 group["lr"] = lr
+            else:
+                group["lr"].fill_(lr)
         if momenta is not None:
             for group, m in zip(groups, momenta):
                 if "betas" in group:
-                    group["betas"] = (m, *group["betas"][1:])
+                    betas = group["betas"]
+                    group["betas"] = (m, betas[1]) if len(betas) == 2 else (m, *betas[1:])
                 else:
                     group["momentum"] = m
-        self.last_epoch = step
+        self._last_epoch = step
         self._last_lr = lrs
 
     def get_lr(self) -> list[float]:

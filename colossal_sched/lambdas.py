@@ -13,6 +13,7 @@ from .base import ClosedFormLR
 from .errors import InvalidLRError
 
 _MAX_FLOAT = sys.float_info.max
+_CALL = object()  # _value's default: call the function
 
 
 
@@ -44,11 +45,35 @@ class _LambdaBase(ClosedFormLR):
         if self.total_steps > V.MAX_STEP:
             raise ValueError(f"total_steps must be an int in [1, 2**62], got {self.total_steps}")
 
-    def _value(self, group: int, t: int) -> float:
-        """``lr_lambda[group](t)``, refused unless it is a finite number ``>= 0``."""
-        raw = self.lr_lambdas[group](t)
+    def _times(self, t: int, scale: list[float], what: str) -> list[float]:
+        """``[scale[g] * lr_lambda[g](t)]``, refused (naming group, step and value) unless every factor is a
+        finite number ``>= 0`` and every product finite: one pass while all is well; the functions are
+        called again, one by one, only to name what is not."""
+        if 0.0 not in scale:  # (a zero scale would hide a negative factor as -0.0)
+            try:
+                out = [x * float(fn(t)) for x, fn in zip(scale, self.lr_lambdas)]
+                for v in out:
+                    if not 0.0 <= v <= _MAX_FLOAT:  # NaN, inf or negative
+                        break
+                else:
+                    return out
+            except (TypeError, ValueError, OverflowError):
+                pass
+        out = [x * self._value(g, t) for g, x in enumerate(scale)]
+        for g, v in enumerate(out):
+            if not v <= _MAX_FLOAT:
+                raise InvalidLRError(
+                    f"the {what} of param_groups[{g}] at step {t} would be {v} ({scale[g]} * lr_lambda[{g}]({t})); "
+                    "it must be finite (the optimizer keeps its lr)"
+                )
+        return out
+
+    def _value(self, group: int, t: int, raw: Any = _CALL) -> float:
+        """``lr_lambda[group](t)`` (or its result ``raw``), refused unless it is a finite number ``>= 0``."""
+        if raw is _CALL:
+            raw = self.lr_lambdas[group](t)
         try:
-            value = float(raw)
+            value = raw if type(raw) is float else float(raw)
         except (TypeError, ValueError):
             raise V.ArgumentTypeError(
                 f"lr_lambda[{group}]({t}) returned {V.short(raw)} ({type(raw).__name__}); it must return a number"
@@ -59,15 +84,6 @@ class _LambdaBase(ClosedFormLR):
                 "(the optimizer keeps its lr)"
             )
         return value
-
-    def _checked(self, group: int, t: int, lr: float, what: str) -> float:
-        """``lr`` unless it overflowed to inf (the factor was finite)."""
-        if not lr <= _MAX_FLOAT:
-            raise InvalidLRError(
-                f"the lr of param_groups[{group}] at step {t} would be {lr} ({what}); it must be finite "
-                "(the optimizer keeps its lr)"
-            )
-        return lr
 
 
 class LambdaLR(_LambdaBase):
@@ -84,11 +100,7 @@ class LambdaLR(_LambdaBase):
 
     def _lrs(self, t: Any, ops: Ops) -> list[Any]:
         if ops is SCALAR:
-            out = [base * self._value(g, t) for g, base in enumerate(self.base_lrs)]
-            for g, lr in enumerate(out):
-                if not lr <= _MAX_FLOAT:
-                    self._checked(g, t, lr, f"base lr {self.base_lrs[g]} * lr_lambda[{g}]({t})")
-            return out
+            return self._times(t, self.base_lrs, "lr")
         steps = np.asarray(t, dtype=np.int64)  # the user's function is called per step in any case
         rows = np.array([self._lrs(int(s), SCALAR) for s in steps], dtype=np.float64)
         return list(rows.reshape(steps.size, len(self.base_lrs)).T)
@@ -114,27 +126,36 @@ class MultiplicativeLR(_LambdaBase):
     """
 
     _EVERY = 1024  # a running product is cached at every multiple of this step
+    _products: "_Products | None" = None
 
     def _cache(self) -> "_Products":
-        cache = self.__dict__.get("_products")
+        cache = self._products
         if cache is None or cache.n != len(self.base_lrs):
             cache = self._products = _Products(len(self.base_lrs))
         return cache
 
+    def _apply(self, step: int) -> None:
+        t = step if step < self.total_steps else self.total_steps
+        self._write(step, self._lrs(t, SCALAR), None)
+
     def _factors_at(self, t: int) -> list[float]:
         """The running products after ``t`` steps (pure: from the cached product nearest below ``t``)."""
         cache = self._cache()
+        hs, hv = cache.head
+        if hs == t - 1 and t != cache.anchor:  # the next step: one factor per group
+            factors = self._times(t, hv, "running product of lr_lambda")
+            if not t % self._EVERY:
+                cache.keep(t, factors)
+            cache.head = (t, factors)
+            return factors
         start, factors = cache.start(t)
         if start == t:
             return factors
         if start != cache.head[0]:  # a jump away from the last product: keep it for a jump back
             cache.keep(*cache.head)
-        n, every, value = len(factors), self._EVERY, self._value
+        every = self._EVERY
         for s in range(start + 1, t + 1):
-            factors = [f * value(g, s) for g, f in enumerate(factors)]
-            for g in range(n):
-                if not factors[g] <= _MAX_FLOAT:
-                    self._checked(g, s, factors[g], f"the running product of lr_lambda[{g}] up to step {s}")
+            factors = self._times(s, factors, "running product of lr_lambda")
             if not s % every:
                 cache.keep(s, factors)
         cache.head = (t, factors)
@@ -143,9 +164,13 @@ class MultiplicativeLR(_LambdaBase):
     def _lrs(self, t: Any, ops: Ops) -> list[Any]:
         if ops is SCALAR:
             out = [base * f for base, f in zip(self.base_lrs, self._factors_at(t))]
-            for g, lr in enumerate(out):
+            for lr in out:
                 if not lr <= _MAX_FLOAT:
-                    self._checked(g, t, lr, f"base lr {self.base_lrs[g]} * the running product")
+                    g = out.index(lr)
+                    raise InvalidLRError(
+                        f"the lr of param_groups[{g}] at step {t} would be {lr} (base lr {self.base_lrs[g]} * the running "
+                        "product of lr_lambda); it must be finite (the optimizer keeps its lr)"
+                    )
             return out
         steps = np.asarray(t, dtype=np.int64)
         out = np.empty((len(self.base_lrs), steps.size))

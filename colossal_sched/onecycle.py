@@ -108,7 +108,7 @@ class OneCycleLR(ClosedFormLR):
         ends = [p - 1, 2 * p - 2, total - 1] if self.three_phase else [p - 1, total - 1]
         self._phases = list(zip(ends, [0.0] + ends[:-1]))  # (end_step, start_step)
         self._last_phase: tuple[Any, int, float, float] = (None, 0, 0.0, 0.0)
-        self._cached_ends = None
+        self._cached_ends = self._cached_scalar = None
 
     def _warn_momentum_off(self) -> None:
         """Warn once, at construction, where ``cycle_momentum`` turns on a momentum the optimizer has off."""
@@ -197,6 +197,23 @@ class OneCycleLR(ClosedFormLR):
             out.append(value)
         return out
 
+    def _apply(self, step: int) -> None:  # lr and momentum from one phase lookup, the anneal pre-halved
+        t = step if step < self.total_steps else self.total_steps
+        i, pct, c = self._phase(t)
+        lr, mom = self._scalar_ends()
+        x = c if self.anneal_strategy == "cos" else pct
+        self._write(step, [b + h * x for b, h in lr[i]], [b + h * x for b, h in mom[i]] if self.cycle_momentum else None)
+
+    def _scalar_ends(self) -> tuple[list, list]:
+        """:meth:`_ends` as ``(b, h)`` pairs with ``lr = b + h * x``: for ``'cos'`` ``h = (a - b) / 2`` and
+        ``x = cos(pi * pct) + 1`` (torch's ``b + (a - b) / 2 * x``, the same bits), for ``'linear'`` ``b = a``,
+        ``h = b - a`` and ``x = pct`` (torch's ``(b - a) * pct + a``)."""
+        if self._cached_scalar is None:
+            cos = self.anneal_strategy == "cos"
+            pre = lambda ends: [[(b, (a - b) / 2.0) if cos else (a, b - a) for a, b in phase] for phase in ends]  # noqa: E731
+            self._cached_scalar = tuple(pre(e) for e in self._ends())
+        return self._cached_scalar
+
     def _ends(self) -> tuple[list, list]:
         """Per phase and group, the ``(start, end)`` of the lr and of the momentum (cached)."""
         if self._cached_ends is None:
@@ -228,7 +245,7 @@ class OneCycleLR(ClosedFormLR):
         return {"max_lrs": list(self.max_lrs)}
 
     def _load_extra_state(self, state: dict[str, Any]) -> None:
-        self._cached_ends = None
+        self._cached_ends = self._cached_scalar = None
         self._last_phase = (None, 0, 0.0, 0.0)
         if "max_lrs" in state:
             max_lrs = state["max_lrs"]
