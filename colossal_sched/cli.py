@@ -412,13 +412,13 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--out", default=None, metavar="FILE.png")
     plot.add_argument("--size", type=_size, default=(1000, 600), metavar="WxH", help="PNG size in pixels")
     plot.add_argument("--points", type=_positive_int, default=4000, help="samples drawn per curve")
-    plot.add_argument("--replan", type=_replan_arg, action="append", default=[], metavar="STEP:TOTAL",
+    plot.add_argument("--replan", type=parse_replan, action="append", default=[], metavar="STEP:TOTAL",
                       help="also draw the schedule re-planned at STEP to end at TOTAL")
     plot.set_defaults(fn=cmd_plot)
     show = sub.add_parser("show", help="key points of a ColossalAI-style config (YAML or JSON)")
     show.add_argument("config", metavar="CONFIG")
     show.add_argument("--lr", type=_positive_float, default=1.0, help="base lr when the config has none")
-    show.add_argument("--replan", type=_replan_arg, action="append", default=[], metavar="STEP:TOTAL",
+    show.add_argument("--replan", type=parse_replan, action="append", default=[], metavar="STEP:TOTAL",
                       help="re-plan the schedule at STEP to end at TOTAL")
     show.set_defaults(fn=cmd_show)
     insp = sub.add_parser("inspect", help="the scheduler state in a DCP or ColossalAI checkpoint")
@@ -447,7 +447,7 @@ def _positive(kind: type) -> Any:
 _positive_int, _positive_float = _positive(int), _positive(float)
 
 
-def _replan_arg(text: str) -> tuple[int, int]:
+def parse_replan(text: str) -> tuple[int, int]:
     """``STEP:TOTAL``: two ints, ``0 <= STEP < TOTAL``."""
     step, sep, total = text.partition(":")
     try:

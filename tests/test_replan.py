@@ -212,3 +212,31 @@ def test_a_rank_that_re_planned_alone_is_a_schedule_mismatch_on_every_rank(tmp_p
     results = run(2, W.replan_alone, 12, 60, tmp_path=tmp_path, timeout=200)
     for res in results:
         assert res["error"] == "ScheduleMismatchError", res
+
+
+@pytest.mark.multiprocess
+@pytest.mark.timeout(500)
+def test_train_py_replan_in_the_loop_and_on_a_resume_past_its_step(tmp_path):
+    from torchrun import lrs_by_step, read_log, train
+
+    common = ["--dp", 2, "--total-steps", 40, "--warmup-steps", 4, "--scheduler", "WarmupStableDecayLR",
+              "--scheduler-arg", "decay_steps=10", "--log-every", 0, "--lr", 0.01]
+    reference = cs.WarmupStableDecayLR(make_optimizer(2, lrs=(0.01, 0.01)), 40, warmup_steps=4, decay_steps=10)
+    reference.replan(60, at_step=12)
+
+    def check(log, steps):
+        by_step = lrs_by_step(read_log(log))
+        assert sorted(by_step) == list(steps)
+        for step, per_rank in by_step.items():
+            assert sorted(per_rank) == [0, 1] and all(lr == reference.lr_at(step) for lr in per_rank.values()), step
+
+    proc = train(2, *common, "--replan", "12:60", "--stop-at", 25, "--lr-log", tmp_path / "a.jsonl")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    check(tmp_path / "a.jsonl", range(25))
+    proc = train(2, *common, "--save-every", 10, "--stop-at", 20, "--ckpt-dir", tmp_path / "ckpt")  # saved before re-planning
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    proc = train(2, *common, "--replan", "12:60", "--ckpt-dir", tmp_path / "ckpt", "--lr-log", tmp_path / "b.jsonl")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    check(tmp_path / "b.jsonl", range(20, 60))
+    bad = train(2, *common, "--replan", "2:60")
+    assert bad.returncode != 0 and "--replan 2:60: at_step=2 is inside the warmup" in bad.stderr  # torchrun exits 1
