@@ -231,7 +231,10 @@ def _unchanged_on_error(scheduler: ClosedFormLR, hook: Any = None) -> Iterator[N
     """Put the scheduler, its optimizer's param-group settings and ``hook`` back as they were if the
     body raises; errors other than refusals become :class:`CheckpointError`."""
     optimizer = scheduler.optimizer
-    sched_vars = copy.deepcopy(vars(scheduler), memo={id(optimizer): optimizer})
+    try:
+        sched_vars = copy.deepcopy(vars(scheduler), memo={id(optimizer): optimizer})
+    except Exception:  # an attribute that cannot be copied (e.g. a user object in a lambda schedule)
+        sched_vars = {k: copy.copy(v) for k, v in vars(scheduler).items()}
     groups = [{k: copy.deepcopy(v) for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
     hook_vars = dict(vars(hook)) if hook is not None else None
     try:
@@ -311,13 +314,15 @@ def save_dcp(
         except (CheckpointError, OSError) as e:
             error = str(e)
     agree("the checkpoint to save", [step, fingerprint(os.path.normpath(final))], f"step {step} into {final}", error, group)
-    dcp.save(state, checkpoint_id=tmp, process_group=group)
+    metadata = dcp.save(state, checkpoint_id=tmp, process_group=group)  # what it wrote into .metadata
     if on_written is not None:
         on_written()
     error = None
     if _is_coordinator():
         try:
-            missing = missing_files(tmp, read_metadata_file(tmp))
+            if not os.path.isfile(os.path.join(tmp, ".metadata")):
+                raise CheckpointError(f"{tmp}: no .metadata was written")
+            missing = missing_files(tmp, metadata)
             if missing:
                 raise CheckpointError(f"{tmp}: storage files named in .metadata are missing: {V.short(missing, 300)}")
             if lock is not None:

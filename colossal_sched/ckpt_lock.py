@@ -90,7 +90,7 @@ class RunLock:
             except (CheckpointError, OSError) as e:
                 error = str(e) if isinstance(e, CheckpointError) else f"cannot create {self.path}: {e}"
         try:
-            agree(f"the run lock of {self.checkpoint_dir}", [], error=error, group=group)
+            agree("the run lock", [], error=error, group=group)
         except BaseException:
             self.release()
             raise
@@ -149,9 +149,9 @@ class RunLock:
                 continue  # released meanwhile: try again
             why = self._stale(record)
             if why is None:
-                raise CheckpointError(f"{self.checkpoint_dir} is in use by another run: {self._describe(record)}. "
-                                      f"Stop that run or use another checkpoint directory (a lock is stale once its "
-                                      f"process is gone or its heartbeat is older than {self.lease_s:g} s)")
+                raise CheckpointError(f"{self.checkpoint_dir} is in use by another run: {self._describe(record)}; "
+                                      f"stop it or use another directory (stale after {self.lease_s:g} s without "
+                                      "heartbeat, or once its process is gone)")
             if self._remove_stale(record):
                 if record.get("run_id") == self.run_id:
                     log.info("taking back this run's own lock of %s (%s)", self.checkpoint_dir, why)

@@ -51,7 +51,7 @@ def agree(what: str, values: Sequence[int], describe: str = "", error: str | Non
     if not any(row[0] for row in table) and all(row == table[0] for row in table):
         return
     texts: list[Any] = [None] * world
-    dist.all_gather_object(texts, _cut(error if error is not None else describe, 300), group=group)
+    dist.all_gather_object(texts, _cut(error if error is not None else describe, 600), group=group)
     refused = [r for r, row in enumerate(table) if row[0]]
     if refused:
         parts = _grouped({r: texts[r] for r in refused})

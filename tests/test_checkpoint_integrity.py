@@ -394,6 +394,20 @@ def test_the_same_run_takes_its_lock_back_and_a_lost_lock_stops_publishing(tmp_p
     assert not (tmp_path / LOCK_FILE).exists()
 
 
+def test_workers_of_one_torchrun_job_share_a_run_id_and_so_the_lock(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job-42")
+    before_restart = RunLock(str(tmp_path)).acquire()
+    with caplog.at_level(logging.INFO, logger="colossal_sched"):
+        after_restart = RunLock(str(tmp_path)).acquire()  # a new worker process of the same job
+    assert before_restart.run_id == after_restart.run_id == "torchrun:job-42"
+    assert "taking back this run's own lock" in caplog.text and "taking over" not in caplog.text
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job-43")
+    with pytest.raises(CheckpointError, match="torchrun:job-42"):
+        RunLock(str(tmp_path)).acquire()  # another job
+    after_restart.release()
+    before_restart.release()
+
+
 # --------------------------------------------------------------------------------- real gloo processes
 @pytest.mark.multiprocess
 @pytest.mark.timeout(180)
