@@ -101,9 +101,19 @@ class LambdaLR(_LambdaBase):
     def _lrs(self, t: Any, ops: Ops) -> list[Any]:
         if ops is SCALAR:
             return self._times(t, self.base_lrs, "lr")
-        steps = np.asarray(t, dtype=np.int64)  # the user's function is called per step in any case
-        rows = np.array([self._lrs(int(s), SCALAR) for s in steps], dtype=np.float64)
-        return list(rows.reshape(steps.size, len(self.base_lrs)).T)
+        steps = np.asarray(t, dtype=np.int64).tolist()  # the user's function is called per step in any case
+        out = []
+        for g, (base, fn) in enumerate(zip(self.base_lrs, self.lr_lambdas)):
+            try:
+                values = np.array([fn(s) for s in steps], dtype=np.float64)
+                lrs = base * values
+                ok = bool(np.all((values >= 0.0) & (values <= _MAX_FLOAT) & (lrs <= _MAX_FLOAT)))
+            except (TypeError, ValueError, OverflowError):
+                ok = False
+            if not ok:  # call again, one by one, to name the step and the value (or take what the scalar path takes)
+                lrs = np.array([self._times(s, self.base_lrs, "lr")[g] for s in steps], dtype=np.float64)
+            out.append(lrs)
+        return out
 
 
 class MultiplicativeLR(_LambdaBase):
@@ -174,9 +184,34 @@ class MultiplicativeLR(_LambdaBase):
             return out
         steps = np.asarray(t, dtype=np.int64)
         out = np.empty((len(self.base_lrs), steps.size))
-        for i in np.argsort(steps, kind="stable"):  # ascending: each product continues from the last
-            out[:, i] = self._lrs(int(steps[i]), SCALAR)
+        anchor = self._cache().anchor
+        for part in (steps < anchor, steps >= anchor):  # each side of the anchor from its own products
+            if part.any():
+                out[:, part] = self._products_table(steps[part])
         return list(out)
+
+    def _products_table(self, steps: np.ndarray) -> np.ndarray:
+        """``base * product`` for steps on one side of the anchor, as ``_factors_at`` gives them: one
+        ``cumprod`` (the same multiplications in the same order) from the cached product below them."""
+        start, factors = self._cache().start(int(steps.min()))
+        span = range(start + 1, int(steps.max()) + 1)
+        out = np.empty((len(factors), steps.size))
+        for g, fn in enumerate(self.lr_lambdas):
+            try:
+                values = np.array([fn(s) for s in span], dtype=np.float64)
+                bad = np.flatnonzero(~((values >= 0.0) & (values <= _MAX_FLOAT)))
+            except (TypeError, ValueError, OverflowError):
+                values, bad = None, [0]
+            if len(bad):  # call again, one by one, to name the step and the value
+                for s in span:
+                    self._value(g, s)
+            products = np.cumprod(np.concatenate(([factors[g]], values)))[steps - start]
+            lrs = self.base_lrs[g] * products
+            if not np.all(lrs <= _MAX_FLOAT):
+                s = int(steps[np.flatnonzero(~(lrs <= _MAX_FLOAT))[0]])
+                self._lrs(s, SCALAR)  # raises, naming the step where the product or the lr overflows
+            out[g] = lrs
+        return out
 
     def _extra_state(self) -> dict[str, Any]:
         step = min(max(self.last_epoch, 0), self.total_steps)
