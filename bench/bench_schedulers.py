@@ -19,6 +19,14 @@ KW = {
     "OneCycleLR": {}, "PolynomialLR": dict(power=2.0), "PolynomialWarmupLR": dict(warmup_steps=1000, power=2.0),
     "LambdaLR": dict(lr_lambda=lambda t: 0.999999**t), "MultiplicativeLR": dict(lr_lambda=lambda t: 0.999999),
     "StepLR": dict(step_size=1000, gamma=0.9), "ExponentialLR": dict(gamma=0.9999999),
+    # issue #12: the schedules of phases (not ColossalAI's)
+    "WarmupStableDecayLR": dict(warmup_steps=1000, decay_ratio=0.2, decay_style="1-sqrt", min_lr=1e-5),
+    "InverseSqrtLR": dict(warmup_steps=1000),
+    "CosineAnnealingWarmRestartsLR": dict(first_cycle_steps=10**4, warmup_steps=100),
+    "CosineAnnealingWarmRestartsLR cycle_mult=1.5": dict(first_cycle_steps=100, cycle_mult=1.5, cycle_decay=0.9),
+    "ConstantWarmupLR": dict(warmup_steps=1000),
+    "ComposedLR": dict(phases=[{"type": "warmup"}, {"type": "constant"}, {"type": "cosine", "end_lr": 1e-5}],
+                       boundaries=[1000, 8 * 10**6]),
 }  # fmt: skip
 TORCH = {
     "CosineAnnealingLR": lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, BIG),
@@ -45,12 +53,13 @@ def main(quick: bool) -> int:
           f"| stepping loop s | speed-up | step_to({BIG:.0e}) us | replay (extrapolated) s |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     worst_ratio, worst_table, worst_jump = 0.0, float("inf"), 0.0
-    for name, kw in KW.items():
+    for label, kw in KW.items():
+        name = label.split()[0]
         ours = cs.SCHEDULERS[name](optimizer(), BIG, **kw)
         us = per_call_us(ours.step, calls)
         theirs = per_call_us(TORCH[name](optimizer()).step, calls) if name in TORCH else float("nan")
         colossal = float("nan")
-        if L is not None:
+        if L is not None and name in cs.COLOSSALAI_SCHEDULERS:
             c = getattr(L, name)(optimizer(), BIG, **kw)
             colossal = per_call_us(c.step, calls)
         fresh = cs.SCHEDULERS[name](optimizer(), BIG, **kw)
@@ -67,7 +76,7 @@ def main(quick: bool) -> int:
         worst_ratio = max(worst_ratio, us / baseline)
         worst_table = min(worst_table, t_loop / t_table)
         worst_jump = max(worst_jump, jump)
-        print(f"| {name} | {us:.2f} | {us / baseline:.2f}x | {theirs:.2f} | {colossal:.2f} | {t_table:.4f} | {t_loop:.2f} "
+        print(f"| {label} | {us:.2f} | {us / baseline:.2f}x | {theirs:.2f} | {colossal:.2f} | {t_table:.4f} | {t_loop:.2f} "
               f"| {t_loop / t_table:.0f}x | {jump:.2f} | {replay:.0f} |")
     print(f"\nworst step()/torch-Cosine ratio {worst_ratio:.2f}x; worst lr_table speed-up {worst_table:.0f}x; "
           f"worst step_to {worst_jump:.2f} us")

@@ -53,7 +53,8 @@ class Phase:
     warmup: ClassVar[bool] = False
 
     def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
-        """Per-group lr at local count(s) ``u`` (already clamped to ``[0, length]``)."""
+        """Per-group lr at local count(s) ``u`` (already clamped to ``[0, length]``): a float, or an array
+        like ``u`` (a float there stands for the same value at every step)."""
         raise NotImplementedError
 
     def rest(self, u0: int, length: int, levels: Levels) -> Phase:
@@ -93,9 +94,7 @@ class Constant(Phase):
     kind: ClassVar[str] = "constant"
 
     def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
-        if ops is SCALAR:
-            return list(peaks)
-        return [p + 0.0 * u for p in peaks]
+        return list(peaks)  # a scalar per group: broadcast over the phase's steps by join
 
 
 @dataclass(frozen=True)
@@ -281,12 +280,16 @@ class Restarts(_Continuing):
     def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
         i, v, n, kmax = self._cycle(ops, u)
         w, lo = self.warmup_steps, self.eta_min
-        decay = ops.ipow(self.cycle_decay, i, kmax)
         c = (1.0 + ops.cos(math.pi * ops.maximum(v - w, 0) / (n - w))) / 2.0
-        if not w:
-            return [lo + (p * decay - lo) * c for p in peaks]
-        warm, warming = (v + 1) / w, v < w
-        return [ops.where(warming, warm * (p * decay), lo + (p * decay - lo) * c) for p in peaks]
+        # lr = p_i * shape + floor: shape = (v + 1) / W in the warmup, else c; floor = eta_min * (1 - c) after it
+        shape, floor = c, (lo - lo * c if lo else 0.0)
+        if w:
+            warming = v < w
+            shape = ops.where(warming, (v + 1) / w, c)
+            floor = ops.where(warming, 0.0, floor) if lo else 0.0
+        if self.cycle_decay != 1.0:
+            shape = shape * ops.ipow(self.cycle_decay, i, kmax)
+        return [p * shape + floor for p in peaks]
 
     def marks(self) -> list[tuple[str, int]]:
         if self.cycle_mult == 1.0:
@@ -402,13 +405,23 @@ class Joined:
             phase = self.phases[i]
             u = t - self.origins[i]
             return phase.lrs(ops, u if u < phase.length else phase.length, peaks)
-        value = None
-        for i in reversed(range(len(self.phases))):
-            phase = self.phases[i]
-            u = ops.maximum(ops.minimum(t - self.origins[i], phase.length), 0)
-            lrs = phase.lrs(ops, u, peaks)
-            value = lrs if value is None else [ops.where(t < self.starts[i + 1], a, b) for a, b in zip(lrs, value)]
-        return value
+        # each phase is evaluated only on its own steps: slices of a sorted array, else a selection
+        t = np.asarray(t)
+        out = [np.empty(t.shape) for _ in peaks]
+        ordered = t.size < 2 or bool((t[1:] >= t[:-1]).all())
+        if ordered:
+            edges = np.searchsorted(t, self.starts[1:], side="left").tolist()
+            parts: list[Any] = [slice(a, b) for a, b in zip([0] + edges, edges + [t.size])]
+        else:
+            index = np.searchsorted(np.asarray(self.starts), t, side="right") - 1
+            parts = [np.flatnonzero(index == i) for i in range(len(self.phases))]
+        for phase, origin, part in zip(self.phases, self.origins, parts):
+            if (part.stop <= part.start) if ordered else not part.size:
+                continue
+            lrs = phase.lrs(ops, ops.minimum(t[part] - origin, phase.length), peaks)
+            for column, lr in zip(out, lrs):
+                column[part] = lr
+        return out
 
     def end(self) -> int:
         """The step where the last phase reaches its end."""
