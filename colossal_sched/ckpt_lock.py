@@ -233,8 +233,11 @@ class RunLock:
             return f"an unreadable lock file {self.path}"
         started = record.get("start_time")
         when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(started)) if isinstance(started, (int, float)) else "?"
-        return (f"run {V.short(record.get('run_id'), 80)} (pid {V.short(record.get('pid'), 20)} on "
-                f"{V.short(record.get('host'), 80)}, started {when})")
+        def field(key: str, limit: int = 80) -> str:
+            text = str(record.get(key, "?"))
+            return text if len(text) <= limit else text[:limit] + "..."
+
+        return f"run {field('run_id')} (pid {field('pid', 20)} on {field('host')}, started {when})"
 
 
 __all__ = ["RunLock", "LOCK_FILE", "DEFAULT_LEASE_S", "default_run_id"]
