@@ -47,8 +47,9 @@ _TMP_SUFFIX = ".partial"
 
 
 # ------------------------------------------------------------------ shared bits
-def _is_coordinator() -> bool:
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+def _is_coordinator(group: Any = None) -> bool:
+    """Rank 0 of ``group`` (the world by default), or any process without ``torch.distributed``."""
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank(group) == 0
 
 
 def _barrier() -> None:
@@ -301,7 +302,7 @@ def save_dcp(
     final = os.path.join(checkpoint_dir, f"step_{step:08d}")
     tmp = final + _TMP_SUFFIX
     error = None
-    if _is_coordinator():
+    if _is_coordinator(group):
         try:
             os.makedirs(checkpoint_dir, exist_ok=True)
             links = [p for p in (final, tmp) if os.path.islink(p)]
@@ -318,7 +319,7 @@ def save_dcp(
     if on_written is not None:
         on_written()
     error = None
-    if _is_coordinator():
+    if _is_coordinator(group):
         try:
             if not os.path.isfile(os.path.join(tmp, ".metadata")):
                 raise CheckpointError(f"{tmp}: no .metadata was written")
