@@ -56,8 +56,8 @@ class Stage(nn.Module):
             x = self.embed(x) + self.pos[: x.shape[1]]
         for block in self.blocks.values():
             x = block(x)
-        if self.head is not None:
-            x = self.head(self.norm(x))
+        if self.head is not None:  # bias added out of place: nn.Linear on a 3-D input returns a view (FSDP2 warns)
+            x = F.linear(self.norm(x), self.head.weight) + self.head.bias
         return x
 
 

@@ -13,8 +13,10 @@ from __future__ import annotations
 import argparse
 import atexit
 import json
+import logging
 import os
 import sys
+import warnings
 
 import torch
 import torch.distributed as dist
@@ -27,20 +29,36 @@ from colossal_sched.cli import UsageError, parse_params  # noqa: E402
 from colossal_sched.checkpoint import (ON_MISMATCH, CheckpointError, RunLock, SafeFileSystemReader, SafeLoadPlanner,  # noqa: E402
                                        agree_on_checkpoint, latest_checkpoint, read_dcp_state, restore, save_dcp, world_layout)
 from colossal_sched.launch import init_distributed  # noqa: E402
+from colossal_sched.errors import ScheduleMismatchError  # noqa: E402
 from hooks import LRSchedulerHook  # noqa: E402
 from launch_scripts.faults import FaultPoints  # noqa: E402
 from launch_scripts.tiny_lm import Stage, batch, stage_layers, tensor_parallel_plan  # noqa: E402
 
 
+#: what --scheduler offers: LambdaLR and MultiplicativeLR need a Python function, which a command line cannot give
+CLI_SCHEDULERS = sorted(name for name in SCHEDULERS if name not in ("LambdaLR", "MultiplicativeLR"))
+
+
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments: one line on stderr, printed by rank 0 only (every rank parses the same argv and
+    refuses alike, before any process group exists), and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        if os.environ.get("RANK", "0") == "0":
+            print(f"{self.prog}: error: {message}", file=sys.stderr, flush=True)
+        sys.exit(2)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dp", type=_dp_size, default=1,
                    help="data-parallel size (FSDP2); 'auto': world size / (pp * tp), for elastic jobs whose world changes")
     p.add_argument("--tp", type=int, default=1, help="tensor-parallel size")
     p.add_argument("--pp", type=int, default=1, help="pipeline-parallel size (GPipe)")
-    p.add_argument("--scheduler", default="CosineAnnealingWarmupLR", choices=sorted(SCHEDULERS))
+    p.add_argument("--scheduler", default="CosineAnnealingWarmupLR", choices=CLI_SCHEDULERS)
     p.add_argument("--total-steps", type=int, default=60)
-    p.add_argument("--warmup-steps", type=int, default=6, help="passed to schedulers that take warmup_steps")
+    p.add_argument("--warmup-steps", type=int, default=None,
+                   help="for schedulers that take warmup_steps (default 6); an error for the others")
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--scheduler-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="more scheduler arguments, e.g. --scheduler-arg eta_min=1e-5 --scheduler-arg milestones=[20,40]")
@@ -51,16 +69,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--on-mismatch", default="raise", choices=ON_MISMATCH, help="when the checkpoint's schedule differs")
     p.add_argument("--lr-log", default=None, metavar="FILE", help='JSON lines {"step", "rank", "lr"}, one per update per rank')
     p.add_argument("--stop-at", type=int, default=None, help="stop after this many updates (default: --total-steps)")
-    p.add_argument("--sync-every", type=int, default=1)
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--seq", type=int, default=16)
-    p.add_argument("--vocab", type=int, default=64)
-    p.add_argument("--dim", type=int, default=32)
-    p.add_argument("--heads", type=int, default=4)
-    p.add_argument("--layers", type=int, default=4)
-    p.add_argument("--microbatches", type=int, default=2)
-    p.add_argument("--log-every", type=int, default=5)
-    p.add_argument("--backend", default="auto", choices=("auto", "gloo", "nccl"))
+    p.add_argument("--sync-every", type=int, default=1, help="broadcast rank 0's lr on updates divisible by this")
+    p.add_argument("--batch", type=int, default=8, help="sequences per update per data-parallel rank")
+    p.add_argument("--seq", type=int, default=16, help="tokens per sequence")
+    p.add_argument("--vocab", type=int, default=64, help="vocabulary size")
+    p.add_argument("--dim", type=int, default=32, help="model width")
+    p.add_argument("--heads", type=int, default=4, help="attention heads (divisible by --tp)")
+    p.add_argument("--layers", type=int, default=4, help="transformer blocks (at least --pp)")
+    p.add_argument("--microbatches", type=int, default=2, help="pipeline micro-batches per update (with --pp > 1)")
+    p.add_argument("--log-every", type=int, default=5, help="print step, loss and lr every N updates (0: never)")
+    p.add_argument("--backend", default="auto", choices=("auto", "gloo", "nccl"), help="auto: nccl with CUDA, else gloo")
     p.add_argument("--ckpt-lock-lease", type=float, default=300.0, metavar="SECONDS",
                    help="a --ckpt-dir lock without heartbeat for this long is stale (another run may take it over)")
     args = p.parse_args(argv)
@@ -68,9 +86,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.scheduler_kwargs = parse_params(args.scheduler_arg, "--scheduler-arg")
     except UsageError as e:
         p.error(str(e))
-    for name in ("dp", "tp", "pp", "total_steps", "microbatches", "layers"):
+    for name in ("dp", "tp", "pp", "total_steps", "microbatches", "layers", "sync_every", "batch", "seq", "vocab", "dim",
+                 "heads"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be >= 1")
+            p.error(f"--{name.replace('_', '-')} must be an int >= 1, got {getattr(args, name)}")
+    for name in ("save_every", "log_every"):
+        if getattr(args, name) < 0:
+            p.error(f"--{name.replace('_', '-')} must be an int >= 0 (0: never), got {getattr(args, name)}")
+    if args.stop_at is not None and not 1 <= args.stop_at <= args.total_steps:
+        p.error(f"--stop-at must be an int in [1, {args.total_steps}] (--total-steps), got {args.stop_at}")
+    if not 0 < args.lr < float("inf"):
+        p.error(f"--lr must be a finite number > 0, got {args.lr}")
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if args.dp is not None and args.dp * args.pp * args.tp != world:
+        p.error(f"--dp {args.dp} x --pp {args.pp} x --tp {args.tp} = {args.dp * args.pp * args.tp} must equal the world "
+                f"size {world} (the number of processes{' torchrun starts' if 'RANK' in os.environ else ': 1 without torchrun'})")
+    check_schedule(p, args)
     if args.layers < args.pp:
         p.error(f"--layers ({args.layers}) must be >= --pp ({args.pp})")
     if args.heads % args.tp or args.dim % args.heads:
@@ -94,9 +125,28 @@ def _dp_size(text: str) -> int | None:
 
 def build_scheduler(args: argparse.Namespace, optimizer: torch.optim.Optimizer):
     config = {"type": args.scheduler, "total_steps": args.total_steps, **args.scheduler_kwargs}
-    if "warmup_steps" in SCHEDULERS[args.scheduler].hyperparams:
-        config.setdefault("warmup_steps", args.warmup_steps)
+    if "warmup_steps" in SCHEDULERS[args.scheduler].hyperparams and "warmup_steps" not in config:
+        config["warmup_steps"] = 6 if args.warmup_steps is None else args.warmup_steps
     return build_lr_scheduler(config, optimizer)
+
+
+def check_schedule(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse conflicting schedule flags, and build the schedule on a stand-in optimizer (the same two
+    named groups) so that a bad value is one line before any process starts training."""
+    takes_warmup = "warmup_steps" in SCHEDULERS[args.scheduler].hyperparams
+    for key, flag in (("total_steps", "--total-steps"), ("warmup_steps", "--warmup-steps"), ("last_epoch", "--ckpt-dir")):
+        if key in args.scheduler_kwargs and (key != "warmup_steps" or args.warmup_steps is not None):
+            p.error(f"--scheduler-arg {key}={args.scheduler_kwargs[key]!r}: give it with {flag} instead")
+    if args.warmup_steps is not None and not takes_warmup:
+        p.error(f"--warmup-steps: {args.scheduler} takes no warmup_steps (schedulers that do: "
+                f"{', '.join(n for n in CLI_SCHEDULERS if 'warmup_steps' in SCHEDULERS[n].hyperparams)})")
+    stand_in = torch.optim.AdamW(param_groups(torch.nn.Linear(1, 1), args.lr), lr=args.lr)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the real build warns, once per rank
+            build_scheduler(args, stand_in)
+    except (ValueError, TypeError) as e:
+        p.error(f"--scheduler {args.scheduler}: {str(e).splitlines()[0]}")
 
 
 def param_groups(model: torch.nn.Module, lr: float) -> list[dict]:
@@ -115,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     init_distributed(args.backend)  # each torchrun attempt on its own store prefix (see colossal_sched.launch)
     backend = dist.get_backend()
     rank, world = dist.get_rank(), dist.get_world_size()
+    if rank != 0:  # what every rank would say alike (e.g. the resume choice) is said by rank 0 only
+        logging.getLogger("colossal_sched").setLevel(logging.ERROR)
     if args.dp is None and world % (args.pp * args.tp) == 0:
         args.dp = world // (args.pp * args.tp)
     if args.dp is None or args.dp * args.pp * args.tp != world:
@@ -172,11 +224,18 @@ def main(argv: list[str] | None = None) -> int:
             dcp.load({"model": model_sd, "optimizer": optim_sd}, storage_reader=SafeFileSystemReader(ckpt),
                      planner=SafeLoadPlanner())
             set_state_dict(model, optimizer, model_state_dict=model_sd, optim_state_dict=optim_sd, options=sd_options)
-            restore(hook, read_dcp_state(ckpt), args.on_mismatch)
+            try:
+                restore(hook, read_dcp_state(ckpt), args.on_mismatch)
+            except ScheduleMismatchError as e:  # every rank compares the same checkpoint with the same flags
+                if rank == 0:
+                    hint = "pass --on-mismatch use_checkpoint or --on-mismatch use_current to choose one"
+                    print(f"error: {ckpt}: {ScheduleMismatchError(e.fields, hint=hint)}", file=sys.stderr, flush=True)
+                dist.destroy_process_group()
+                return 2
             start = hook.global_step
             if rank == 0:
                 print(f"resumed from {ckpt} at step {start} on {world} ranks (dp={args.dp} pp={args.pp} tp={args.tp}); "
-                      f"lr {hook.lr_scheduler.get_last_lr()}", flush=True)
+                      f"next update's lr {named_lrs(hook)}", flush=True)
 
     schedule = None
     if args.pp > 1:
@@ -224,12 +283,18 @@ def main(argv: list[str] | None = None) -> int:
     if log is not None:
         log.close()
     if rank == 0:
-        print(f"done: {stop} updates, final lr {hook.lr_scheduler.get_last_lr()}", flush=True)
+        print(f"done: {stop} updates; next update's lr {named_lrs(hook)}", flush=True)
     dist.barrier()
     if lock is not None:
         lock.release()
     dist.destroy_process_group()
     return 0
+
+
+def named_lrs(hook: LRSchedulerHook) -> str:
+    """``decay=1.000e-03 no_decay=1.000e-03``: the lr each param group holds now (for the next update)."""
+    groups = hook.lr_scheduler.optimizer.param_groups
+    return " ".join(f"{g.get('name') or i}={lr:.6e}" for i, (g, lr) in enumerate(zip(groups, hook.lr_scheduler.get_last_lr())))
 
 
 def lm_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,101 @@
+"""Issue #11: launch_scripts/train.py as a newcomer runs it: plain python (world 1) or torchrun,
+bad values refused on one line with status 2 (by rank 0 only), rank-0-only messages, no warnings."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from torchrun import ROOT, command
+
+TRAIN = os.path.join(ROOT, "launch_scripts", "train.py")
+SMALL = ["--total-steps", "8", "--warmup-steps", "2", "--log-every", "4", "--layers", "2"]
+
+
+def plain(*args, timeout=300):
+    """``python launch_scripts/train.py ...``: no torchrun, one process."""
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
+    return subprocess.run([sys.executable, TRAIN, *map(str, args)], cwd=ROOT, env={**env, "OMP_NUM_THREADS": "1"},
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def torchrun(nproc, *args, timeout=300):
+    """torchrun as a user runs it, warnings not silenced."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
+    return subprocess.run(command(nproc, *args), cwd=ROOT, env={**env, "OMP_NUM_THREADS": "1"}, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--warmup-steps", "20", "--total-steps", "10"], "warmup_steps must be an int in [0, 9]"),
+    (["--dp", "3"], "--dp 3 x --pp 1 x --tp 1 = 3 must equal the world size 1"),
+    (["--scheduler-arg", "oops"], "--scheduler-arg must be KEY=VALUE"),
+    (["--scheduler-arg", "eta_min=abc"], "eta_min"),
+    (["--scheduler-arg", "warmup_step=3"], "warmup_step"),
+    (["--scheduler-arg", "total_steps=5"], "--scheduler-arg total_steps=5: give it with --total-steps"),
+    (["--scheduler-arg", "warmup_steps=2", "--warmup-steps", "3"], "give it with --warmup-steps"),
+    (["--scheduler", "CosineAnnealingLR", "--warmup-steps", "3"], "CosineAnnealingLR takes no warmup_steps"),
+    (["--stop-at", "0"], "--stop-at must be an int in [1, 60]"),
+    (["--stop-at", "61"], "--stop-at"),
+    (["--save-every", "-1", "--ckpt-dir", "unused"], "--save-every must be an int >= 0"),
+    (["--scheduler", "LambdaLR"], "invalid choice: 'LambdaLR'"),
+    (["--scheduler", "MultiplicativeLR"], "invalid choice: 'MultiplicativeLR'"),
+    (["--lr", "nan"], "--lr must be a finite number > 0"),
+    (["--sync-every", "0"], "--sync-every must be an int >= 1"),
+])
+def test_bad_values_are_one_line_and_status_2(args, needle):
+    out = plain(*args)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr, out.stderr
+    assert needle in out.stderr and out.stderr.startswith("train.py: error: "), out.stderr
+    assert out.stdout == ""
+
+
+def test_help_offers_no_lambda_schedulers_and_no_test_only_flags():
+    out = plain("--help")
+    assert out.returncode == 0
+    text = " ".join(out.stdout.split())
+    for absent in ("LambdaLR", "MultiplicativeLR", "--step-delay", "--kill-during-save-at"):
+        assert absent not in text, absent
+    for flag in ("--log-every", "--sync-every", "--backend", "--batch", "--seq", "--vocab", "--dim", "--heads",
+                 "--layers", "--microbatches"):
+        assert flag in text
+
+
+def test_plain_python_runs_one_process_and_names_the_next_updates_lr(tmp_path):
+    ckpt = tmp_path / "ckpt"
+    out = plain(*SMALL, "--ckpt-dir", ckpt, "--save-every", "4")
+    assert out.returncode == 0, out.stderr
+    assert "done: 8 updates; next update's lr decay=0.000000e+00 no_decay=0.000000e+00" in out.stdout
+    assert sorted(os.listdir(ckpt))[-1] == "step_00000008"
+    assert "Warning" not in out.stderr, out.stderr
+
+
+@pytest.mark.multiprocess
+@pytest.mark.timeout(300)
+def test_torchrun_refusal_is_printed_by_rank_0_only():
+    out = torchrun(2, "--dp", "2", *SMALL, "--warmup-steps", "9")
+    assert out.returncode != 0
+    lines = [line for line in (out.stdout + out.stderr).splitlines() if "train.py: error:" in line]
+    assert len(lines) == 1 and "warmup_steps must be an int in [0, 7]" in lines[0], out.stderr[-2000:]
+    assert "Traceback (most recent call last):\n  File \"" + TRAIN not in out.stderr
+
+
+@pytest.mark.multiprocess
+@pytest.mark.timeout(420)
+def test_resume_mismatch_names_the_flag_and_messages_come_from_rank_0_only(tmp_path):
+    """dp2 with FSDP2 prints no warning; a changed schedule names --on-mismatch once; the choice is logged once."""
+    ckpt = str(tmp_path / "ckpt")
+    first = torchrun(2, "--dp", "2", *SMALL, "--ckpt-dir", ckpt, "--save-every", "4", "--stop-at", "4")
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "Warning" not in first.stderr and "warn(" not in first.stderr, first.stderr[-3000:]
+    refused = torchrun(2, "--dp", "2", *SMALL[2:], "--total-steps", "10", "--ckpt-dir", ckpt)
+    assert refused.returncode != 0
+    errors = [line for line in refused.stderr.splitlines() if "saved scheduler state differs" in line]
+    assert len(errors) == 1 and "--on-mismatch use_checkpoint or --on-mismatch use_current" in errors[0]
+    assert "on_mismatch=" not in refused.stderr
+    chosen = torchrun(2, "--dp", "2", *SMALL[2:], "--total-steps", "10", "--ckpt-dir", ckpt, "--on-mismatch", "use_current")
+    assert chosen.returncode == 0, chosen.stderr[-3000:]
+    text = chosen.stdout + chosen.stderr
+    assert text.count("keeping the current schedule") == 1
+    assert text.count("resumed from") == 1 and "next update's lr decay=" in text
