@@ -19,6 +19,7 @@ from distributed import free_port
 from torchrun import ROOT
 
 TRAIN = os.path.join(ROOT, "launch_scripts", "train.py")
+RUN_MULTI_NODE = os.path.join(ROOT, "launch_scripts", "run_multi_node.sh")
 # c10d rendezvous tuned for a test: quick heartbeats, so a dead node leaves the next round within
 # about 2 s, and a 1 s last call before a round closes with fewer than the maximum of nodes.
 RDZV_CONF = "last_call_timeout=1,keep_alive_interval=1,keep_alive_max_attempt=2,join_timeout=120"
@@ -64,11 +65,13 @@ def agent_command(node_rank, nnodes, nproc, endpoint, rdzv_id, train_args, max_r
     return cmd + [TRAIN, *map(str, train_args)]
 
 
-def start_nodes(workdir, train_args, nnodes=2, nproc=2, max_restarts=0, env=None, netns=None):
+def start_nodes(workdir, train_args, nnodes=2, nproc=2, max_restarts=0, env=None, netns=None, script_env=None):
     """Start the agents of nodes 0 and 1, each in ``workdir/node<i>``.
 
     ``netns``: a :class:`NetnsPair`; each agent then runs in its own namespace and talks over the veth.
     ``env``: extra environment for both nodes (e.g. fault points).
+    ``script_env``: start each node with ``launch_scripts/run_multi_node.sh`` as a user would, with these
+    variables (DP, PP, TP, CKPT_DIR) besides the rendezvous ones; ``train_args`` are the script's extra flags.
     """
     port = free_port()
     host = netns.addrs[0] if netns else "127.0.0.1"
@@ -80,6 +83,11 @@ def start_nodes(workdir, train_args, nnodes=2, nproc=2, max_restarts=0, env=None
         node_env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore", **(env or {})}
         cmd = agent_command(i, nnodes, nproc, f"{host}:{port}", rdzv_id, train_args, max_restarts,
                             local_addr=netns.addrs[i] if netns else None)
+        if script_env is not None:
+            node_env.update({k: str(v) for k, v in script_env.items()}, NNODES=str(nnodes), NPROC=str(nproc),
+                            RDZV_HOST=f"{host}:{port}", RDZV_ID=rdzv_id, MAX_RESTARTS=str(max_restarts),
+                            RDZV_CONF=f"is_host={int(i == 0)},{RDZV_CONF}")
+            cmd = ["bash", RUN_MULTI_NODE, *map(str, train_args)]
         if netns:
             node_env["GLOO_SOCKET_IFNAME"] = netns.veths[i]
             cmd = ["ip", "netns", "exec", netns.names[i], *cmd]

@@ -1,14 +1,15 @@
 """Issue #13: train.py across two torchrun agents ("nodes"), in two network namespaces, through torchrun's
 elastic restarts and the loss of a node; every update's lr equals a single-node uninterrupted run's."""
 import os
+import os
+import subprocess
 import time
 
 import pytest
 
-from multinode import kill_tree, leftovers, netns_pair, start_nodes, wait_all
-from torchrun import read_log, train
+from multinode import RUN_MULTI_NODE, kill_tree, leftovers, netns_pair, start_nodes, wait_all
+from torchrun import ROOT, read_log, train
 
-pytestmark = [pytest.mark.multiprocess, pytest.mark.multinode]
 
 TOTAL = 12
 COMMON = ["--total-steps", TOTAL, "--warmup-steps", 3, "--scheduler", "CosineAnnealingWarmupLR",
@@ -67,17 +68,47 @@ def finish(nodes, workdir, timeout):
     return codes
 
 
+@pytest.mark.multiprocess
+@pytest.mark.multinode
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("layout", ["dp2xtp2", "dp2xpp2"])
 def test_two_nodes_give_every_rank_the_single_node_lr(tmp_path, single_node, layout):
+    """dp2 x tp2 with two torchrun commands; dp2 x pp2 with launch_scripts/run_multi_node.sh on each node."""
     log = tmp_path / "lr.jsonl"
-    nodes = start_nodes(tmp_path, [*LAYOUTS[layout], *COMMON, "--lr-log", log])
+    if layout == "dp2xtp2":
+        nodes = start_nodes(tmp_path, [*LAYOUTS[layout], *COMMON, "--lr-log", log])
+    else:
+        nodes = start_nodes(tmp_path, [*COMMON, "--lr-log", log],
+                            script_env={"DP": 2, "PP": 2, "TP": 1, "CKPT_DIR": tmp_path / "ckpt"})
     codes = finish(nodes, tmp_path, 240)
     assert codes == [0, 0], "\n".join(n.log[-3000:] for n in nodes)
     check_every_rank(read_log(log), range(TOTAL), range(4), single_node(layout))
     assert "done: 12 updates" in nodes[0].log  # global rank 0 lives on node 0, ranks 2 and 3 on node 1
+    if layout == "dp2xpp2":
+        printed = [line for line in nodes[1].log.splitlines() if line.startswith("+ ")]
+        assert printed and " -m torch.distributed.run --nnodes 2 --nproc-per-node 2 " in printed[0], nodes[1].log[:2000]
 
 
+def test_multi_node_launcher_documents_its_arguments_and_uses_the_venv(tmp_path):
+    helped = subprocess.run(["bash", RUN_MULTI_NODE, "--help"], capture_output=True, text=True, timeout=30)
+    assert helped.returncode == 0
+    for name in ("NNODES", "NPROC", "RDZV_HOST", "RDZV_ID", "DP", "PP", "TP", "CKPT_DIR", "MAX_RESTARTS", "LOCAL_ADDR"):
+        assert f"  {name}" in helped.stdout, name
+    env = {k: v for k, v in os.environ.items() if k not in ("NNODES", "NPROC", "RDZV_HOST", "RDZV_ID", "DP", "CKPT_DIR", "PY")}
+    missing = subprocess.run(["bash", RUN_MULTI_NODE], capture_output=True, text=True, env={**env, "NPROC": "2"}, timeout=30)
+    assert missing.returncode == 2 and "set NNODES RDZV_HOST RDZV_ID DP CKPT_DIR" in missing.stderr
+    # an invalid --nnodes makes torchrun refuse at once; what matters is the command printed before it
+    bad = subprocess.run(["bash", RUN_MULTI_NODE], capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                         env={**env, "NNODES": "0", "NPROC": "1", "RDZV_HOST": "127.0.0.1:1", "RDZV_ID": "x", "DP": "1",
+                              "CKPT_DIR": str(tmp_path / "ckpt")})
+    venv = os.path.join(ROOT, ".venv", "bin", "python")
+    python = venv if os.path.exists(venv) else "python3"
+    assert bad.stdout.startswith(f"+ {python} -m torch.distributed.run --nnodes 0 "), bad.stdout + bad.stderr
+    assert bad.returncode != 0
+
+
+@pytest.mark.multiprocess
+@pytest.mark.multinode
 @pytest.mark.timeout(300)
 def test_two_nodes_in_two_network_namespaces(tmp_path, single_node):
     try:
@@ -97,6 +128,8 @@ def test_two_nodes_in_two_network_namespaces(tmp_path, single_node):
     check_every_rank(read_log(log), range(TOTAL), range(4), single_node("dp2xtp2"))
 
 
+@pytest.mark.multiprocess
+@pytest.mark.multinode
 @pytest.mark.timeout(420)
 @pytest.mark.parametrize("repeat", range(2))
 def test_worker_killed_by_fault_is_restarted_and_resumes_exactly(tmp_path, single_node, repeat):
@@ -122,6 +155,8 @@ def test_worker_killed_by_fault_is_restarted_and_resumes_exactly(tmp_path, singl
             assert r["lr"] == reference[r["step"]], f"rank {rank} step {r['step']}: {r['lr']} != {reference[r['step']]}"
 
 
+@pytest.mark.multiprocess
+@pytest.mark.multinode
 @pytest.mark.timeout(420)
 def test_node_loss_the_remaining_node_reforms_the_job_and_resumes_exactly(tmp_path, single_node):
     """``--nnodes 1:2``, dp=auto x tp2: node 1's whole tree is SIGKILLed while its ranks wait before update 8;
