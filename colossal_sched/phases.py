@@ -280,7 +280,8 @@ class Restarts(_Continuing):
     def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
         i, v, n, kmax = self._cycle(ops, u)
         w, lo = self.warmup_steps, self.eta_min
-        c = (1.0 + ops.cos(math.pi * ops.maximum(v - w, 0) / (n - w))) / 2.0
+        x = ops.maximum(v - w, 0) if w else v
+        c = 0.5 + 0.5 * ops.cos(x * (math.pi / (n - w)) if self.cycle_mult == 1.0 else math.pi * x / (n - w))
         # lr = p_i * shape + floor: shape = (v + 1) / W in the warmup, else c; floor = eta_min * (1 - c) after it
         shape, floor = c, (lo - lo * c if lo else 0.0)
         if w:
@@ -418,7 +419,10 @@ class Joined:
         for phase, origin, part in zip(self.phases, self.origins, parts):
             if (part.stop <= part.start) if ordered else not part.size:
                 continue
-            lrs = phase.lrs(ops, ops.minimum(t[part] - origin, phase.length), peaks)
+            u = t[part] - origin if origin else t[part]
+            if not ordered or t[part.stop - 1] - origin > phase.length:  # past its length: held at its end
+                u = ops.minimum(u, phase.length)
+            lrs = phase.lrs(ops, u, peaks)
             for column, lr in zip(out, lrs):
                 column[part] = lr
         return out
