@@ -4,18 +4,7 @@ from __future__ import annotations
 from torch.optim import Optimizer
 
 from . import _validate as V
-from .phases import Constant, Phase, PhasedLR, Warmup
-
-
-def warmup_then(warmup_steps: int, *phases: Phase) -> tuple[list[Phase], list[int]]:
-    """``phases`` one after another, after ColossalAI's warmup of ``warmup_steps``: the ``(phases,
-    boundaries)`` that :func:`~colossal_sched.phases.join` takes (phases of length 0 before the last are left out)."""
-    out = [p for p in [Warmup(warmup_steps), *phases[:-1]] if p.length] + [phases[-1]]
-    bounds, at = [], 0
-    for p in out[:-1]:
-        at += p.length
-        bounds.append(at)
-    return out, bounds
+from .phases import Constant, Phase, PhasedLR, warmup_then
 
 
 class ConstantWarmupLR(PhasedLR):

@@ -6,8 +6,7 @@ from typing import Optional
 from torch.optim import Optimizer
 
 from . import _validate as V
-from .constant import warmup_then
-from .phases import InverseSqrt, Phase, PhasedLR
+from .phases import InverseSqrt, Phase, PhasedLR, warmup_then
 
 
 class InverseSqrtLR(PhasedLR):

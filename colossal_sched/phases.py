@@ -476,6 +476,17 @@ def join(phases: Sequence[Phase], boundaries: Sequence[int]) -> Joined:
     return Joined(tuple(phases), tuple(starts), tuple(starts))
 
 
+def warmup_then(warmup_steps: int, *phases: Phase) -> tuple[list[Phase], list[int]]:
+    """``phases`` one after another, after ColossalAI's warmup of ``warmup_steps``: the ``(phases,
+    boundaries)`` that :func:`join` takes (phases of length 0 before the last are left out)."""
+    out = [p for p in [Warmup(warmup_steps), *phases[:-1]] if p.length] + [phases[-1]]
+    bounds, at = [], 0
+    for p in out[:-1]:
+        at += p.length
+        bounds.append(at)
+    return out, bounds
+
+
 # ------------------------------------------------------------------ re-plan
 def replanned(plan: Joined, at_step: int, total_steps: int, base_lrs: Levels, tail: Any = None) -> Joined:
     """``plan`` re-planned at ``at_step`` to end at ``total_steps``.

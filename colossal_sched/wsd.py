@@ -6,8 +6,7 @@ from typing import Any, Optional
 from torch.optim import Optimizer
 
 from . import _validate as V
-from .constant import warmup_then
-from .phases import Anchored, Constant, Cosine, Joined, Linear, OneMinusSqrt, Phase, PhasedLR
+from .phases import Anchored, Constant, Cosine, Joined, Linear, OneMinusSqrt, Phase, PhasedLR, warmup_then
 
 DECAY_STYLES = {"linear": Linear, "cosine": Cosine, "1-sqrt": OneMinusSqrt}
 
