@@ -25,7 +25,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from colossal_sched import SCHEDULERS, build_lr_scheduler  # noqa: E402
-from colossal_sched.cli import UsageError, parse_params  # noqa: E402
+from colossal_sched.cli import UsageError, parse_params, parse_replan  # noqa: E402
 from colossal_sched.checkpoint import (ON_MISMATCH, CheckpointError, RunLock, SafeFileSystemReader, SafeLoadPlanner,  # noqa: E402
                                        agree_on_checkpoint, latest_checkpoint, read_dcp_state, restore, save_dcp, world_layout)
 from colossal_sched.launch import init_distributed  # noqa: E402
@@ -69,6 +69,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--on-mismatch", default="raise", choices=ON_MISMATCH, help="when the checkpoint's schedule differs")
     p.add_argument("--lr-log", default=None, metavar="FILE", help='JSON lines {"step", "rank", "lr"}, one per update per rank')
     p.add_argument("--stop-at", type=int, default=None, help="stop after this many updates (default: --total-steps)")
+    p.add_argument("--replan", type=parse_replan, default=None, metavar="STEP:TOTAL",
+                   help="at update STEP, re-plan the schedule to end at TOTAL (on every rank, in one sync; kept in checkpoints)")
     p.add_argument("--sync-every", type=int, default=1, help="broadcast rank 0's lr on updates divisible by this")
     p.add_argument("--batch", type=int, default=8, help="sequences per update per data-parallel rank")
     p.add_argument("--seq", type=int, default=16, help="tokens per sequence")
@@ -93,8 +95,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name in ("save_every", "log_every"):
         if getattr(args, name) < 0:
             p.error(f"--{name.replace('_', '-')} must be an int >= 0 (0: never), got {getattr(args, name)}")
-    if args.stop_at is not None and not 1 <= args.stop_at <= args.total_steps:
-        p.error(f"--stop-at must be an int in [1, {args.total_steps}] (--total-steps), got {args.stop_at}")
+    args.end = args.replan[1] if args.replan else args.total_steps
+    if args.stop_at is not None and not 1 <= args.stop_at <= args.end:
+        p.error(f"--stop-at must be an int in [1, {args.end}] (--total-steps, or TOTAL of --replan), got {args.stop_at}")
     if not 0 < args.lr < float("inf"):
         p.error(f"--lr must be a finite number > 0, got {args.lr}")
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -144,9 +147,14 @@ def check_schedule(p: argparse.ArgumentParser, args: argparse.Namespace) -> None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the real build warns, once per rank
-            build_scheduler(args, stand_in)
+            sched = build_scheduler(args, stand_in)
     except (ValueError, TypeError) as e:
         p.error(f"--scheduler {args.scheduler}: {str(e).splitlines()[0]}")
+    if args.replan:
+        try:
+            sched.replan(args.replan[1], at_step=args.replan[0])
+        except (ValueError, TypeError) as e:
+            p.error(f"--replan {args.replan[0]}:{args.replan[1]}: {str(e).splitlines()[0]}")
 
 
 def param_groups(model: torch.nn.Module, lr: float) -> list[dict]:
@@ -244,12 +252,19 @@ def main(argv: list[str] | None = None) -> int:
         stage = PipelineStage(model, pp_rank, args.pp, device, group=mesh["pp"].get_group())
         schedule = ScheduleGPipe(stage, args.microbatches, loss_fn=lm_loss)
 
+    replan = args.replan if args.replan and args.replan not in hook.lr_scheduler.replans else None  # not yet applied
+    if replan and start > replan[0]:  # resumed past STEP from a checkpoint saved before the re-plan
+        hook.replan(replan[1], at_step=replan[0])
+        replan = None
     log = open(args.lr_log, "a", buffering=1) if args.lr_log else None
-    stop = min(args.stop_at or args.total_steps, args.total_steps)
+    stop = min(args.stop_at or args.end, args.end)
     faults = FaultPoints(rank)
     for n in range(start, stop):
         faults.before_update(n)
         lrs = hook.step(n)
+        if replan and n == replan[0]:
+            hook.replan(replan[1])  # from this update on (its lr is unchanged): every rank, one sync
+            replan = None
         if log is not None:
             log.write(json.dumps({"step": n, "rank": rank, "lr": lrs}) + "\n")
         x, y = batch(n, dp_rank, args.batch, args.seq, args.vocab)
