@@ -3,7 +3,7 @@
 Checkpoint steps that must not go ahead on a subset of ranks (which step to save, which checkpoint
 to resume from, whether the run lock is held, whether a save was published) call :func:`agree`:
 every rank contributes a few integers and, optionally, its own refusal; one ``all_gather`` of a
-small int64 tensor settles it. Where the ranks differ or any refused, a second exchange carries
+small int64 tensor (``MAX`` of the values and of their negatives) settles it. Where the ranks differ or any refused, a second exchange carries
 their descriptions and every rank raises the same :class:`CheckpointError`, so no rank is left
 waiting in a collective its peers never enter.
 """
@@ -44,19 +44,20 @@ def agree(what: str, values: Sequence[int], describe: str = "", error: str | Non
             raise CheckpointError(_cut(error))
         return
     world = dist.get_world_size(group)
-    mine = torch.tensor([0 if error is None else 1, *values], dtype=torch.int64, device=_device(group))
-    rows = [torch.empty_like(mine) for _ in range(world)]
-    dist.all_gather(rows, mine, group=group)
-    table = [r.tolist() for r in rows]
-    if not any(row[0] for row in table) and all(row == table[0] for row in table):
+    flags = [0 if error is None else 1, *values]
+    # one all_reduce(MAX) of (flags, -flags): every rank agrees iff max == min for every entry and nobody refused
+    both = torch.tensor(flags + [-v for v in flags], dtype=torch.int64, device=_device(group))
+    dist.all_reduce(both, op=dist.ReduceOp.MAX, group=group)
+    high, low = both[: len(flags)].tolist(), [-v for v in both[len(flags):].tolist()]
+    if high[0] == 0 and high == low:
         return
-    texts: list[Any] = [None] * world
-    dist.all_gather_object(texts, _cut(error if error is not None else describe, 600), group=group)
-    refused = [r for r, row in enumerate(table) if row[0]]
+    reports: list[Any] = [None] * world  # the failure path only: each rank's refusal or description
+    dist.all_gather_object(reports, (error is not None, _cut(error if error is not None else describe, 600)), group=group)
+    refused = {r: text for r, (flag, text) in enumerate(reports) if flag}
     if refused:
-        parts = _grouped({r: texts[r] for r in refused})
-        raise CheckpointError(_cut(f"{what}: refused on {parts}"))
-    raise CheckpointError(_cut(f"ranks disagree on {what}: {_grouped(dict(enumerate(texts)))}; nothing was done"))
+        raise CheckpointError(_cut(f"{what}: refused on {_grouped(refused)}"))
+    texts = {r: text for r, (_, text) in enumerate(reports)}
+    raise CheckpointError(_cut(f"ranks disagree on {what}: {_grouped(texts)}; nothing was done"))
 
 
 def _grouped(by_rank: dict[int, str]) -> str:
