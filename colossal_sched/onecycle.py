@@ -254,8 +254,18 @@ class OneCycleLR(ClosedFormLR):
             self.max_lrs = [V.real(f"max_lrs[{i}]", m, low=0.0) for i, m in enumerate(max_lrs)]
 
     def _diff_extra_state(self, state: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+        """The saved peak lrs differ only where they do not explain the saved base lrs: a state whose
+        ``base_lrs == max_lrs / div_factor`` is the resumed run's own peak, adopted as its base lrs are
+        (the optimizer may already hold that run's lr); any other ``max_lrs`` is another schedule."""
         saved = state.get("max_lrs", "<missing>")
-        return [] if saved == list(self.max_lrs) else [("max_lrs", saved, list(self.max_lrs))]
+        if saved == list(self.max_lrs):
+            return []
+        div = state["hyperparams"].get("div_factor", self.div_factor)
+        if isinstance(saved, list) and len(saved) == len(state["base_lrs"]) and isinstance(div, (int, float)) and all(
+            math.isclose(m / div, b, rel_tol=1e-12) for m, b in zip(saved, state["base_lrs"])
+        ):
+            return []
+        return [("max_lrs", saved, list(self.max_lrs))]
 
 
 def _per_group(name: str, value: Any, n: int) -> list[float]:

@@ -416,6 +416,13 @@ def test_native_onecycle_max_lrs_are_compared():
     with pytest.warns(UserWarning, match="max_lrs"):
         s.load_state_dict(state, strict=False)
     assert s.max_lrs == [5.0]
+    # the resumed run's own peak (base_lrs == max_lrs / div_factor): adopted as the base lrs are
+    run = cs.OneCycleLR(sgd(lr=0.3), T)
+    run.step_to(4)
+    fresh = cs.OneCycleLR(sgd(lr=0.1), T)
+    with pytest.warns(UserWarning, match="base_lrs"):
+        fresh.load_state_dict(run.state_dict())
+    assert fresh.max_lrs == [0.3] and fresh.get_last_lr() == run.get_last_lr()
 
 
 # ------------------------------------------------------------------ atomic loads
