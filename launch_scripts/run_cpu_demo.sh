@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # one thread per rank (torchrun would set it, with a notice)
 OUT=${OUT:-runs/cpu_demo}
 rm -rf "$OUT" && mkdir -p "$OUT"
 COMMON=(--scheduler CosineAnnealingWarmupLR --total-steps 60 --warmup-steps 6 --lr 3e-3 --scheduler-arg eta_min=1e-5
