@@ -67,7 +67,7 @@ def main(quick: bool) -> int:
         stepper = cs.SCHEDULERS[name](optimizer(), BIG, **kw)
         t_loop = seconds(lambda: [stepper.step() for _ in range(table_n)], repeats=1)
         jumper = cs.SCHEDULERS[name](optimizer(), BIG, **kw)
-        if name == "MultiplicativeLR":  # the one schedule that must multiply every skipped factor
+        if name == "MultiplicativeLR":  # a first jump multiplies every skipped factor; the product is then cached
             jumper.step_to(BIG)
             jump = per_call_us(lambda: jumper.step_to(BIG), 200)
         else:
