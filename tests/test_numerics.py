@@ -552,3 +552,31 @@ def test_cli_plot_unwritable_out_is_one_line_status_2(tmp_path):
                              capture_output=True, text=True, timeout=120)
         assert res.returncode == 2 and "Traceback" not in res.stderr
         assert res.stderr.count("\n") == 1 and "--out" in res.stderr
+
+
+def test_write_refuses_non_finite_or_negative_values_before_writing():
+    s = build("OneCycleLR")
+    s.step_to(3)
+    before = (lrs(s.optimizer), [g["momentum"] for g in s.optimizer.param_groups], s.last_epoch)
+    n = len(BASE_LRS)
+    for bad_lrs, bad_moms in [([float("nan")] * n, None), ([-0.1] * n, None), ([float("inf")] * n, None),
+                              ([0.1] * n, [1.5] * n), ([0.1] * n, [float("nan")] * n)]:
+        with pytest.raises(InvalidLRError):
+            s.write(4, bad_lrs, bad_moms)
+        assert (lrs(s.optimizer), [g["momentum"] for g in s.optimizer.param_groups], s.last_epoch) == before
+    with pytest.raises(TypeError, match="step"):
+        s.write(4.0, [0.1] * n)
+
+
+def test_a_negative_factor_after_the_product_reached_zero_still_raises():
+    m = cs.MultiplicativeLR(sgd(), 10, lr_lambda=lambda t: 0.0 if t == 1 else (-1.0 if t == 3 else 1.0))
+    m.step(), m.step()
+    assert lrs(m.optimizer) == [0.0]
+    with pytest.raises(InvalidLRError, match="returned -1.0 at step 3"):
+        m.step()
+    with pytest.raises(InvalidLRError, match="step 3"):
+        m.lr_table(range(5))
+    z = cs.LambdaLR(sgd(lr=0.0), 10, lr_lambda=lambda t: -1.0 if t == 2 else 1.0)  # base lr 0
+    z.step()
+    with pytest.raises(InvalidLRError, match="returned -1.0 at step 2"):
+        z.step()
