@@ -84,18 +84,22 @@ def test_torchrun_refusal_is_printed_by_rank_0_only():
 @pytest.mark.multiprocess
 @pytest.mark.timeout(420)
 def test_resume_mismatch_names_the_flag_and_messages_come_from_rank_0_only(tmp_path):
-    """dp2 with FSDP2 prints no warning; a changed schedule names --on-mismatch once; the choice is logged once."""
+    """FSDP2 (dp2), tensor (tp2) and pipeline (pp2) runs print no warning; a changed schedule names
+    --on-mismatch once; the choice is logged once."""
     ckpt = str(tmp_path / "ckpt")
     first = torchrun(2, "--dp", "2", *SMALL, "--ckpt-dir", ckpt, "--save-every", "4", "--stop-at", "4")
     assert first.returncode == 0, first.stderr[-3000:]
     assert "Warning" not in first.stderr and "warn(" not in first.stderr, first.stderr[-3000:]
-    refused = torchrun(2, "--dp", "2", *SMALL[2:], "--total-steps", "10", "--ckpt-dir", ckpt)
+    refused = torchrun(2, "--dp", "1", "--tp", "2", *SMALL[2:], "--total-steps", "10", "--ckpt-dir", ckpt)
     assert refused.returncode != 0
     errors = [line for line in refused.stderr.splitlines() if "saved scheduler state differs" in line]
     assert len(errors) == 1 and "--on-mismatch use_checkpoint or --on-mismatch use_current" in errors[0]
     assert "on_mismatch=" not in refused.stderr
-    chosen = torchrun(2, "--dp", "2", *SMALL[2:], "--total-steps", "10", "--ckpt-dir", ckpt, "--on-mismatch", "use_current")
+    chosen = torchrun(2, "--dp", "1", "--pp", "2", *SMALL[2:], "--total-steps", "10", "--ckpt-dir", ckpt,
+                      "--on-mismatch", "use_current")
     assert chosen.returncode == 0, chosen.stderr[-3000:]
+    for out in (refused, chosen):
+        assert "Warning" not in out.stderr and "warn(" not in out.stderr, out.stderr[-3000:]
     text = chosen.stdout + chosen.stderr
     assert text.count("keeping the current schedule") == 1
     assert text.count("resumed from") == 1 and "next update's lr decay=" in text
