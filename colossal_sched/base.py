@@ -48,13 +48,13 @@ class ClosedFormLR(LRScheduler):
         try:
             self.base_lrs = self._initial_lrs(last_epoch)
             self._check_range()
+            self._step_count = 0
+            self._apply(max(last_epoch, 0))
         except Exception:
             for group, before in zip(groups, kept):
                 group.clear()
                 group.update(before)
             raise
-        self._step_count = 0
-        self._apply(max(last_epoch, 0))
 
     @property
     def last_epoch(self) -> int:

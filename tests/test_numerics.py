@@ -113,7 +113,7 @@ def test_lambda_returning_negative_raises_at_that_step_and_keeps_the_lr():
     opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(2))], lr=0.1)
     with pytest.raises(InvalidLRError, match=r"returned -1.0 at step 0"):
         cs.LambdaLR(opt, 10, lr_lambda=lambda t: -1)
-    assert lrs(opt) == [0.1]
+    assert lrs(opt) == [0.1] and "initial_lr" not in opt.param_groups[0]
     s = cs.LambdaLR(opt, 10, lr_lambda=lambda t: -1.0 if t == 3 else 0.5)
     s.step(), s.step()
     with pytest.raises(InvalidLRError, match=r"lr_lambda\[0\]\(3\) returned -1.0 at step 3"):
