@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
 import os
@@ -26,6 +27,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 import torch
 import torch.distributed as dist
+from torch.distributed.checkpoint import FileSystemWriter
 from torch.distributed.checkpoint.api import CheckpointException
 
 from . import _validate as V
@@ -35,7 +37,7 @@ from .ckpt_lock import LOCK_FILE, RunLock
 from .compat import is_native, to_native_state
 from .errors import CheckpointError, ScheduleMismatchError
 from .lambdas import LambdaLR, MultiplicativeLR
-from .rank_agreement import agree, fingerprint
+from .rank_agreement import agree, describe_refusals, fingerprint, share_verdict
 from .safe_reader import SafeFileSystemReader, SafeLoadPlanner, missing_files, read_metadata_file
 
 log = logging.getLogger("colossal_sched")
@@ -271,6 +273,28 @@ def _adopt(scheduler: ClosedFormLR, state: dict[str, Any]) -> None:
 
 
 # ------------------------------------------------------------------------ DCP
+class AgreedFileSystemWriter(FileSystemWriter):
+    """A ``FileSystemWriter`` whose global planning first checks that every rank is saving the same
+    checkpoint: each rank's local plan carries ``(tag, description, refusal or None)``, and the
+    coordinator raises :class:`CheckpointError` (which DCP hands to every rank) unless all tags are
+    equal and nobody refused. So the agreement rides in ``dcp.save``'s own planning collective."""
+
+    def __init__(self, path: str, tag: Any, description: str, refusal: str | None = None) -> None:
+        super().__init__(path)
+        self._mine = (tag, description, refusal)
+
+    def prepare_local_plan(self, plan: Any) -> Any:
+        if self._mine[2] is None:
+            plan = super().prepare_local_plan(plan)  # creates the directory
+        return dataclasses.replace(plan, storage_data=self._mine)
+
+    def prepare_global_plan(self, plans: list[Any]) -> list[Any]:
+        refusal = describe_refusals("the checkpoint to save", [p.storage_data for p in plans])
+        if refusal is not None:
+            raise CheckpointError(refusal)
+        return super().prepare_global_plan([dataclasses.replace(p, storage_data=None) for p in plans])
+
+
 def save_dcp(
     state: dict[str, Any],
     checkpoint_dir: str,
@@ -282,13 +306,14 @@ def save_dcp(
 ) -> str:
     """``dcp.save(state)`` into ``checkpoint_dir/step_XXXXXXXX``, agreed by every rank and published atomically.
 
-    1. One collective: every rank must pass the same ``step`` and ``checkpoint_dir``, and the coordinator
-       must be able to write there (no symlink in the way; ``lock``, if given, still this run's).
-       Otherwise every rank raises the same :class:`CheckpointError`, naming ranks and values, and
-       nothing is written.
-    2. ``dcp.save`` into ``step_XXXXXXXX.partial``; it returns once every rank's files are written.
-    3. The coordinator checks that every storage file the ``.metadata`` names is there (and the lock),
-       then renames the directory to its final name; every rank learns the outcome in one collective.
+    1. Agreement, inside ``dcp.save``'s own planning collective (:class:`AgreedFileSystemWriter`):
+       every rank must pass the same ``step`` and ``checkpoint_dir``, and the coordinator must be able
+       to write there (no symlink in the way; ``lock``, if given, still this run's). Otherwise every
+       rank raises the same :class:`CheckpointError`, naming ranks and values, before any shard is written.
+    2. The shards and ``.metadata`` go to ``step_XXXXXXXX.partial``; ``dcp.save`` returns once every
+       rank's files are written.
+    3. The coordinator checks that every storage file the metadata names is there (and the lock), then
+       renames the directory to its final name; every rank learns the outcome in one ``broadcast``.
 
     ``on_written`` runs on every rank between 2 and 3 (a fault-injection point for tests).
     An existing ``step_XXXXXXXX`` directory is replaced; a symlink of that name is refused, never followed.
@@ -301,7 +326,7 @@ def save_dcp(
     checkpoint_dir = os.fspath(checkpoint_dir)
     final = os.path.join(checkpoint_dir, f"step_{step:08d}")
     tmp = final + _TMP_SUFFIX
-    error = None
+    refusal = None
     if _is_coordinator(group):
         try:
             os.makedirs(checkpoint_dir, exist_ok=True)
@@ -313,9 +338,16 @@ def save_dcp(
                 lock.verify()
             _remove_tree(tmp)
         except (CheckpointError, OSError) as e:
-            error = str(e)
-    agree("the checkpoint to save", [step, fingerprint(os.path.normpath(final))], f"step {step} into {final}", error, group)
-    metadata = dcp.save(state, checkpoint_id=tmp, process_group=group)  # what it wrote into .metadata
+            refusal = str(e)
+    writer = AgreedFileSystemWriter(tmp, (step, fingerprint(os.path.normpath(final))), f"step {step} into {final}", refusal)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="torch.distributed is disabled")
+            metadata = dcp.save(state, storage_writer=writer, process_group=group)  # what it wrote into .metadata
+    except (CheckpointError, CheckpointException) as e:
+        if refusal is None and os.path.isdir(tmp) and not os.path.islink(tmp) and not os.listdir(tmp):
+            os.rmdir(tmp)  # created by this rank's plan, never written: leave nothing behind
+        raise CheckpointError(_reason(e) if isinstance(e, CheckpointException) else str(e)) from None
     if on_written is not None:
         on_written()
     error = None
@@ -339,7 +371,7 @@ def save_dcp(
             _remove_tree(old)
         except (CheckpointError, OSError) as e:
             error = str(e)
-    agree(f"publishing {final}", [], "", error, group)
+    share_verdict(error, group)
     return final
 
 
@@ -435,7 +467,8 @@ def _reason(error: BaseException) -> str:
     text = str(error)
     for line in text.splitlines():
         if "CheckpointError: " in line:
-            return V.short(line.split("CheckpointError: ", 1)[1], 600)
+            reason = line.split("CheckpointError: ", 1)[1]
+            return reason if len(reason) <= 900 else reason[:880] + "..."
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     return f"{type(error).__name__}: {lines[-1] if lines else ''}"[:300]
 
@@ -525,6 +558,6 @@ def _fsync_dir(path: str) -> None:
 
 
 __all__ = ["ON_MISMATCH", "BOOSTER_FILE", "HOOK_KEY", "LOCK_FILE", "STEP_DIR", "RunLock", "SafeFileSystemReader",
-           "SafeLoadPlanner", "pack_state", "unpack_state", "schedule_from_state", "resume", "restore", "save_dcp",
+           "SafeLoadPlanner", "AgreedFileSystemWriter", "pack_state", "unpack_state", "schedule_from_state", "resume", "restore", "save_dcp",
            "latest_checkpoint", "agree_on_checkpoint", "read_dcp_state", "save_booster_state", "read_booster_state",
            "load_booster_state", "world_layout", "CheckpointError", "ScheduleMismatchError"]

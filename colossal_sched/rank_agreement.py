@@ -60,6 +60,32 @@ def agree(what: str, values: Sequence[int], describe: str = "", error: str | Non
     raise CheckpointError(_cut(f"ranks disagree on {what}: {_grouped(texts)}; nothing was done"))
 
 
+def share_verdict(error: str | None, group: Any = None) -> None:
+    """Rank 0's verdict (``error`` there, None for success) to every rank in one small ``broadcast``;
+    every rank then returns or raises the same :class:`CheckpointError`."""
+    if not (dist.is_available() and dist.is_initialized()):
+        if error is not None:
+            raise CheckpointError(_cut(error))
+        return
+    flag = torch.tensor([0 if error is None else 1], dtype=torch.int64, device=_device(group))
+    dist.broadcast(flag, group=group, group_src=0)
+    if flag.item():
+        message = [_cut(error or "")]
+        dist.broadcast_object_list(message, group=group, group_src=0)  # the failure path only
+        raise CheckpointError(message[0])
+
+
+def describe_refusals(what: str, tags: Sequence[tuple[Any, str, str | None]]) -> str | None:
+    """The refusal of ``what`` for per-rank ``(value, description, refusal or None)``, or None if every
+    rank passed the same value and none refused (the check :func:`agree` makes, on gathered tags)."""
+    refused = {r: t[2] for r, t in enumerate(tags) if t[2] is not None}
+    if refused:
+        return _cut(f"{what}: refused on {_grouped(refused)}")
+    if any(t[0] != tags[0][0] for t in tags):
+        return _cut(f"ranks disagree on {what}: {_grouped({r: t[1] for r, t in enumerate(tags)})}; nothing was done")
+    return None
+
+
 def _grouped(by_rank: dict[int, str]) -> str:
     """``rank 0: a; ranks [1, 2]: b`` (ranks with the same text together)."""
     same: dict[str, list[int]] = {}
@@ -76,4 +102,4 @@ def _cut(text: str, limit: int = MAX_MESSAGE) -> str:
     return text if len(text) <= limit else text[: limit - 20] + f"... ({len(text)} chars)"
 
 
-__all__ = ["agree", "fingerprint"]
+__all__ = ["agree", "share_verdict", "describe_refusals", "fingerprint"]
