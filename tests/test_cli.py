@@ -147,6 +147,7 @@ def test_show_yaml_without_pyyaml_gives_the_install_hint(tmp_path):
     assert "pip install pyyaml" in out.stderr and "Traceback" not in out.stderr
 
 
+@pytest.mark.filterwarnings("ignore:To get the last learning rate computed:UserWarning")  # colossalai's get_lr() in step()
 def test_inspect_names_a_torch_save_of_a_colossalai_scheduler_state(tmp_path):
     import torch
     from colossalai.nn.lr_scheduler import CosineAnnealingWarmupLR
