@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import inspect
 import json
 import math
 import sys
 import warnings
-from typing import Any, Iterable
+from typing import Any, ClassVar, Iterable
 
 import numpy as np
 import torch
@@ -23,6 +24,9 @@ _MAX_FLOAT = sys.float_info.max
 
 FORMAT_VERSION = 1
 
+#: every scheduler class of this package by name, registered when its class statement runs
+REGISTRY: dict[str, type["ClosedFormLR"]] = {}
+
 
 class ClosedFormLR(LRScheduler):
     r"""Base of every colossal_sched scheduler: the lr at step :math:`t` is a closed-form function
@@ -36,7 +40,20 @@ class ClosedFormLR(LRScheduler):
     """
 
     hyperparams: tuple[str, ...] = ("total_steps",)
+    colossalai: ClassVar[bool] = False
+    """One of ``colossalai.nn.lr_scheduler``'s 14 schedulers: the same name and constructor signature."""
     total_steps: int
+
+    def __init_subclass__(cls, abstract: bool = False, **kwargs: Any) -> None:
+        """A scheduler is declared once: its ``_configure`` holds each hyperparameter's name, default and
+        check, and ``hyperparams`` (what ``state_dict``, the fingerprint and ``colossal-sched list`` use) are its
+        parameters unless the class lists them. A concrete class of this package is registered by name
+        (``SCHEDULERS``, ``build_lr_scheduler``) when it is defined."""
+        super().__init_subclass__(**kwargs)
+        if "_configure" in cls.__dict__ and "hyperparams" not in cls.__dict__:
+            cls.hyperparams = tuple(list(inspect.signature(cls._configure).parameters)[1:])
+        if not abstract and cls.__module__.startswith("colossal_sched.") and not cls.__name__.startswith("_"):
+            REGISTRY[cls.__name__] = cls
 
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
         if not isinstance(optimizer, Optimizer):

@@ -1,40 +1,42 @@
 """Building a scheduler from a ColossalAI-style config dict."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from torch.optim import Optimizer
 
-from .base import ClosedFormLR
-from .composed import ComposedLR
-from .constant import ConstantWarmupLR
-from .cosine import CosineAnnealingLR, CosineAnnealingWarmupLR, FlatAnnealingLR, FlatAnnealingWarmupLR
-from .decay import ExponentialLR, StepLR
-from .lambdas import LambdaLR, MultiplicativeLR
-from .linear import LinearWarmupLR
-from .multistep import MultiStepLR, MultiStepWarmupLR
-from .onecycle import OneCycleLR
-from .poly import PolynomialLR, PolynomialWarmupLR
-from .restarts import CosineAnnealingWarmRestartsLR
-from .inverse_sqrt import InverseSqrtLR
-from .wsd import WarmupStableDecayLR
+from .base import REGISTRY, ClosedFormLR
 
-#: ColossalAI's 14 schedulers (``colossalai.nn.lr_scheduler``: same names and signatures), in its order
-COLOSSALAI_SCHEDULERS: dict[str, type[ClosedFormLR]] = {
-    cls.__name__: cls
-    for cls in (
-        CosineAnnealingLR, CosineAnnealingWarmupLR, FlatAnnealingLR, FlatAnnealingWarmupLR, LinearWarmupLR,
-        MultiStepLR, MultiStepWarmupLR, OneCycleLR, PolynomialLR, PolynomialWarmupLR, LambdaLR,
-        MultiplicativeLR, StepLR, ExponentialLR,
-    )
-}  # fmt: skip
 
-#: every scheduler by name: ColossalAI's, then this package's own
-SCHEDULERS: dict[str, type[ClosedFormLR]] = {
-    **COLOSSALAI_SCHEDULERS,
-    **{cls.__name__: cls for cls in (WarmupStableDecayLR, InverseSqrtLR, CosineAnnealingWarmRestartsLR, ConstantWarmupLR,
-                                     ComposedLR)},
-}  # fmt: skip
+class _Registered(Mapping[str, type[ClosedFormLR]]):
+    """The registered schedulers by name (ColossalAI's first), read live from the registry: defining a
+    scheduler class in this package is all it takes to appear here."""
+
+    def __init__(self, colossalai_only: bool) -> None:
+        self._only = colossalai_only
+
+    def _classes(self) -> dict[str, type[ClosedFormLR]]:
+        ours = [(n, c) for n, c in REGISTRY.items() if c.colossalai] + [(n, c) for n, c in REGISTRY.items() if not c.colossalai]
+        return {n: c for n, c in ours if c.colossalai or not self._only}
+
+    def __getitem__(self, name: str) -> type[ClosedFormLR]:
+        return self._classes()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._classes())
+
+    def __len__(self) -> int:
+        return len(self._classes())
+
+    def __repr__(self) -> str:
+        return repr(self._classes())
+
+
+#: every scheduler by name: ColossalAI's (``colossalai = True``), then this package's own
+SCHEDULERS: Mapping[str, type[ClosedFormLR]] = _Registered(colossalai_only=False)
+#: ColossalAI's 14 (``colossalai.nn.lr_scheduler``: the same names and signatures)
+COLOSSALAI_SCHEDULERS: Mapping[str, type[ClosedFormLR]] = _Registered(colossalai_only=True)
 
 
 def scheduler_class(name: str) -> type[ClosedFormLR]:

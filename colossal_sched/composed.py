@@ -122,8 +122,6 @@ class ComposedLR(PhasedLR):
         last_epoch (int, optional): Step to resume at; -1 starts from the beginning.
     """
 
-    hyperparams = ("total_steps", "phases", "boundaries")
-
     def __init__(
         self,
         optimizer: Optimizer,

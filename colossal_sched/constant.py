@@ -19,8 +19,6 @@ class ConstantWarmupLR(PhasedLR):
         last_epoch (int, optional): Step to resume at; -1 starts from the beginning.
     """
 
-    hyperparams = ("total_steps", "warmup_steps")
-
     def __init__(self, optimizer: Optimizer, total_steps: int, warmup_steps: int = 0, last_epoch: int = -1) -> None:
         self._configure(total_steps=total_steps, warmup_steps=warmup_steps)
         super().__init__(optimizer, last_epoch)

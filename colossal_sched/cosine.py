@@ -1,21 +1,13 @@
 """Cosine annealing, with optional warmup and flat phases."""
 
-from typing import Any
-
 from . import _validate as V
-from ._ops import Ops, cosine
-from .base import ClosedFormLR
+from .phases import Constant, Cosine, Phase, PhasedLR, warmup_then
 
 #: keyword arguments ColossalAI's builders pass that do not change the schedule
 COMPAT_KWARGS = ("num_steps_per_epoch",)
 
 
-def warmup_factor(t: Any, warmup_steps: int) -> Any:
-    """ColossalAI's linear warmup factor ``(t + 1) / W`` (used for ``t < W``)."""
-    return (t + 1) / warmup_steps if warmup_steps else 1.0
-
-
-class CosineAnnealingLR(ClosedFormLR):
+class CosineAnnealingLR(PhasedLR):
     r"""Cosine annealing from the base lr to ``eta_min`` over ``total_steps``:
 
     .. math:: \mathrm{lr}(t) = \eta_{min} + (\mathrm{base} - \eta_{min})\,\frac{1 + \cos(\pi \min(t, T) / T)}{2}
@@ -27,7 +19,7 @@ class CosineAnnealingLR(ClosedFormLR):
         last_epoch (int, optional): Step to resume at; -1 starts from the beginning.
     """
 
-    hyperparams = ("total_steps", "eta_min")
+    colossalai = True
 
     def __init__(self, optimizer, total_steps: int, eta_min: int = 0, last_epoch: int = -1, **kwargs):
         V.unknown_kwargs(type(self).__name__, kwargs, COMPAT_KWARGS)
@@ -38,13 +30,11 @@ class CosineAnnealingLR(ClosedFormLR):
         self.total_steps = V.integer("total_steps", total_steps, 1)
         self.eta_min = V.real("eta_min", eta_min, low=0.0)
 
-    def _lrs(self, t: Any, ops: Ops) -> list[Any]:
-        c = cosine(ops, t, self.total_steps)
-        lo = self.eta_min
-        return [lo + (base - lo) * c for base in self.base_lrs]
+    def _plan(self) -> tuple[list[Phase], list[int]]:
+        return [Cosine(self.total_steps, self.eta_min)], []
 
 
-class CosineAnnealingWarmupLR(ClosedFormLR):
+class CosineAnnealingWarmupLR(PhasedLR):
     r"""Linear warmup over ``warmup_steps`` :math:`W`, then cosine annealing to ``eta_min``:
 
     .. math::
@@ -59,7 +49,7 @@ class CosineAnnealingWarmupLR(ClosedFormLR):
         last_epoch (int, optional): Step to resume at; -1 starts from the beginning.
     """
 
-    hyperparams = ("total_steps", "warmup_steps", "eta_min")
+    colossalai = True
 
     def __init__(
         self, optimizer, total_steps: int, warmup_steps: int = 0, eta_min: float = 0.0, last_epoch: int = -1
@@ -72,15 +62,12 @@ class CosineAnnealingWarmupLR(ClosedFormLR):
         self.warmup_steps = V.warmup(warmup_steps, self.total_steps, decay_follows=True)
         self.eta_min = V.real("eta_min", eta_min, low=0.0)
 
-    def _lrs(self, t: Any, ops: Ops) -> list[Any]:
+    def _plan(self) -> tuple[list[Phase], list[int]]:
         w = self.warmup_steps
-        warm = warmup_factor(t, w)
-        c = cosine(ops, t - w, self.total_steps - w)
-        lo, warming = self.eta_min, t < w
-        return [ops.where(warming, warm * base, lo + (base - lo) * c) for base in self.base_lrs]
+        return warmup_then(w, Cosine(self.total_steps - w, self.eta_min))
 
 
-class FlatAnnealingLR(ClosedFormLR):
+class FlatAnnealingLR(PhasedLR):
     r"""The base lr for the first :math:`F = \lfloor T \cdot \mathrm{pct\_start} \rfloor` steps, then cosine annealing:
 
     .. math::
@@ -95,7 +82,7 @@ class FlatAnnealingLR(ClosedFormLR):
         eta_min (float, keyword): Minimum learning rate, defaults to 0 (ColossalAI ignores it).
     """
 
-    hyperparams = ("total_steps", "pct_start", "eta_min")
+    colossalai = True
 
     def __init__(self, optimizer, total_steps: int, pct_start: float = 0.72, last_epoch: int = -1, **kwargs):
         V.unknown_kwargs(type(self).__name__, kwargs, COMPAT_KWARGS + ("eta_min",))
@@ -108,14 +95,12 @@ class FlatAnnealingLR(ClosedFormLR):
         self.eta_min = V.real("eta_min", eta_min, low=0.0)
         self.flat_steps = int(self.total_steps * self.pct_start)
 
-    def _lrs(self, t: Any, ops: Ops) -> list[Any]:
+    def _plan(self) -> tuple[list[Phase], list[int]]:
         f = self.flat_steps
-        c = cosine(ops, t - f, self.total_steps - f)
-        lo, flat = self.eta_min, t < f
-        return [ops.where(flat, base, lo + (base - lo) * c) for base in self.base_lrs]
+        return warmup_then(0, Constant(f), Cosine(self.total_steps - f, self.eta_min))
 
 
-class FlatAnnealingWarmupLR(ClosedFormLR):
+class FlatAnnealingWarmupLR(PhasedLR):
     r"""Linear warmup over :math:`W` steps, the base lr for :math:`F = \lfloor (T - W) \cdot \mathrm{pct\_start} \rfloor`
     more, then cosine annealing to ``eta_min`` over the remaining :math:`T - W - F` steps.
 
@@ -133,7 +118,7 @@ class FlatAnnealingWarmupLR(ClosedFormLR):
         last_epoch (int, optional): Step to resume at; -1 starts from the beginning.
     """
 
-    hyperparams = ("total_steps", "warmup_steps", "pct_start", "eta_min")
+    colossalai = True
 
     def __init__(
         self,
@@ -156,9 +141,6 @@ class FlatAnnealingWarmupLR(ClosedFormLR):
         self.eta_min = V.real("eta_min", eta_min, low=0.0)
         self.flat_steps = int((self.total_steps - self.warmup_steps) * self.pct_start)
 
-    def _lrs(self, t: Any, ops: Ops) -> list[Any]:
-        w, d = self.warmup_steps, self.warmup_steps + self.flat_steps
-        warm = warmup_factor(t, w)
-        c = cosine(ops, t - d, self.total_steps - d)
-        lo, warming, flat = self.eta_min, t < w, t < d
-        return [ops.where(warming, warm * base, ops.where(flat, base, lo + (base - lo) * c)) for base in self.base_lrs]
+    def _plan(self) -> tuple[list[Phase], list[int]]:
+        w, f = self.warmup_steps, self.flat_steps
+        return warmup_then(w, Constant(f), Cosine(self.total_steps - w - f, self.eta_min))

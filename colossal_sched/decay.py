@@ -3,8 +3,9 @@
 from typing import Any
 
 from . import _validate as V
-from ._ops import Ops, power_overflow
+from ._ops import power_overflow
 from .base import ClosedFormLR
+from .phases import Exponential, Phase, PhasedLR, Steps
 from .errors import InvalidLRError
 
 
@@ -21,7 +22,7 @@ def check_power(sched: ClosedFormLR, gamma: float, kmax: int, step_of_power: Any
         )
 
 
-class StepLR(ClosedFormLR):
+class StepLR(PhasedLR):
     r"""Decay by ``gamma`` every ``step_size`` steps:
 
     .. math:: \mathrm{lr}(t) = \mathrm{base} \cdot \gamma^{\lfloor \min(t, T) / \mathrm{step\_size} \rfloor}
@@ -35,7 +36,7 @@ class StepLR(ClosedFormLR):
         last_epoch (int, optional): Step to resume at; -1 starts from the beginning.
     """
 
-    hyperparams = ("total_steps", "step_size", "gamma")
+    colossalai = True
 
     def __init__(self, optimizer, total_steps, step_size: int = 1, gamma: float = 0.1, last_epoch: int = -1) -> None:
         self._configure(total_steps=total_steps, step_size=step_size, gamma=gamma)
@@ -51,12 +52,11 @@ class StepLR(ClosedFormLR):
         check_power(self, self.gamma, self.total_steps // size, lambda k: k * size, "base * gamma ** (t // step_size)")
         super()._check_range()
 
-    def _lrs(self, t: Any, ops: Ops) -> list[Any]:
-        factor = ops.ipow(self.gamma, ops.floordiv(t, self.step_size), self.total_steps // self.step_size)
-        return [base * factor for base in self.base_lrs]
+    def _plan(self) -> tuple[list[Phase], list[int]]:
+        return [Steps(self.total_steps, self.step_size, self.gamma)], []
 
 
-class ExponentialLR(ClosedFormLR):
+class ExponentialLR(PhasedLR):
     r"""Decay by ``gamma`` every step:
 
     .. math:: \mathrm{lr}(t) = \mathrm{base} \cdot \gamma^{\min(t, T)}
@@ -69,7 +69,7 @@ class ExponentialLR(ClosedFormLR):
         last_epoch (int, optional): Step to resume at; -1 starts from the beginning.
     """
 
-    hyperparams = ("total_steps", "gamma")
+    colossalai = True
 
     def __init__(self, optimizer, total_steps, gamma: float = 1.0, last_epoch: int = -1) -> None:
         self._configure(total_steps=total_steps, gamma=gamma)
@@ -83,6 +83,5 @@ class ExponentialLR(ClosedFormLR):
         check_power(self, self.gamma, self.total_steps, lambda k: k, "base * gamma ** t")
         super()._check_range()
 
-    def _lrs(self, t: Any, ops: Ops) -> list[Any]:
-        factor = ops.ipow(self.gamma, t, self.total_steps)
-        return [base * factor for base in self.base_lrs]
+    def _plan(self) -> tuple[list[Phase], list[int]]:
+        return [Exponential(self.total_steps, self.gamma)], []

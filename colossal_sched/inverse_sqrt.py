@@ -28,8 +28,6 @@ class InverseSqrtLR(PhasedLR):
         last_epoch (int, optional): Step to resume at; -1 starts from the beginning.
     """
 
-    hyperparams = ("total_steps", "warmup_steps", "timescale", "min_lr")
-
     def __init__(
         self,
         optimizer: Optimizer,

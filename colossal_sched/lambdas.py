@@ -18,6 +18,7 @@ _CALL = object()  # _value's default: call the function
 
 
 class _LambdaBase(ClosedFormLR):
+    colossalai = True
     hyperparams = ("total_steps",)
 
     def __init__(self, optimizer, total_steps, lr_lambda=None, last_epoch: int = -1) -> None:

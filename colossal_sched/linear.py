@@ -1,14 +1,11 @@
 """Linear warmup followed by linear decay to zero."""
 
-from typing import Any
-
 from . import _validate as V
-from ._ops import Ops
-from .base import ClosedFormLR
+from .phases import Linear, Phase, PhasedLR, Warmup
 from .cosine import COMPAT_KWARGS
 
 
-class LinearWarmupLR(ClosedFormLR):
+class LinearWarmupLR(PhasedLR):
     r"""Linear warmup over :math:`W` steps, then linear decay to 0 at :math:`T`:
 
     .. math::
@@ -22,7 +19,7 @@ class LinearWarmupLR(ClosedFormLR):
         last_epoch (int, optional): Step to resume at; -1 starts from the beginning.
     """
 
-    hyperparams = ("total_steps", "warmup_steps")
+    colossalai = True
 
     def __init__(self, optimizer, total_steps: int, warmup_steps: int = 0, last_epoch: int = -1, **kwargs):
         V.unknown_kwargs(type(self).__name__, kwargs, COMPAT_KWARGS)
@@ -33,9 +30,6 @@ class LinearWarmupLR(ClosedFormLR):
         self.total_steps = V.integer("total_steps", total_steps, 1)
         self.warmup_steps = V.warmup(warmup_steps, self.total_steps, decay_follows=True)
 
-    def _lrs(self, t: Any, ops: Ops) -> list[Any]:
-        w, total = self.warmup_steps, self.total_steps
-        warm = (t + 1) / (w + 1)
-        decay = (total - t) / (total - w)
-        warming = t < w
-        return [ops.where(warming, warm * base, decay * base) for base in self.base_lrs]
+    def _plan(self) -> tuple[list[Phase], list[int]]:
+        w = self.warmup_steps  # this warmup divides by W + 1; the decay reaches 0 at T
+        return ([Warmup(w, denominator=w + 1)] if w else []) + [Linear(self.total_steps - w, 0.0)], [w] if w else []

@@ -1,16 +1,16 @@
 """Step decay at given milestones, with optional warmup."""
 
 import warnings
-from typing import Any, List
+from typing import List
 
 from . import _validate as V
-from ._ops import Ops
 from .base import ClosedFormLR
-from .cosine import COMPAT_KWARGS, warmup_factor
+from .cosine import COMPAT_KWARGS
+from .phases import Milestones, Phase, PhasedLR, warmup_then
 from .decay import check_power
 
 
-class MultiStepLR(ClosedFormLR):
+class MultiStepLR(PhasedLR):
     r"""Decay by ``gamma`` at every milestone reached:
 
     .. math:: \mathrm{lr}(t) = \mathrm{base} \cdot \gamma^{\,|\{m \in \mathrm{milestones} : m \le \min(t, T)\}|}
@@ -22,6 +22,8 @@ class MultiStepLR(ClosedFormLR):
         gamma (float, optional): Multiplicative factor of lr decay, > 0, defaults to 0.1.
         last_epoch (int, optional): Step to resume at; -1 starts from the beginning.
     """
+
+    colossalai = True
 
     hyperparams = ("total_steps", "milestones", "gamma")
     warmup_steps = 0
@@ -54,13 +56,9 @@ class MultiStepLR(ClosedFormLR):
         check_power(self, self.gamma, len(reached), lambda k: reached[k - 1], "base * gamma ** (milestones reached)")
         super()._check_range()
 
-    def _lrs(self, t: Any, ops: Ops) -> list[Any]:
-        factor = ops.ipow(self.gamma, ops.count_le(self.milestones, t), len(self.milestones))
-        w = self.warmup_steps
-        if not w:
-            return [base * factor for base in self.base_lrs]
-        warm, warming = warmup_factor(t, w), t < w
-        return [ops.where(warming, warm * base, base * factor) for base in self.base_lrs]
+    def _plan(self) -> tuple[list[Phase], list[int]]:
+        w = self.warmup_steps  # milestones count from the warmup's end (none lies inside it)
+        return warmup_then(w, Milestones(self.total_steps - w, tuple(m - w for m in self.milestones), self.gamma))
 
 
 class MultiStepWarmupLR(MultiStepLR):

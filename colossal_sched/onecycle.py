@@ -47,6 +47,8 @@ class OneCycleLR(ClosedFormLR):
         epochs, steps_per_epoch, three_phase, verbose (keyword): as torch's ``OneCycleLR``.
     """
 
+    colossalai = True
+
     hyperparams = (
         "total_steps", "pct_start", "anneal_strategy", "cycle_momentum", "base_momentum", "max_momentum",
         "div_factor", "final_div_factor", "three_phase",

@@ -542,7 +542,7 @@ def _scaled(lengths: list[int], old: int, new: int) -> list[int]:
 
 
 # ------------------------------------------------------- schedules of phases
-class PhasedLR(ClosedFormLR):
+class PhasedLR(ClosedFormLR, abstract=True):
     r"""A scheduler whose curve is :func:`join` of phases, built by :meth:`_plan` from its hyperparameters.
 
     It adds :meth:`replan`: re-plans are kept (``replans``, a list of ``(at_step, total_steps)``),

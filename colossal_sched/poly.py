@@ -1,14 +1,12 @@
 """Polynomial decay to ``end_lr``, with optional warmup."""
 
-from typing import Any
-
 from . import _validate as V
-from ._ops import Ops, progress
 from .base import ClosedFormLR
-from .cosine import COMPAT_KWARGS, warmup_factor
+from .cosine import COMPAT_KWARGS
+from .phases import Phase, PhasedLR, Polynomial, warmup_then
 
 
-class PolynomialLR(ClosedFormLR):
+class PolynomialLR(PhasedLR):
     r"""Polynomial decay from the base lr to ``end_lr``:
 
     .. math:: \mathrm{lr}(t) = (\mathrm{base} - \mathrm{end\_lr})\,(1 - \min(t, T) / T)^{p} + \mathrm{end\_lr}
@@ -20,6 +18,8 @@ class PolynomialLR(ClosedFormLR):
         power (float, optional): The power :math:`p` of the polynomial, > 0, defaults to 1.0.
         last_epoch (int, optional): Step to resume at; -1 starts from the beginning.
     """
+
+    colossalai = True
 
     hyperparams = ("total_steps", "end_lr", "power")
     warmup_steps = 0
@@ -38,13 +38,9 @@ class PolynomialLR(ClosedFormLR):
         self.end_lr = V.real("end_lr", end_lr, low=0.0)
         self.power = V.real("power", power, low=0.0, low_open=True)
 
-    def _lrs(self, t: Any, ops: Ops) -> list[Any]:
-        w, end = self.warmup_steps, self.end_lr
-        decay = ops.pow(1 - progress(ops, t - w, self.total_steps - w), self.power)
-        if not w:
-            return [(base - end) * decay + end for base in self.base_lrs]
-        warm, warming = warmup_factor(t, w), t < w
-        return [ops.where(warming, warm * base, (base - end) * decay + end) for base in self.base_lrs]
+    def _plan(self) -> tuple[list[Phase], list[int]]:
+        w = self.warmup_steps
+        return warmup_then(w, Polynomial(self.total_steps - w, self.end_lr, self.power))
 
 
 class PolynomialWarmupLR(PolynomialLR):

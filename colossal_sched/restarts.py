@@ -30,8 +30,6 @@ class CosineAnnealingWarmRestartsLR(PhasedLR):
         last_epoch (int, optional): Step to resume at; -1 starts from the beginning.
     """
 
-    hyperparams = ("total_steps", "first_cycle_steps", "cycle_mult", "cycle_decay", "warmup_steps", "eta_min")
-
     def __init__(
         self,
         optimizer: Optimizer,

@@ -34,8 +34,6 @@ class WarmupStableDecayLR(PhasedLR):
         last_epoch (int, optional): Step to resume at; -1 starts from the beginning.
     """
 
-    hyperparams = ("total_steps", "warmup_steps", "decay_steps", "decay_ratio", "decay_style", "min_lr")
-
     def __init__(
         self,
         optimizer: Optimizer,

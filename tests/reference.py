@@ -145,3 +145,51 @@ def new_lr(name, kw, base, t, T):
             return (u + 1) / W * p
         return lo + (p - lo) * (1 + math.cos(math.pi * (u - W) / (L - W))) / 2
     raise KeyError(name)
+
+
+# ------------------------------- issue #12: ColossalAI's closed forms in the operation order they had before
+# they were re-expressed on phases; the phases must give these bits exactly (lr_at, one step at a time).
+def closed_form(name, kw, bases, t, T):
+    """Per-group lr, float operations in the order of the former per-class formulas."""
+    t = min(t, T)
+    W = kw.get("warmup_steps", 0)
+    lo = kw.get("eta_min", 0)
+
+    def cos_factor(u, L):
+        return 0.0 if L <= 0 else (1.0 + math.cos(math.pi * max(min(u, L), 0) / L)) / 2.0
+
+    def warm(t, W):
+        return (t + 1) / W if W else 1.0
+
+    if name == "CosineAnnealingLR":
+        c = cos_factor(t, T)
+        return [lo + (b - lo) * c for b in bases]
+    if name == "CosineAnnealingWarmupLR":
+        c = cos_factor(t - W, T - W)
+        return [warm(t, W) * b if t < W else lo + (b - lo) * c for b in bases]
+    if name == "FlatAnnealingLR":
+        F = int(T * kw.get("pct_start", 0.72))
+        c = cos_factor(t - F, T - F)
+        return [b if t < F else lo + (b - lo) * c for b in bases]
+    if name == "FlatAnnealingWarmupLR":
+        F = int((T - W) * kw.get("pct_start", 0.72))
+        c = cos_factor(t - W - F, T - W - F)
+        return [warm(t, W) * b if t < W else b if t < W + F else lo + (b - lo) * c for b in bases]
+    if name == "LinearWarmupLR":
+        return [(t + 1) / (W + 1) * b if t < W else (T - t) / (T - W) * b for b in bases]
+    if name in ("MultiStepLR", "MultiStepWarmupLR"):
+        ms = kw["milestones"]
+        f = math.pow(kw.get("gamma", 0.1), sum(m <= t for m in ms))
+        return [warm(t, W) * b if t < W else b * f for b in bases]
+    if name in ("PolynomialLR", "PolynomialWarmupLR"):
+        end, L = kw.get("end_lr", 0.0001), T - W
+        p = 1.0 if L <= 0 else max(min(t - W, L) / L, 0.0)
+        d = math.pow(1 - p, kw.get("power", 1.0))
+        return [warm(t, W) * b if t < W else (b - end) * d + end for b in bases]
+    if name == "StepLR":
+        f = math.pow(kw.get("gamma", 0.1), t // kw.get("step_size", 1))
+        return [b * f for b in bases]
+    if name == "ExponentialLR":
+        f = math.pow(kw.get("gamma", 1.0), t)
+        return [b * f for b in bases]
+    raise KeyError(name)

@@ -240,3 +240,51 @@ def test_train_py_replan_in_the_loop_and_on_a_resume_past_its_step(tmp_path):
     check(tmp_path / "b.jsonl", range(20, 60))
     bad = train(2, *common, "--replan", "2:60")
     assert bad.returncode != 0 and "--replan 2:60: at_step=2 is inside the warmup" in bad.stderr  # torchrun exits 1
+
+
+# ------------------------------------------- ColossalAI's closed forms, re-expressed on phases
+CLOSED_FORMS = [
+    ("CosineAnnealingLR", dict(eta_min=0.01)), ("CosineAnnealingWarmupLR", dict(warmup_steps=5, eta_min=0.01)),
+    ("CosineAnnealingWarmupLR", dict()), ("FlatAnnealingLR", dict(pct_start=0.5, eta_min=0.02)),
+    ("FlatAnnealingLR", dict(pct_start=1.0)), ("FlatAnnealingWarmupLR", dict(warmup_steps=4, pct_start=0.5, eta_min=0.01)),
+    ("LinearWarmupLR", dict(warmup_steps=5)), ("LinearWarmupLR", dict()),
+    ("MultiStepLR", dict(milestones=[5, 12], gamma=0.5)), ("MultiStepWarmupLR", dict(warmup_steps=4, milestones=[5, 12], gamma=0.5)),
+    ("MultiStepWarmupLR", dict(warmup_steps=20, milestones=[20], gamma=0.5)),
+    ("PolynomialLR", dict(power=2.0, end_lr=0.001)), ("PolynomialWarmupLR", dict(warmup_steps=5, power=1.7)),
+    ("StepLR", dict(step_size=3, gamma=0.5)), ("ExponentialLR", dict(gamma=0.9)),
+]
+
+
+@pytest.mark.parametrize("name,kw", CLOSED_FORMS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CLOSED_FORMS)])
+def test_colossalai_closed_forms_on_phases_keep_their_former_bits_and_re_plan(name, kw):
+    from reference import closed_form
+
+    s = cs.SCHEDULERS[name](make_optimizer(), 20, **kw)
+    assert isinstance(s, cs.PhasedLR) and s.colossalai
+    for t in range(36):
+        assert s.lr_at(t) == closed_form(name, kw, list(BASE_LRS), t, 20), t
+    w = kw.get("warmup_steps", 0)
+    before = curve(s)
+    s.replan(50, at_step=max(w, 8))
+    after = curve(s)
+    assert (after[: max(w, 8) + 1] == before[: max(w, 8) + 1]).all()
+    np.testing.assert_allclose(after[50], before[20], rtol=1e-9)
+
+
+def test_one_declaration_registers_and_describes_every_scheduler():
+    import inspect
+
+    import colossal_sched.base as B
+
+    assert dict(cs.SCHEDULERS) == {n: c for n, c in B.REGISTRY.items()}
+    assert list(cs.COLOSSALAI_SCHEDULERS) == [n for n in cs.SCHEDULERS if cs.SCHEDULERS[n].colossalai]
+    assert len(cs.COLOSSALAI_SCHEDULERS) == 14 and not cs.WarmupStableDecayLR.colossalai
+    for name, cls in cs.SCHEDULERS.items():
+        declared = list(inspect.signature(cls._configure).parameters)[1:]
+        assert set(cls.hyperparams) <= set(declared), name  # _configure declares each (name, default, check)
+    assert "PhasedLR" not in cs.SCHEDULERS and "_LambdaBase" not in cs.SCHEDULERS
+
+    class UserLR(cs.CosineAnnealingLR):  # a user's subclass is not registered
+        pass
+
+    assert "UserLR" not in cs.SCHEDULERS
