@@ -130,6 +130,22 @@ def test_two_nodes_in_two_network_namespaces(tmp_path, single_node):
 
 @pytest.mark.multiprocess
 @pytest.mark.multinode
+@pytest.mark.timeout(300)
+def test_without_a_shared_filesystem_the_first_checkpoint_is_refused_on_every_rank(tmp_path):
+    """A relative --ckpt-dir resolves in each node's own working directory, as on hosts without a shared
+    filesystem: rank 0 finds node 1's shards missing, every rank refuses, nothing is published."""
+    nodes = start_nodes(tmp_path, [*LAYOUTS["dp2xtp2"], *COMMON, "--ckpt-dir", "ckpt", "--save-every", 3])
+    codes = finish(nodes, tmp_path, 240)
+    assert 0 not in codes, codes
+    for node in nodes:
+        assert "storage files named in .metadata are missing: ['__2_0.distcp (missing)', '__3_0.distcp (missing)']" \
+            in node.log, node.log[-3000:]
+        assert sorted(os.listdir(os.path.join(node.cwd, "ckpt"))) in (["step_00000003.partial"],
+                                                                    [".colossal_sched.lock", "step_00000003.partial"])
+
+
+@pytest.mark.multiprocess
+@pytest.mark.multinode
 @pytest.mark.timeout(420)
 @pytest.mark.parametrize("repeat", range(2))
 def test_worker_killed_by_fault_is_restarted_and_resumes_exactly(tmp_path, single_node, repeat):
