@@ -132,12 +132,12 @@ class LRSchedulerHook(EngineHook):
             trainer.states["metrics"]["train"]["LR"] = lr_metric(self.by_epoch, self.lr_scheduler.get_last_lr()[0])
 
     def before_train_epoch(self, trainer: Any) -> None:
-        if self.by_epoch:
-            self.step(trainer.cur_epoch)
+        if self.by_epoch:  # ColossalAI's GradAccumLrSchedulerByStep also steps once every A epochs
+            self.step(trainer.cur_epoch // self.accumulate_size)
 
     def after_train_epoch(self, trainer: Any) -> None:
         if self.by_epoch:
-            self._record(trainer, self.step(trainer.cur_epoch + 1))
+            self._record(trainer, self.step((trainer.cur_epoch + 1) // self.accumulate_size))
 
     def before_train_iter(self, trainer: Any) -> None:
         if not self.by_epoch:

@@ -50,7 +50,8 @@ def _train(config_accum, make_scheduler, make_hooks, epochs, timer=False, logger
 
 def grad_accum(rank, world, sizes, warmup):
     """For each accumulation size A: ColossalAI's LinearWarmupLR + LRSchedulerHook, then ours (the
-    wrapped scheduler ``initialize`` returns), each over 2 epochs of 8 micro-batches = 16 / A updates."""
+    wrapped scheduler ``initialize`` returns). By update: 2 epochs of 8 micro-batches = 16 / A updates;
+    by epoch: 4 epochs, the wrapper stepping its scheduler every A epochs."""
     from colossalai.legacy.trainer import hooks as chooks
     from colossalai.nn.lr_scheduler import LinearWarmupLR as TheirLinearWarmupLR
 
@@ -60,13 +61,16 @@ def grad_accum(rank, world, sizes, warmup):
 
     init_legacy_context()
     out = {}
-    for size in sizes:
-        total = 2 * MICRO_BATCHES_PER_EPOCH // size
-        theirs, theirs_type = _train(size, lambda o: TheirLinearWarmupLR(o, total, warmup_steps=warmup),
-                                     lambda s: [chooks.LRSchedulerHook(lr_scheduler=s, by_epoch=False)], 2)
-        ours, ours_type = _train(size, lambda o: cs.LinearWarmupLR(o, total, warmup_steps=warmup),
-                                 lambda s: [hooks.LRSchedulerHook(lr_scheduler=s, by_epoch=False)], 2)
-        out[str(size)] = {"theirs": theirs, "ours": ours, "wrapped": [theirs_type, ours_type]}
+    for by_epoch in (False, True):
+        epochs = 4 if by_epoch else 2
+        for size in sizes:
+            total = max(1, (epochs if by_epoch else epochs * MICRO_BATCHES_PER_EPOCH) // size)
+            w = 0 if by_epoch else warmup
+            theirs, theirs_type = _train(size, lambda o: TheirLinearWarmupLR(o, total, warmup_steps=w),
+                                         lambda s: [chooks.LRSchedulerHook(lr_scheduler=s, by_epoch=by_epoch)], epochs)
+            ours, ours_type = _train(size, lambda o: cs.LinearWarmupLR(o, total, warmup_steps=w),
+                                     lambda s: [hooks.LRSchedulerHook(lr_scheduler=s, by_epoch=by_epoch)], epochs)
+            out[f"{size}{'/epoch' if by_epoch else ''}"] = {"theirs": theirs, "ours": ours, "wrapped": [theirs_type, ours_type]}
     return out
 
 

@@ -68,6 +68,11 @@ def test_gradient_accumulation_steps_on_updates_like_colossalai(tmp_path):
             assert all(lrs[k] == lrs[k - k % size] for k in range(len(lrs)))
             assert all(lrs[k] != lrs[k - 1] for k in range(size, len(lrs), size))
             assert ours[-1][2] == 0.0  # the LR metric after the last update: lr_at(total_steps)
+        for size in sizes:  # by epoch: ColossalAI's wrapper steps its scheduler every A epochs; so does the hook
+            case = res[f"{size}/epoch"]
+            assert case["wrapped"] == ["GradAccumLrSchedulerByStep"] * 2
+            assert case["ours"] == case["theirs"], f"by_epoch, gradient_accumulation={size}"
+            assert len(case["ours"]) == 4 * legacy_workers.MICRO_BATCHES_PER_EPOCH
     assert results[0] == results[1]
 
 
