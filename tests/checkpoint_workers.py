@@ -73,3 +73,18 @@ def lock_refused(rank, world, ckpt_dir):
     out = _outcome(lambda: RunLock(ckpt_dir, run_id="second-run").acquire() and "acquired")
     dist.barrier()
     return out
+
+
+def refusals_reach_every_rank(rank, world, ckpt_dir):
+    """Rank 0 alone can see the faults: a symlinked step directory (before writing) and a shard gone
+    missing after writing (verification); every rank must get each refusal, and nothing is published."""
+    state = {"model": {"w": torch.full((4,), float(rank))}, "lr_scheduler": _hook(5)}
+    before = _outcome(lambda: save_dcp(state, ckpt_dir, 5))
+
+    def lose_a_shard():
+        if rank == 0:
+            os.unlink(os.path.join(ckpt_dir, "step_00000006.partial", "__1_0.distcp"))
+
+    after = _outcome(lambda: save_dcp(state, ckpt_dir, 6, on_written=lose_a_shard))
+    dist.barrier()
+    return {"symlink": before, "verification": after}

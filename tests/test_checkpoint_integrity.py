@@ -424,6 +424,24 @@ def test_ranks_passing_different_steps_publish_nothing_and_all_raise(tmp_path):
 
 @pytest.mark.multiprocess
 @pytest.mark.timeout(180)
+def test_refusals_seen_by_rank_0_alone_reach_every_rank_and_publish_nothing(tmp_path):
+    ckpt, work = tmp_path / "ckpt", tmp_path / "work"
+    ckpt.mkdir()
+    work.mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (ckpt / "step_00000005").symlink_to(tmp_path / "elsewhere")
+    results = run(2, cw.refusals_reach_every_rank, str(ckpt), tmp_path=work, timeout=150)
+    for case, fragment in (("symlink", "symbolic link"), ("verification", "__1_0.distcp (missing)")):
+        outs = [r[case] for r in results]
+        assert [o.get("error") for o in outs] == ["CheckpointError", "CheckpointError"], outs
+        assert outs[0]["message"] == outs[1]["message"] and fragment in outs[0]["message"]
+    assert os.listdir(tmp_path / "elsewhere") == []  # nothing written through the link
+    assert sorted(os.listdir(ckpt)) == ["step_00000005", "step_00000006.partial"]  # the torn save stays unpublished
+    assert latest_checkpoint(str(ckpt)) is None
+
+
+@pytest.mark.multiprocess
+@pytest.mark.timeout(180)
 def test_agreed_save_publishes_every_shard_and_reads_back_on_every_rank(tmp_path):
     ckpt, work = tmp_path / "ckpt", tmp_path / "work"
     work.mkdir()
