@@ -89,3 +89,13 @@ def test_titans_hook_list_with_import_swapped_logs_the_same_lr(tmp_path):
     epochs = {k: [line.split("]")[0] for line in v if line.startswith("[Epoch")] for k, v in rank0["logs"].items()}
     assert epochs["ours"] == epochs["colossalai"] == [f"[Epoch {e} / Train" for e in range(8)]
     assert all("LR =" not in line for v in results[1]["logs"].values() for line in v)  # dp rank 0 logs
+
+
+def test_without_colossalai_a_legacy_hook_name_is_an_attribute_error_with_the_install_hint():
+    code = ("import sys; sys.modules['colossalai'] = None; import hooks\n"
+            "try:\n    hooks.LossHook\nexcept AttributeError as e:\n    print(e)\n"
+            "print(hooks.LRSchedulerHook.__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "'LossHook'" in out.stdout and "pip install --no-deps colossalai==0.5.0" in out.stdout
+    assert out.stdout.splitlines()[-1] == "LRSchedulerHook"
