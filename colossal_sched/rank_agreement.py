@@ -1,11 +1,15 @@
-"""One collective in which every rank learns whether all ranks agree, and the same refusal if not.
+"""Cross-rank verdicts for checkpoint steps that must not go ahead on a subset of ranks.
 
-Checkpoint steps that must not go ahead on a subset of ranks (which step to save, which checkpoint
-to resume from, whether the run lock is held, whether a save was published) call :func:`agree`:
-every rank contributes a few integers and, optionally, its own refusal; one ``all_gather`` of a
-small int64 tensor (``MAX`` of the values and of their negatives) settles it. Where the ranks differ or any refused, a second exchange carries
-their descriptions and every rank raises the same :class:`CheckpointError`, so no rank is left
-waiting in a collective its peers never enter.
+* :func:`agree` (the run lock, the checkpoint to resume from): every rank contributes a few integers
+  and, optionally, its own refusal; one ``all_reduce(MAX)`` of a small int64 tensor (the values and
+  their negatives) settles it.
+* :func:`describe_refusals`: the same check on per-rank tags already gathered by another collective
+  (``save_dcp`` uses DCP's planning collective).
+* :func:`share_verdict`: rank 0's verdict to every rank in one ``broadcast`` (``save_dcp``'s publish).
+
+Where ranks differ or any refused, every rank raises the same :class:`CheckpointError` (a second
+exchange carries the descriptions, on the failure path only), so no rank is left waiting in a
+collective its peers never enter.
 """
 from __future__ import annotations
 
