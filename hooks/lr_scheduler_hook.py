@@ -1,13 +1,16 @@
 """LRSchedulerHook: the scheduler as a distributed-aware engine hook stepping on the global step."""
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from typing import Any, Callable
 
 import torch.distributed as dist
 
 from colossal_sched import ClosedFormLR
 from colossal_sched import _validate as V
-from colossal_sched.broadcast import ON_DIVERGENCE, LRBroadcaster
+from colossal_sched.broadcast import MIN_TIMEOUT, ON_DIVERGENCE, LRBroadcaster, layout_problem
+from colossal_sched.errors import LayoutMismatchError, ReplanError
 from colossal_sched.checkpoint import pack_state, unpack_state
 
 from .base import EngineHook, lr_metric
@@ -66,8 +69,9 @@ class LRSchedulerHook(EngineHook):
         self.store_lr_in_state = V.boolean("store_lr_in_state", store_lr_in_state)
         self.sync_every = V.integer("sync_every", sync_every, 1)
         self.global_step = lr_scheduler.last_epoch
-        self._synced_step: int | None = None
+        self._request: tuple[int, Any, int] | None = None  # (step asked for, scheduler, step it holds): repeats are no-ops
         self._logged_step: int | None = None
+        self._logged_disagreements = 0
         if writer is not None and not callable(getattr(writer, "add_scalar", None)):
             raise V.ArgumentTypeError(f"writer must have add_scalar (a SummaryWriter), got {type(writer).__name__}")
         if log_fn is not None and not callable(log_fn):
@@ -75,34 +79,103 @@ class LRSchedulerHook(EngineHook):
         self.writer, self.log_fn = writer, log_fn
         self.broadcaster: LRBroadcaster | None = None
         on_divergence = V.choice("on_divergence", on_divergence, ON_DIVERGENCE)
-        self._sync_options = dict(group=group, on_divergence=on_divergence, timeout=timeout) if V.boolean("sync", sync) else None
-        self._connect()
+        timeout = V.real("timeout", timeout, low=MIN_TIMEOUT)
+        self._sync_options = (
+            dict(group=group, on_divergence=on_divergence, timeout=timeout, sync_every=self.sync_every)
+            if V.boolean("sync", sync) else None
+        )
+        if not self._connect():
+            problem = layout_problem(lr_scheduler.optimizer)  # checked collectively at connection otherwise
+            if problem:
+                raise LayoutMismatchError(problem)
 
-    def _connect(self) -> None:
+    def _connect(self) -> bool:
         """Create the broadcaster once torch.distributed is up with more than one rank (a collective:
-        every rank reaches it together, at construction or at the first step)."""
+        every rank reaches it together, at construction or at the first step). Whether it exists."""
         if self._sync_options is not None and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            self.broadcaster = LRBroadcaster(self.lr_scheduler.optimizer, **self._sync_options)
+            self.broadcaster = LRBroadcaster(self.lr_scheduler, **self._sync_options)
             self._sync_options = None
+        return self.broadcaster is not None
 
     # ------------------------------------------------------------ the one entry
     def step(self, global_step: int) -> list[float]:
         """Make the optimizer hold ``lr_at(global_step)`` for the update numbered ``global_step``.
 
-        Idempotent: calling it again with the same step (gradient accumulation) does nothing more.
-        Returns the lrs now in the optimizer.
+        Idempotent: calling it again with the same step (gradient accumulation, a skipped fp16
+        update) changes nothing and issues no collective. On sync steps every rank agrees with the
+        source rank in one collective (see :class:`~colossal_sched.broadcast.LRBroadcaster`); a rank
+        fixed to the source's step then holds it: ``global_step == lr_scheduler.last_epoch ==`` the
+        source's step. Returns the lrs now in the optimizer.
         """
-        if global_step != self.lr_scheduler.last_epoch:
-            self.lr_scheduler.step_to(global_step)
+        global_step = V.step("global_step", global_step)
+        s = self.lr_scheduler
+        if (self._request is not None and self._request[1:] == (s, s.last_epoch) and self.global_step == s.last_epoch
+                and global_step in (self._request[0], self.global_step)):
+            return s.get_last_lr()  # a repeat: the step asked for last time, or the one a fix left it holding
         if self._sync_options is not None:
             self._connect()
-        if self.broadcaster is not None and global_step != self._synced_step and global_step % self.sync_every == 0:
-            self.broadcaster.sync(self.lr_scheduler)
-            self._synced_step = global_step
-        self.global_step = global_step
-        if (self.writer is not None or self.log_fn is not None) and global_step != self._logged_step:
-            self._log(global_step)
-        return self.lr_scheduler.get_last_lr()
+        if global_step != s.last_epoch:
+            s.step_to(global_step)
+        held = global_step
+        if self.broadcaster is not None and global_step % self.sync_every == 0:
+            held = self.broadcaster.sync(s, global_step)
+        self.global_step = held
+        self._request = (global_step, s, s.last_epoch)
+        if self.writer is not None or self.log_fn is not None:
+            self._log(held)
+        return s.get_last_lr()
+
+    def replan(self, total_steps: int, at_step: int | None = None) -> None:
+        """Re-plan the running schedule (``lr_scheduler.replan``) on every rank in the same sync.
+
+        Every rank calls it at the same point; a refusal on any rank (see the scheduler's ``replan``)
+        is raised on every rank and no rank's schedule changes. A rank that does not call it is a
+        schedule mismatch at its next sync.
+        """
+        s = self.lr_scheduler
+        if not callable(getattr(s, "replan", None)):
+            raise ReplanError(f"{type(s).__name__} cannot be re-planned (it has no replan())")
+        before = s.state_dict()
+        refusal: Exception | None = None
+        try:
+            s.replan(total_steps, at_step)
+        except (ValueError, TypeError) as e:
+            refusal = e
+        if self.broadcaster is None:
+            if refusal is not None:
+                raise refusal
+        else:
+            try:
+                self.global_step = self.broadcaster.sync(s, self.global_step, refusal=refusal)
+            except ReplanError:
+                if refusal is None:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        s.load_state_dict(before)
+                raise
+        self._request = (self.global_step, s, s.last_epoch)
+
+    # ------------------------------------------------------- what the sync saw
+    @property
+    def fixes(self) -> int:
+        """Syncs in which this rank was off the source and took its step and lrs."""
+        return self.broadcaster.fixes if self.broadcaster is not None else 0
+
+    @property
+    def warnings(self) -> int:
+        """Syncs in which this rank was off the source and warned (``on_divergence="warn"``)."""
+        return self.broadcaster.warnings if self.broadcaster is not None else 0
+
+    @property
+    def disagreements(self) -> int:
+        """Syncs in which any rank of the group was off the source (the same on every rank)."""
+        return self.broadcaster.disagreements if self.broadcaster is not None else 0
+
+    @property
+    def last_disagreement(self) -> dict[str, Any] | None:
+        """The last disagreement in the group: ``{"sync", "source", "ranks", "steps", "lrs", "action", "message"}``."""
+        d = self.broadcaster.last_disagreement if self.broadcaster is not None else None
+        return None if d is None else dataclasses.asdict(d)
 
     def scalars(self) -> dict[str, float]:
         """``{"lr/<group>": lr, "momentum/<group>": momentum}`` now in the optimizer (group: its name or index)."""
@@ -115,10 +188,20 @@ class LRSchedulerHook(EngineHook):
         return out
 
     def _log(self, global_step: int) -> None:
-        self._logged_step = global_step
+        """Rank 0 logs the lrs at every new global step, and ``sync/*`` at each new disagreement."""
+        fresh = self.disagreements != self._logged_disagreements
+        if global_step == self._logged_step and not fresh:
+            return
+        self._logged_step, self._logged_disagreements = global_step, self.disagreements
         if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
             return
         values = self.scalars()
+        d = self.last_disagreement
+        if fresh and d is not None:
+            values.update({"sync/disagreements": float(self.disagreements), "sync/off_ranks": float(len(d["ranks"])),
+                           "sync/first_off_rank": float(d["ranks"][0]),
+                           "sync/first_off_step": float(d["steps"][d["ranks"][0]]),
+                           "sync/source_step": float(d["steps"][d["source"]])})
         if self.writer is not None:
             for tag, value in values.items():
                 self.writer.add_scalar(tag, value, global_step)
@@ -161,9 +244,11 @@ class LRSchedulerHook(EngineHook):
         """Restore a hook state, or a bare scheduler state (e.g. from ColossalAI's ``booster.save_lr_scheduler``)."""
         sched_state, step = unpack_state(state_dict)
         self.lr_scheduler.load_state_dict(sched_state, strict=strict)
-        self.global_step = V.integer("global_step", self.lr_scheduler.last_epoch if step is None else step, 0)
+        self.global_step = V.step("global_step", self.lr_scheduler.last_epoch if step is None else step)
         self.lr_scheduler.step_to(self.global_step)
-        self._synced_step = None
+        self._request = None
+        if self.broadcaster is not None:
+            self.broadcaster.reset_sequence()
 
 
 def is_factory(obj: Any) -> bool:

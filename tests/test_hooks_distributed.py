@@ -21,7 +21,7 @@ def test_every_rank_holds_the_same_lr_at_every_step_with_one_collective_per_sync
     for r, res in enumerate(results):
         assert res["seen"] == first, f"rank {r} saw other lrs"
         assert [row[:2] for row in res["seen"]] == res["expected"]
-        assert res["calls"] == ["broadcast"] * res["syncs"], f"rank {r}: {res['calls']}"
+        assert res["calls"] == ["all_to_all_single"] * res["syncs"], f"rank {r}: {res['calls']}"
         assert res["src"] == 0
 
 
@@ -29,7 +29,7 @@ def test_every_rank_holds_the_same_lr_at_every_step_with_one_collective_per_sync
 def test_sync_every_k_steps_broadcasts_only_on_those(tmp_path):
     results = run(2, workers.lr_agreement, None, 10, 3, "CosineAnnealingLR", {}, tmp_path=tmp_path)
     for res in results:
-        assert res["calls"] == ["broadcast"] * 4  # steps 0, 3, 6, 9
+        assert res["calls"] == ["all_to_all_single"] * 4  # steps 0, 3, 6, 9
         assert [row[:2] for row in res["seen"]] == res["expected"]
 
 
@@ -38,9 +38,10 @@ def test_sync_every_k_steps_broadcasts_only_on_those(tmp_path):
 def test_a_perturbed_rank_is_fixed_warned_about_or_refused(tmp_path, mode):
     results = run(2, workers.perturbed, mode, tmp_path=tmp_path)
     src, other = results
-    assert src["divergences"] == 0 and src["error"] is None
+    assert src["divergences"] == 0
     assert other["divergences"] == 1
-    if mode == "raise":
+    if mode == "raise":  # the verdict is collective: both ranks raise the same error in the same sync
+        assert src["error"] == other["error"]
         assert "rank 1" in other["error"] and "relative difference" in other["error"]
         assert other["lrs"] != src["lrs"]
     else:

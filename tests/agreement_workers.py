@@ -1,0 +1,215 @@
+"""Bodies of the cross-rank agreement tests (issue #8); each scenario runs on every rank of a real gloo world.
+
+``suite`` runs many scenarios one after the other in the same processes (every refusal leaves the
+process group usable, since every rank raised in the same sync), and returns per scenario what each
+rank saw: the error type and message, how long the refusal took, lrs, steps and the hook's counters.
+"""
+import time
+import warnings
+
+import torch
+import torch.distributed as dist
+
+import colossal_sched as cs
+from colossal_sched.checkpoint import restore
+
+TIMEOUT = 20.0  # the hook's collective timeout in these scenarios; every refusal must come well within it
+
+
+def optimizer(n_groups=2, lr=0.1, names=None):
+    params = [torch.nn.Parameter(torch.zeros(2)) for _ in range(n_groups)]
+    groups = [{"params": [p], "lr": lr * (i + 1)} for i, p in enumerate(params)]
+    for g, name in zip(groups, names or []):
+        g["name"] = name
+    return torch.optim.SGD(groups, lr=lr, momentum=0.9)
+
+
+def hook_for(sched, **kw):
+    from hooks import LRSchedulerHook
+
+    return LRSchedulerHook(sched, timeout=TIMEOUT, **kw)
+
+
+def _outcome(fn):
+    out = {"error": None, "type": None, "warnings": []}
+    t0 = time.monotonic()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            out.update(fn() or {})
+        except Exception as e:  # every refusal is recorded, with its type, on every rank
+            out.update(error=str(e), type=type(e).__name__)
+    out["seconds"] = time.monotonic() - t0
+    out["warnings"] = [str(w.message) for w in caught if "source rank" in str(w.message)]
+    return out
+
+
+# ------------------------------------------------------------------ scenarios
+def step_mismatch(rank, mode, equal_lrs):
+    """Rank 1 asks for another step than the others: with equal lrs (warmup end vs cosine start) or different."""
+    opt = optimizer()
+    hook = hook_for(cs.CosineAnnealingWarmupLR(opt, total_steps=50, warmup_steps=5), on_divergence=mode)
+    mine = (5 if equal_lrs else 9) if rank == 1 else 4
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            hook.step(mine)
+        except Exception as e:
+            return {"error": str(e), "type": type(e).__name__, "fixes": hook.fixes,
+                    "disagreements": hook.disagreements}
+    before = [g["lr"] for g in opt.param_groups]
+    from workers import CountingCollectives
+
+    with CountingCollectives() as counter:
+        hook.step(mine)  # a repeat of the same call: nothing changes, no collective
+        hook.step(hook.global_step)
+    return {"global_step": hook.global_step, "last_epoch": hook.lr_scheduler.last_epoch,
+            "lrs": [g["lr"] for g in opt.param_groups], "lrs_before_repeat": before,
+            "repeat_calls": counter.calls, "fixes": hook.fixes, "warn_count": hook.warnings,
+            "disagreements": hook.disagreements, "last": hook.last_disagreement,
+            "caught": [str(w.message) for w in caught if "source rank" in str(w.message)]}
+
+
+def persistent_offset(rank, world):
+    """Rank 1's step counter runs one ahead all along: every sync fixes it, and nothing else goes wrong."""
+    opt = optimizer()
+    hook = hook_for(cs.CosineAnnealingWarmupLR(opt, total_steps=50, warmup_steps=5))
+    held = []
+    for n in range(6):
+        hook.step(n + (rank == 1))
+        held.append((hook.global_step, hook.lr_scheduler.last_epoch, [g["lr"] for g in opt.param_groups]))
+    return {"held": held, "fixes": hook.fixes}
+
+
+def skipped_call(rank, world, sync_every, skipper):
+    """Every rank steps 0..8; ``skipper`` leaves out step 3 (a sync step for sync_every 1 and 3)."""
+    hook = hook_for(cs.CosineAnnealingLR(optimizer(), 30), sync_every=sync_every)
+    done = []
+    for n in range(9):
+        if rank == skipper and n == 3:
+            continue
+        hook.step(n)
+        done.append(n)
+    return {"done": done}
+
+
+BUILDS = {
+    "class": lambda opt, rank: cs.CosineAnnealingLR(opt, 40) if rank == 1 else cs.StepLR(opt, 40, step_size=5),
+    "eta_min": lambda opt, rank: cs.CosineAnnealingLR(opt, 40, eta_min=1e-3 if rank == 1 else 0.0),
+    "total_steps": lambda opt, rank: cs.CosineAnnealingLR(opt, 41 if rank == 1 else 40),
+}
+
+
+def different_schedule(rank, world, what, sync_every):
+    if what == "base_lr":
+        sched = cs.CosineAnnealingLR(optimizer(lr=0.2 if rank == 1 else 0.1), 40)
+    else:
+        sched = BUILDS[what](optimizer(), rank)
+    hook = hook_for(sched, sync_every=sync_every)
+    for n in range(6):
+        hook.step(n)
+    return {"step": hook.global_step}
+
+
+def swapped_by_restore(rank, world):
+    """After 3 good steps, rank 1 alone resumes a checkpoint of another schedule with use_checkpoint."""
+    opt = optimizer()
+    hook = hook_for(cs.CosineAnnealingLR(opt, 40))
+    for n in range(3):
+        hook.step(n)
+    if rank == 1:
+        other = cs.CosineAnnealingWarmupLR(optimizer(), 40, warmup_steps=4)
+        other.step_to(3)
+        restore(hook, other.state_dict(), on_mismatch="use_checkpoint")
+    for n in range(3, 8):
+        hook.step(n)
+    return {"step": hook.global_step}
+
+
+def late_group_different_schedules(rank, world, port):
+    """Hooks built while torch.distributed is down; the schedules differ; the first step connects and refuses."""
+    dist.destroy_process_group()
+    hook = hook_for(cs.CosineAnnealingLR(optimizer(), 40 if rank == 0 else 30))
+    dist.init_process_group("gloo", rank=rank, world_size=world, init_method=f"tcp://127.0.0.1:{port}")
+    hook.step(0)
+    return {"step": hook.global_step}
+
+
+def duplicate_names(rank, world):
+    names = ["decay", "decay"] if rank == 1 else ["decay", "no_decay"]
+    hook_for(cs.CosineAnnealingLR(optimizer(names=names), 40))
+    return {}
+
+
+def huge_steps(rank, world):
+    """Steps up to 2**62 travel exactly; past it every rank refuses before any collective."""
+    hook = hook_for(cs.CosineAnnealingLR(optimizer(), 40), on_divergence="raise")
+    hook.step(2**62 - 1)
+    hook.step(2**62)
+    held, refused = hook.global_step, None
+    try:
+        hook.step(2**62 + 1)
+    except ValueError as e:
+        refused = str(e)
+    return {"global_step": held, "refused": refused, "last": hook.last_disagreement, "syncs": hook.broadcaster.syncs}
+
+
+def huge_step_mismatch(rank, world):
+    """Two steps that round to the same float64 are still told apart."""
+    hook = hook_for(cs.CosineAnnealingLR(optimizer(), 40), on_divergence="raise")
+    hook.step(2**60 + (1 if rank == 1 else 0))
+    return {}
+
+
+def logged_disagreement(rank, world):
+    """A fixed disagreement is counted on every rank and logged through log_fn on rank 0."""
+    seen = []
+    opt = optimizer()
+    hook = hook_for(cs.CosineAnnealingLR(opt, 40), log_fn=lambda n, v: seen.append((n, v)))
+    hook.step(1 if rank == 1 else 0)
+    return {"logged": [v for _, v in seen if "sync/disagreements" in v], "fixes": hook.fixes,
+            "disagreements": hook.disagreements, "last": hook.last_disagreement}
+
+
+def replan_refused_by_one(rank, world):
+    """A re-plan that one rank refuses is refused on every rank, and no rank's schedule changes."""
+    hook = hook_for(cs.CosineAnnealingLR(optimizer(), 40))
+    for n in range(5):
+        hook.step(n)
+    fp = hook.lr_scheduler.fingerprint()
+    total = 3 if rank == 1 else 60  # rank 1 asks for a total before the current step
+    try:
+        hook.replan(total)
+    finally:
+        unchanged = hook.lr_scheduler.fingerprint() == fp
+    return {"unchanged": unchanged}
+
+
+SCENARIOS = {
+    "step_equal_fix": lambda r, w: step_mismatch(r, "fix", True),
+    "step_equal_warn": lambda r, w: step_mismatch(r, "warn", True),
+    "step_equal_raise": lambda r, w: step_mismatch(r, "raise", True),
+    "step_differ_fix": lambda r, w: step_mismatch(r, "fix", False),
+    "step_differ_warn": lambda r, w: step_mismatch(r, "warn", False),
+    "step_differ_raise": lambda r, w: step_mismatch(r, "raise", False),
+    "persistent_offset": persistent_offset,
+    "skip_every1": lambda r, w: skipped_call(r, w, 1, 1),
+    "skip_every3": lambda r, w: skipped_call(r, w, 3, 1),
+    "source_skips": lambda r, w: skipped_call(r, w, 1, 0),
+    **{f"schedule_{what}_every{k}": (lambda r, w, what=what, k=k: different_schedule(r, w, what, k))
+       for what in ("class", "eta_min", "total_steps", "base_lr") for k in (1, 3)},
+    "swapped_by_restore": swapped_by_restore,
+    "duplicate_names": duplicate_names,
+    "huge_steps": huge_steps,
+    "huge_step_mismatch": huge_step_mismatch,
+    "logged_disagreement": logged_disagreement,
+    "replan_refused_by_one": replan_refused_by_one,
+}
+
+
+def suite(rank, world, names, late_port=None):
+    """Run ``names`` in order on every rank; the late-process-group scenario last (it re-creates the group)."""
+    out = {name: _outcome(lambda name=name: SCENARIOS[name](rank, world)) for name in names}
+    if late_port is not None:
+        out["late_group"] = _outcome(lambda: late_group_different_schedules(rank, world, late_port))
+    return out

@@ -1,0 +1,191 @@
+"""Issue #8: cross-rank agreement that cannot be fooled, on real gloo worlds of 2 and 4 ranks.
+
+Each world runs every scenario of ``agreement_workers`` in the same processes (one launch per world);
+``distributed.run`` fails the test if any rank outlives its deadline (a hang), and every refusal is
+checked to reach every rank, with the same error type, well within the hook's timeout.
+"""
+import pytest
+
+import agreement_workers as aw
+from distributed import free_port, run
+
+pytestmark = [pytest.mark.multiprocess]
+
+NAMES = [n for n in aw.SCENARIOS if n != "replan_refused_by_one"]
+
+
+@pytest.fixture(scope="module", params=[2, 4], ids=["world2", "world4"])
+def world(request, tmp_path_factory):
+    size = request.param
+    results = run(size, aw.suite, NAMES, free_port(), tmp_path=tmp_path_factory.mktemp(f"w{size}"), timeout=170,
+                  dist_timeout=60)
+    return size, results
+
+
+def by_rank(world, name):
+    size, results = world
+    return [res[name] for res in results]
+
+
+def assert_everyone_raises(outs, error_type, *fragments):
+    for rank, out in enumerate(outs):
+        assert out["type"] == error_type, f"rank {rank}: {out}"
+        for fragment in fragments:
+            assert fragment in out["error"], f"rank {rank}: {fragment!r} not in {out['error']!r}"
+        assert out["seconds"] < aw.TIMEOUT, f"rank {rank} took {out['seconds']:.1f}s to refuse"
+    assert len({out["error"] for out in outs}) == 1, "every rank raises the same message"
+
+
+@pytest.mark.timeout(200)
+@pytest.mark.parametrize("equal_lrs", [True, False], ids=["equal_lrs", "different_lrs"])
+def test_a_rank_at_another_step_is_fixed_to_the_source_step(world, equal_lrs):
+    outs = by_rank(world, f"step_{'equal' if equal_lrs else 'differ'}_fix")
+    src = outs[0]
+    for rank, out in enumerate(outs):
+        assert out["error"] is None, out
+        assert out["global_step"] == out["last_epoch"] == 4, f"rank {rank}: {out}"
+        assert out["lrs"] == src["lrs"]
+        assert out["lrs"] == out["lrs_before_repeat"] and out["repeat_calls"] == [], "a repeat call changes nothing"
+        assert out["disagreements"] == 1
+        assert out["last"]["ranks"] == [1] and out["last"]["steps"] == {"0": 4, "1": 5 if equal_lrs else 9}
+        assert out["caught"] == []
+    assert outs[1]["fixes"] == 1 and src["fixes"] == 0
+
+
+@pytest.mark.timeout(200)
+def test_a_rank_whose_counter_runs_ahead_all_along_is_fixed_at_every_sync(world):
+    outs = by_rank(world, "persistent_offset")
+    for out in outs:
+        assert out["error"] is None, out
+        assert [(g, e) for g, e, _ in out["held"]] == [(n, n) for n in range(6)]
+        assert [lrs for _, _, lrs in out["held"]] == [lrs for _, _, lrs in outs[0]["held"]]
+    assert outs[1]["fixes"] == 6 and outs[0]["fixes"] == 0
+
+
+@pytest.mark.timeout(200)
+@pytest.mark.parametrize("equal_lrs", [True, False], ids=["equal_lrs", "different_lrs"])
+def test_warn_fixes_and_names_rank_both_steps_and_both_lrs(world, equal_lrs):
+    outs = by_rank(world, f"step_{'equal' if equal_lrs else 'differ'}_warn")
+    mine = 5 if equal_lrs else 9
+    for rank, out in enumerate(outs):
+        assert out["global_step"] == out["last_epoch"] == 4
+        assert out["lrs"] == outs[0]["lrs"]
+    (msg,) = outs[1]["caught"]
+    assert "rank 1" in msg and f"step {mine}" in msg and "step 4" in msg and "source rank 0" in msg
+    assert str(outs[0]["lrs"][0])[:6] in msg
+    assert outs[1]["warn_count"] == 1 and outs[0]["caught"] == []
+
+
+@pytest.mark.timeout(200)
+@pytest.mark.parametrize("equal_lrs", [True, False], ids=["equal_lrs", "different_lrs"])
+def test_raise_reaches_every_rank_and_names_every_disagreeing_rank(world, equal_lrs):
+    outs = by_rank(world, f"step_{'equal' if equal_lrs else 'differ'}_raise")
+    assert_everyone_raises(outs, "LRDivergenceError", "ranks [1]", f"rank 1 at step {5 if equal_lrs else 9}",
+                           "source rank 0 (step 4")
+
+
+@pytest.mark.timeout(200)
+@pytest.mark.parametrize("name", ["skip_every1", "skip_every3"])
+def test_a_skipped_call_is_a_sequence_error_on_every_rank(world, name):
+    assert_everyone_raises(by_rank(world, name), "SyncSequenceError", "rank 1 is behind by 1 sync(s)")
+
+
+@pytest.mark.timeout(200)
+def test_a_skipped_call_on_the_source_names_the_source(world):
+    size, _ = world
+    outs = by_rank(world, "source_skips")
+    if size == 2:  # one against one: the source's view is the reference
+        assert_everyone_raises(outs, "SyncSequenceError", "rank 1 is ahead by 1 sync(s)")
+    else:  # the majority moved by one step: rank 0 is the one behind
+        assert_everyone_raises(outs, "SyncSequenceError", "rank 0 is behind by 1 sync(s)")
+
+
+@pytest.mark.timeout(200)
+@pytest.mark.parametrize("what,field", [("class", "class"), ("eta_min", "eta_min"), ("total_steps", "total_steps"),
+                                        ("base_lr", "base_lr[#0]")])
+@pytest.mark.parametrize("every", [1, 3])
+def test_a_different_schedule_is_refused_on_every_rank_whatever_on_divergence(world, what, field, every):
+    outs = by_rank(world, f"schedule_{what}_every{every}")
+    assert_everyone_raises(outs, "ScheduleMismatchError", "ranks [1]", f"rank 1 {field}", "source rank 0")
+
+
+@pytest.mark.timeout(200)
+def test_a_rank_that_swaps_its_schedule_after_construction_is_refused(world):
+    assert_everyone_raises(by_rank(world, "swapped_by_restore"), "ScheduleMismatchError", "rank 1 class",
+                           "CosineAnnealingWarmupLR", "CosineAnnealingLR")
+
+
+@pytest.mark.timeout(200)
+def test_a_hook_built_before_the_process_group_refuses_different_schedules_at_its_first_step(world):
+    size, _ = world
+    outs = by_rank(world, "late_group")
+    ranks = list(range(1, size))
+    assert_everyone_raises(outs, "ScheduleMismatchError", f"ranks {ranks}", "total_steps")
+
+
+@pytest.mark.timeout(200)
+def test_duplicate_group_names_are_refused_on_every_rank(world):
+    assert_everyone_raises(by_rank(world, "duplicate_names"), "LayoutMismatchError", "rank 1", "duplicate", "'decay'")
+
+
+def test_duplicate_or_empty_group_names_are_refused_in_one_process():
+    from hooks import LRSchedulerHook
+
+    import colossal_sched as cs
+
+    with pytest.raises(cs.LayoutMismatchError, match=r"duplicate param group name\(s\) \['a'\]"):
+        LRSchedulerHook(cs.CosineAnnealingLR(aw.optimizer(names=["a", "a"]), 10))
+    with pytest.raises(cs.LayoutMismatchError, match="empty"):
+        LRSchedulerHook(cs.CosineAnnealingLR(aw.optimizer(names=["", "b"]), 10))
+
+
+@pytest.mark.timeout(200)
+def test_steps_up_to_2_62_travel_exactly_and_larger_ones_are_refused(world):
+    outs = by_rank(world, "huge_steps")
+    for out in outs:
+        assert out["error"] is None, out
+        assert out["global_step"] == 2**62 and out["last"] is None and out["syncs"] == 2
+        assert "global_step" in out["refused"] and "2**62" in out["refused"]
+    outs = by_rank(world, "huge_step_mismatch")  # 2**60 and 2**60 + 1 are one float64 apart from nothing
+    assert_everyone_raises(outs, "LRDivergenceError", f"rank 1 at step {2**60 + 1}", f"step {2**60}")
+
+
+@pytest.mark.timeout(200)
+def test_a_fix_is_counted_everywhere_and_logged_on_rank_0(world):
+    outs = by_rank(world, "logged_disagreement")
+    assert outs[0]["logged"] and outs[0]["logged"][0]["sync/first_off_rank"] == 1.0
+    assert outs[0]["logged"][0]["sync/first_off_step"] == 1.0 and outs[0]["logged"][0]["sync/source_step"] == 0.0
+    for rank, out in enumerate(outs):
+        assert out["disagreements"] == 1 and out["last"]["ranks"] == [1]
+        if rank:
+            assert out["logged"] == []
+    assert outs[1]["fixes"] == 1 and outs[0]["fixes"] == 0
+
+
+def test_one_step_validator_for_the_hook_on_every_call_including_repeats():
+    import numpy as np
+    import torch
+
+    import colossal_sched as cs
+    from hooks import LRSchedulerHook
+
+    hook = LRSchedulerHook(cs.CosineAnnealingLR(aw.optimizer(), 10))
+    hook.step(np.int64(7))
+    assert type(hook.global_step) is int and hook.global_step == 7
+    hook.step(torch.tensor(7))
+    assert type(hook.global_step) is int
+    for bad in (7.0, False, True, float("nan"), -1, 2**62 + 1, torch.tensor([7]), "7"):
+        with pytest.raises((TypeError, ValueError), match="global_step"):
+            hook.step(bad)
+    assert hook.global_step == 7
+    import json
+
+    json.dumps(hook.state_dict())  # plain ints only
+
+
+def test_timeout_must_be_at_least_a_millisecond():
+    import colossal_sched as cs
+    from hooks import LRSchedulerHook
+
+    with pytest.raises(ValueError, match="timeout"):
+        LRSchedulerHook(cs.CosineAnnealingLR(aw.optimizer(), 10), timeout=0.0004)
