@@ -9,7 +9,7 @@ import torch.distributed as dist
 import colossal_sched as cs
 from colossal_sched.broadcast import LRDivergenceError
 
-COLLECTIVES = ("broadcast", "all_reduce", "all_gather", "all_gather_object", "broadcast_object_list", "barrier",
+COLLECTIVES = ("broadcast", "all_reduce", "all_to_all_single", "all_gather", "all_gather_object", "broadcast_object_list", "barrier",
                "send", "recv", "isend", "irecv", "reduce", "gather", "scatter", "all_to_all", "reduce_scatter")
 
 
@@ -73,11 +73,13 @@ def lr_agreement(rank, world, shape, steps, sync_every, name, kwargs):
 
 
 def perturbed(rank, world, mode):
-    """Rank 1 builds its optimizer with other lrs; the sync fixes, warns about or refuses it."""
+    """Rank 1's lr function gives 1e-6 more (the same schedule spec: user functions are not in it); the sync
+    fixes, warns about or refuses it."""
     from hooks import LRSchedulerHook
 
-    opt = optimizer(lr=0.1 if rank != 1 else 0.1 * (1 + 1e-6))
-    hook = LRSchedulerHook(cs.CosineAnnealingLR(opt, 20), on_divergence=mode)
+    opt = optimizer()
+    factor = 1.0 if rank != 1 else 1 + 1e-6
+    hook = LRSchedulerHook(cs.LambdaLR(opt, 20, lr_lambda=lambda t: factor), on_divergence=mode)
     out = {"warnings": [], "error": None}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -97,6 +99,9 @@ def layout(rank, world, layouts):
 
     spec = layouts[rank]
     opt = optimizer(len(spec), names=spec if all(isinstance(s, str) for s in spec) else None)
+    for g in opt.param_groups:  # a named group has the same base lr on every stage that holds it
+        if "name" in g:
+            g["lr"] = {"embed": 0.3, "decay": 0.1, "no_decay": 0.02}.get(g["name"], g["lr"])
     t0 = time.monotonic()
     try:
         hook = LRSchedulerHook(cs.StepLR(opt, 10, step_size=2, gamma=0.5))
@@ -268,8 +273,9 @@ def colossalai_groups(rank, world):
     plugin = type("Plugin", (), groups)()
     out = {}
     for label, group in (("ProcessGroupMesh", pg_mesh), ("plugin", plugin)):
-        opt = optimizer(lr=0.1 * (1 + rank))  # every rank starts from other lrs: only the sync makes them agree
-        hook = LRSchedulerHook(cs.CosineAnnealingLR(opt, 20), group=group)
+        # the same schedule spec, but each rank's lr function gives other values: only the sync makes them agree
+        hook = LRSchedulerHook(cs.LambdaLR(optimizer(), 20, lr_lambda=lambda t: 1.0 + rank), group=group)
+        opt = hook.lr_scheduler.optimizer
         hook.step(5)
         out[label] = {"lrs": [g["lr"] for g in opt.param_groups], "ranks": hook.broadcaster.ranks,
                       "src": hook.broadcaster.src}
@@ -285,8 +291,8 @@ def late_process_group(rank, world):
     port = [free_port() if rank == 0 else None]
     dist.broadcast_object_list(port, src=0)  # a fresh rendezvous for the second process group
     dist.destroy_process_group()
-    opt = optimizer(lr=0.1 * (1 + rank))
-    hook = LRSchedulerHook(cs.CosineAnnealingLR(opt, 20))
+    opt = optimizer()
+    hook = LRSchedulerHook(cs.LambdaLR(opt, 20, lr_lambda=lambda t: 1.0 + rank))  # only the sync makes them agree
     assert hook.broadcaster is None
     dist.init_process_group("gloo", rank=rank, world_size=world, init_method=f"tcp://127.0.0.1:{port[0]}")
     hook.step(4)
