@@ -22,6 +22,8 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
+from ._validate import ArgumentTypeError
+
 __all__ = ["BACKENDS", "STORE_KEY", "init_distributed"]
 
 BACKENDS = ("auto", "gloo", "nccl")
@@ -71,9 +73,13 @@ def init_distributed(backend: str = "auto", timeout: float = 1800.0) -> None:
         backend: ``"auto"`` (NCCL when CUDA is available, else gloo), ``"gloo"`` or ``"nccl"``.
         timeout: seconds a collective or store read may wait before it raises (torch's default 1800).
     """
+    if not isinstance(backend, str):
+        raise ArgumentTypeError(f"backend must be one of {BACKENDS}, got {backend!r} ({type(backend).__name__})")
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout) or timeout <= 0:
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise ArgumentTypeError(f"timeout must be a finite number of seconds > 0, got {timeout!r} ({type(timeout).__name__})")
+    if not math.isfinite(timeout) or timeout <= 0:
         raise ValueError(f"timeout must be a finite number of seconds > 0, got {timeout!r}")
     if dist.is_initialized():
         raise RuntimeError("init_distributed: the default process group is already initialised")
