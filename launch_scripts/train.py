@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict, set_state_dict
     from torch.distributed.device_mesh import init_device_mesh
 
-    init_distributed(args.backend)  # each torchrun attempt on its own store prefix (see colossal_sched.launch)
+    init_distributed(args.backend)  # each torchrun attempt on a store of its own (see colossal_sched.launch)
     backend = dist.get_backend()
     rank, world = dist.get_rank(), dist.get_world_size()
     if rank != 0:  # what every rank would say alike (e.g. the resume choice) is said by rank 0 only
