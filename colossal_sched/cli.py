@@ -376,12 +376,19 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     print(f"schedule: {sched_state['class']}(" + ", ".join(f"{k}={v!r}" for k, v in hp.items()) + ")")
     print(f"base lrs: {sched_state['base_lrs']}")
     print(f"step: {step} (updates done)")
+    total = hp["total_steps"]
+    for at, new_total in sched_state.get("replans") or []:
+        print(f"re-planned at step {at} to end at {new_total}")
+        total = new_total
     try:
-        nxt = schedule_from_state(sched_state).lr_at(step)
-        print(f"next update lr: {nxt}")
+        sched = schedule_from_state(sched_state)
+        print(f"next update lr: {sched.lr_at(step)}")
+        marks = [f"{what} {at}" for what, at in getattr(sched, "phase_boundaries", lambda: [])()]
+        if marks:
+            print(f"phases: {', '.join(marks)}")
     except CheckpointError as e:
         print(f"next update lr: {sched_state.get('last_lr')} ({e})")
-    print(f"steps remaining: {max(hp['total_steps'] - step, 0)} of {hp['total_steps']}")
+    print(f"steps remaining: {max(total - step, 0)} of {total}")
     return 0
 
 

@@ -288,3 +288,25 @@ def test_one_declaration_registers_and_describes_every_scheduler():
         pass
 
     assert "UserLR" not in cs.SCHEDULERS
+
+
+def test_inspect_shows_the_re_plans_phases_and_steps_left(tmp_path):
+    import contextlib
+    import io
+
+    import torch
+
+    from colossal_sched.cli import main
+
+    s = cs.WarmupStableDecayLR(make_optimizer(), 100, warmup_steps=10, decay_steps=20)
+    s.step_to(30)
+    s.replan(200)
+    s.step_to(40)
+    torch.save(s.state_dict(), tmp_path / "lr.pt")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["inspect", str(tmp_path / "lr.pt")]) == 0
+    text = out.getvalue()
+    assert "re-planned at step 30 to end at 200" in text
+    assert "phases: warmup end 10, re-plan 30, decay start 180, end 200" in text
+    assert "steps remaining: 160 of 200" in text
