@@ -145,6 +145,11 @@ class ClosedFormLR(LRScheduler):
         text = json.dumps(self.schedule_spec(), sort_keys=True, separators=(",", ":"), allow_nan=True, default=repr)
         return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") >> 2
 
+    def phase_boundaries(self) -> list[tuple[str, int]]:
+        """``(label, step)`` where a phase of the schedule starts, then ``("end", total_steps)``: what
+        ``preview``, ``show``, ``plot`` and ``inspect`` mark (schedules of phases list theirs)."""
+        return [("end", self.total_steps)]
+
     def replan(self, total_steps: int, at_step: int | None = None) -> None:
         """Change the length of the running schedule; schedules made of phases
         (:class:`~colossal_sched.phases.PhasedLR`) can, this one cannot: :class:`ReplanError`."""

@@ -145,6 +145,11 @@ class OneCycleLR(ClosedFormLR):
         ends = {math.floor(e) + d for e, _ in self._phases for d in (0, 1)}
         return {min(max(s, 0), self.total_steps) for s in ends} | super()._critical_steps()
 
+    def phase_boundaries(self) -> list[tuple[str, int]]:
+        """The first step of each phase after the first (phase ``i`` ends at step ``_phases[i][0]``), then the end."""
+        starts = [(f"phase {i + 2} start", int(math.floor(end)) + 1) for i, (end, _) in enumerate(self._phases[:-1])]
+        return starts + [("end", self.total_steps)]
+
     def _initial_lrs(self, last_epoch: int) -> list[float]:
         groups = self.optimizer.param_groups
         if last_epoch == -1:  # checked for every group before any is changed

@@ -23,22 +23,7 @@ def preview_scheduler(name: str, total_steps: int, lr: float = 1.0, momentum: bo
 
 def boundaries(s: ClosedFormLR) -> list[tuple[str, int]]:
     """``(label, step)`` where a phase of the schedule starts (the schedule's own boundaries), then ``("end", T)``."""
-    own = getattr(s, "phase_boundaries", None)
-    if callable(own):
-        return list(own())
-    out = []
-    w = getattr(s, "warmup_steps", 0)
-    if w:
-        out.append(("warmup end", w))
-    if getattr(s, "flat_steps", 0):
-        out.append(("decay start", w + s.flat_steps))
-    for m in getattr(s, "milestones", []):
-        if m < s.total_steps:
-            out.append(("milestone", m))
-    for i, (end, _) in enumerate(getattr(s, "_phases", [])[:-1]):  # OneCycleLR: phase i + 1 ends at step `end`
-        out.append((f"phase {i + 2} start", int(math.floor(end)) + 1))
-    out.append(("end", s.total_steps))
-    return out
+    return list(s.phase_boundaries())
 
 
 def _candidates(s: ClosedFormLR) -> np.ndarray:
