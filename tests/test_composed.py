@@ -248,3 +248,19 @@ def test_bad_replan_and_missing_total_give_one_line_and_exit_2(args, needle):
     out = cli(*args)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.count("\n") == 1 and needle in out.stderr, out.stderr
+
+
+def test_readme_wsd_written_both_ways_runs_and_agrees():
+    import os
+    import re
+
+    yaml = pytest.importorskip("yaml")
+    text = open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md"), encoding="utf-8").read()
+    section = text.split("\n## Schedules as data", 1)[1].split("\n## ", 1)[0]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1).strip().splitlines()
+    wsd = eval(code[0], {"cs": cs, "opt": make_optimizer()})
+    composed_ = eval("\n".join(code[1:]), {"cs": cs, "opt": make_optimizer()})
+    config = yaml.safe_load(re.search(r"```yaml\n(.*?)```", section, re.S).group(1))["lr_scheduler"]
+    from_yaml = cs.build_lr_scheduler(config, make_optimizer())
+    steps = range(1100)
+    assert (wsd.lr_table(steps) == composed_.lr_table(steps)).all() and (wsd.lr_table(steps) == from_yaml.lr_table(steps)).all()
