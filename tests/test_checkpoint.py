@@ -184,6 +184,7 @@ def test_booster_json_state_is_atomic_and_refuses_truncation(tmp_path):
         read_booster_state(str(tmp_path))
 
 
+@pytest.mark.multiprocess
 @pytest.mark.timeout(240)
 def test_booster_sharded_checkpoint_carries_the_scheduler_to_every_rank(tmp_path):
     ckpt = tmp_path / "ckpt"
@@ -197,6 +198,7 @@ def test_booster_sharded_checkpoint_carries_the_scheduler_to_every_rank(tmp_path
         assert res["step"] == 13 and res["lr"] == saved[0]["lr"] and res["opt_lr"] == saved[0]["lr"]
 
 
+@pytest.mark.multiprocess
 @pytest.mark.timeout(240)
 def test_migrates_a_state_written_by_colossalai_save_lr_scheduler(tmp_path):
     path = tmp_path / "lr_scheduler.pt"
