@@ -180,9 +180,9 @@ def replan_refused_by_one(rank, world):
     total = 3 if rank == 1 else 60  # rank 1 asks for a total before the current step
     try:
         hook.replan(total)
-    finally:
-        unchanged = hook.lr_scheduler.fingerprint() == fp
-    return {"unchanged": unchanged}
+    except Exception as e:
+        return {"error": str(e), "type": type(e).__name__, "unchanged": hook.lr_scheduler.fingerprint() == fp}
+    return {"unchanged": hook.lr_scheduler.fingerprint() == fp}
 
 
 SCENARIOS = {
