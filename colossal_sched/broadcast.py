@@ -207,7 +207,12 @@ class LRBroadcaster:
         self._send = torch.zeros(len(self.ranks) * self._row, dtype=torch.int64)
         self._recv = torch.zeros_like(self._send)
         self._table = self._recv.numpy().reshape(len(self.ranks), self._row)
+        self._rows = self._send.numpy().reshape(len(self.ranks), self._row)
         self._mine = np.zeros(self._row, dtype=np.int64)
+        self._floats = self._mine[_HEADER:].view(np.float64)  # lrs, momenta, base lrs: written in place
+        index = np.array(self._index, dtype=np.int64)
+        self._slots = (index, n + index, 2 * n + index)
+        self._my_layout = [self.src_layout[i] for i in self._index]
 
     def _check_specs(self, specs: list[Any], bases: list[dict[str, float]]) -> None:
         """ScheduleMismatchError on every rank if any rank's schedule or matched base lr differs from the source's."""
@@ -244,19 +249,19 @@ class LRBroadcaster:
         momenta = s.momentum_at(s.last_epoch)
         row[_HAS_MOMENTUM] = momenta is not None
         row[_REFUSED] = refusal is not None
-        floats = np.full(3 * n, np.nan)
-        if len(s.optimizer.param_groups) == len(self._index) and group_layout(s.optimizer) == [self.src_layout[i] for i in self._index]:
-            floats[self._index] = [  # what the optimizer will really use (a tensor lr: the scheduler's, no device sync)
+        floats, (lr_at, mom_at, base_at) = self._floats, self._slots
+        floats[:] = np.nan
+        if len(s.optimizer.param_groups) == len(self._index) and group_layout(s.optimizer) == self._my_layout:
+            floats[lr_at] = [  # what the optimizer will really use (a tensor lr: the scheduler's, no device sync)
                 g["lr"] if not isinstance(g["lr"], torch.Tensor) else lr
                 for g, lr in zip(s.optimizer.param_groups, s.get_last_lr())
             ]
             if momenta is not None:
-                floats[[n + i for i in self._index]] = momenta
-            floats[[2 * n + i for i in self._index]] = s.base_lrs
+                floats[mom_at] = momenta
+            floats[base_at] = s.base_lrs
         else:
             row[_LAYOUT] = -1  # the param groups changed since the connection
-        row[_HEADER:] = floats.view(np.int64)
-        self._send.numpy().reshape(len(self.ranks), self._row)[:] = row
+        self._rows[:] = row
         dist.all_to_all_single(self._recv, self._send, group=self.process_group)
         self.collectives += 1
         self.syncs += 1
@@ -271,6 +276,8 @@ class LRBroadcaster:
         table, ranks, n = self._table, self.ranks, len(self.src_layout)
         i_src = ranks.index(self.src)
         src = table[i_src]
+        if not src[_REFUSED] and (table == src).all():  # every rank sent the source's row: all agree
+            return requested
         if table[:, _REFUSED].any():
             refused = [r for r, row in zip(ranks, table) if row[_REFUSED]]
             why = f"; rank {self.rank}: {V.short(str(refusal), 300)}" if refusal is not None else ""

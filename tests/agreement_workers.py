@@ -7,21 +7,13 @@ rank saw: the error type and message, how long the refusal took, lrs, steps and 
 import time
 import warnings
 
-import torch
 import torch.distributed as dist
 
 import colossal_sched as cs
 from colossal_sched.checkpoint import restore
+from workers import CountingCollectives, optimizer
 
 TIMEOUT = 20.0  # the hook's collective timeout in these scenarios; every refusal must come well within it
-
-
-def optimizer(n_groups=2, lr=0.1, names=None):
-    params = [torch.nn.Parameter(torch.zeros(2)) for _ in range(n_groups)]
-    groups = [{"params": [p], "lr": lr * (i + 1)} for i, p in enumerate(params)]
-    for g, name in zip(groups, names or []):
-        g["name"] = name
-    return torch.optim.SGD(groups, lr=lr, momentum=0.9)
 
 
 def hook_for(sched, **kw):
@@ -58,8 +50,6 @@ def step_mismatch(rank, mode, equal_lrs):
             return {"error": str(e), "type": type(e).__name__, "fixes": hook.fixes,
                     "disagreements": hook.disagreements}
     before = [g["lr"] for g in opt.param_groups]
-    from workers import CountingCollectives
-
     with CountingCollectives() as counter:
         hook.step(mine)  # a repeat of the same call: nothing changes, no collective
         hook.step(hook.global_step)

@@ -82,6 +82,7 @@ def test_hook_needs_a_colossal_sched_scheduler_and_valid_options():
         LRSchedulerHook(cs.StepLR(opt, 3), sync_every=0)
 
 
+@pytest.mark.multiprocess
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("attach_at_epoch", [0, 2], ids=["fresh", "late-attach"])
 def test_colossalai_legacy_trainer_with_the_hook(tmp_path, attach_at_epoch):
@@ -95,6 +96,7 @@ def test_colossalai_legacy_trainer_with_the_hook(tmp_path, attach_at_epoch):
     assert results[0]["seen"] == results[1]["seen"]
 
 
+@pytest.mark.multiprocess
 @pytest.mark.timeout(240)
 def test_colossalai_booster_loop_with_save_and_load_lr_scheduler(tmp_path):
     for sub in ("ckpt", "first", "resumed"):
@@ -107,6 +109,7 @@ def test_colossalai_booster_loop_with_save_and_load_lr_scheduler(tmp_path):
         assert b["start"] == 6 and b["seen"] == a["seen"][6:]
 
 
+@pytest.mark.multiprocess
 def test_a_hook_built_before_the_process_group_connects_at_its_first_step(tmp_path):
     results = run(2, workers.late_process_group, tmp_path=tmp_path)
     assert results[0] == results[1]

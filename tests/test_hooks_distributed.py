@@ -4,6 +4,8 @@ import pytest
 from distributed import run
 import workers
 
+pytestmark = [pytest.mark.multiprocess]
+
 
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize(

@@ -35,6 +35,7 @@ def test_hook_logs_lr_and_momentum_per_group_to_tensorboard_and_a_callable(tmp_p
     assert [v for _, v in tb] == pytest.approx([sched.lr_at(n)[0] for n in range(8)], rel=1e-6)  # float32 in events
 
 
+@pytest.mark.multiprocess
 @pytest.mark.timeout(120)
 def test_logging_happens_on_rank_0_only(tmp_path):
     (tmp_path / "run").mkdir()
