@@ -142,7 +142,8 @@ class ClosedFormLR(LRScheduler):
     def fingerprint(self) -> int:
         """A stable 62-bit hash of :meth:`schedule_spec` (SHA-256 of its canonical JSON): equal on two
         ranks, or two runs, exactly when they built the same schedule."""
-        key = [type(self), [getattr(self, name, None) for name in self.hyperparams], getattr(self, "replans", None)]
+        key = [type(self), [getattr(self, name, None) for name in self.hyperparams], getattr(self, "replans", None),
+               self.__dict__.get("_configured_total")]
         cached = self.__dict__.get("_fingerprint_cache")
         if cached is not None and cached[0] == key:  # what shapes the curve is unchanged: skip the JSON and hash
             return cached[1]

@@ -30,6 +30,13 @@ MIN_TIMEOUT = 0.001
 # one row of the sync table: header words, then ``n`` lrs, ``n`` momenta and ``n`` base lrs as float64 bits
 _STEP, _PREV, _SEQ, _FINGERPRINT, _LAYOUT, _SYNC_EVERY, _HAS_MOMENTUM, _REFUSED = range(8)
 _HEADER = 8
+_REFUSED_REPLAN, _REFUSED_STEP = 1, 2
+
+
+class _StepRefusal(ValueError):
+    """This rank's ``hook.step`` argument was refused: told to the group so no peer waits for it."""
+
+
 _NOT_HELD = np.array([np.nan]).view(np.int64)[0]  # a group this rank does not hold (a pipeline stage's subset)
 _UNKNOWN = -1  # no previous sync (first sync, or after a resume)
 
@@ -248,7 +255,7 @@ class LRBroadcaster:
         row[_FINGERPRINT], row[_LAYOUT], row[_SYNC_EVERY] = s.fingerprint(), self._layout_key, self.sync_every
         momenta = s.momentum_at(s.last_epoch)
         row[_HAS_MOMENTUM] = momenta is not None
-        row[_REFUSED] = refusal is not None
+        row[_REFUSED] = 0 if refusal is None else (_REFUSED_STEP if isinstance(refusal, _StepRefusal) else _REFUSED_REPLAN)
         floats, (lr_at, mom_at, base_at) = self._floats, self._slots
         floats[:] = np.nan
         if len(s.optimizer.param_groups) == len(self._index) and group_layout(s.optimizer) == self._my_layout:
@@ -276,11 +283,13 @@ class LRBroadcaster:
         table, ranks, n = self._table, self.ranks, len(self.src_layout)
         i_src = ranks.index(self.src)
         src = table[i_src]
-        if not src[_REFUSED] and (table == src).all():  # every rank sent the source's row: all agree
+        if not src[_REFUSED] and src[_LAYOUT] == self._layout_key and (table == src).all():  # all agree
             return requested
         if table[:, _REFUSED].any():
             refused = [r for r, row in zip(ranks, table) if row[_REFUSED]]
             why = f"; rank {self.rank}: {V.short(str(refusal), 300)}" if refusal is not None else ""
+            if (table[:, _REFUSED] == _REFUSED_STEP).any():
+                raise ValueError(f"ranks {refused} were given an invalid global_step, so no rank goes on{why}")
             raise ReplanError(f"ranks {refused} refused the re-plan, so no rank applies it{why}")
         if (table[:, _LAYOUT] != src[_LAYOUT]).any() or src[_LAYOUT] != self._layout_key:
             bad = [r for r, row in zip(ranks, table) if row[_LAYOUT] != self._layout_key]

@@ -9,8 +9,8 @@ import torch.distributed as dist
 
 from colossal_sched import ClosedFormLR
 from colossal_sched import _validate as V
-from colossal_sched.broadcast import MIN_TIMEOUT, ON_DIVERGENCE, LRBroadcaster, layout_problem
-from colossal_sched.errors import LayoutMismatchError, ReplanError
+from colossal_sched.broadcast import MIN_TIMEOUT, ON_DIVERGENCE, LRBroadcaster, _StepRefusal, layout_problem
+from colossal_sched.errors import LayoutMismatchError, LRDivergenceError, ReplanError
 from colossal_sched.checkpoint import pack_state, unpack_state
 
 from .base import EngineHook, lr_metric
@@ -107,8 +107,13 @@ class LRSchedulerHook(EngineHook):
         fixed to the source's step then holds it: ``global_step == lr_scheduler.last_epoch ==`` the
         source's step. Returns the lrs now in the optimizer.
         """
-        global_step = V.step("global_step", global_step)
         s = self.lr_scheduler
+        try:
+            global_step = V.step("global_step", global_step)
+        except (TypeError, ValueError) as e:
+            if self.broadcaster is not None:  # peers may be waiting in a sync: refuse there, on every rank
+                self.broadcaster.sync(s, self.global_step, refusal=_StepRefusal(str(e)))
+            raise
         if (self._request is not None and self._request[1:] == (s, s.last_epoch) and self.global_step == s.last_epoch
                 and global_step in (self._request[0], self.global_step)):
             return s.get_last_lr()  # a repeat: the step asked for last time, or the one a fix left it holding
@@ -118,7 +123,12 @@ class LRSchedulerHook(EngineHook):
             s.step_to(global_step)
         held = global_step
         if self.broadcaster is not None and global_step % self.sync_every == 0:
-            held = self.broadcaster.sync(s, global_step)
+            try:
+                held = self.broadcaster.sync(s, global_step)
+            except LRDivergenceError:
+                if self.writer is not None or self.log_fn is not None:
+                    self._log(global_step)  # the refused disagreement is logged too (rank 0)
+                raise
         self.global_step = held
         self._request = (global_step, s, s.last_epoch)
         if self.writer is not None or self.log_fn is not None:

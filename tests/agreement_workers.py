@@ -144,6 +144,14 @@ def huge_steps(rank, world):
     return {"global_step": held, "refused": refused, "last": hook.last_disagreement, "syncs": hook.broadcaster.syncs}
 
 
+def bad_step_on_one_rank(rank, world):
+    """Rank 1 passes a step that is refused (a float); its peers, at a valid step, must not wait for it."""
+    hook = hook_for(cs.CosineAnnealingLR(optimizer(), 40))
+    hook.step(0)
+    hook.step(1.0 if rank == 1 else 1)
+    return {}
+
+
 def huge_step_mismatch(rank, world):
     """Two steps that round to the same float64 are still told apart."""
     hook = hook_for(cs.CosineAnnealingLR(optimizer(), 40), on_divergence="raise")
@@ -192,6 +200,7 @@ SCENARIOS = {
     "duplicate_names": duplicate_names,
     "huge_steps": huge_steps,
     "huge_step_mismatch": huge_step_mismatch,
+    "bad_step_on_one_rank": bad_step_on_one_rank,
     "logged_disagreement": logged_disagreement,
     "replan_refused_by_one": replan_refused_by_one,
 }

@@ -145,10 +145,17 @@ def test_steps_up_to_2_62_travel_exactly_and_larger_ones_are_refused(world):
     outs = by_rank(world, "huge_steps")
     for out in outs:
         assert out["error"] is None, out
-        assert out["global_step"] == 2**62 and out["last"] is None and out["syncs"] == 2
+        assert out["global_step"] == 2**62 and out["last"] is None and out["syncs"] == 3  # the refusal is a sync too
         assert "global_step" in out["refused"] and "2**62" in out["refused"]
     outs = by_rank(world, "huge_step_mismatch")  # 2**60 and 2**60 + 1 are one float64 apart from nothing
     assert_everyone_raises(outs, "LRDivergenceError", f"rank 1 at step {2**60 + 1}", f"step {2**60}")
+
+
+@pytest.mark.timeout(200)
+def test_a_step_refused_on_one_rank_is_refused_on_every_rank(world):
+    outs = by_rank(world, "bad_step_on_one_rank")
+    assert_everyone_raises(outs, "ValueError", "ranks [1] were given an invalid global_step", same_message=False)
+    assert "global_step must be an int" in outs[1]["error"]
 
 
 @pytest.mark.timeout(200)
