@@ -247,10 +247,11 @@ class LRBroadcaster:
         """Agree with the group on the update ``requested`` (this rank's global step, which ``s`` holds).
 
         One collective. Returns the step ``s`` holds afterwards (the source's, where this rank was fixed).
-        ``refusal``: this rank refuses a change the group makes together (a re-plan); every rank then
-        raises :class:`~colossal_sched.errors.ReplanError` naming the refusing ranks.
+        ``refusal``: this rank refuses a change the group makes together (a re-plan, or its own invalid
+        step); every rank then raises (:class:`~colossal_sched.errors.ReplanError`, or ``ValueError`` for a
+        step) naming the refusing ranks.
         """
-        row, n = self._mine, len(self.src_layout)
+        row = self._mine
         row[_STEP], row[_PREV], row[_SEQ] = requested, self._prev_request, self.syncs
         row[_FINGERPRINT], row[_LAYOUT], row[_SYNC_EVERY] = s.fingerprint(), self._layout_key, self.sync_every
         momenta = s.momentum_at(s.last_epoch)
