@@ -206,7 +206,8 @@ class MultiplicativeLR(_LambdaBase):
             if len(bad):  # call again, one by one, to name the step and the value
                 for s in span:
                     self._value(g, s)
-            products = np.cumprod(np.concatenate(([factors[g]], values)))[steps - start]
+            with np.errstate(over="ignore"):  # an overflow is refused just below, naming its step
+                products = np.cumprod(np.concatenate(([factors[g]], values)))[steps - start]
             lrs = self.base_lrs[g] * products
             if not np.all(lrs <= _MAX_FLOAT):
                 s = int(steps[np.flatnonzero(~(lrs <= _MAX_FLOAT))[0]])

@@ -66,7 +66,7 @@ def test_dcp_save_and_plain_dcp_load_restore_the_state(tmp_path, what):
 
 def test_stored_state_is_versioned_plain_data_with_group_names_and_small(tmp_path):
     p = [torch.nn.Parameter(torch.zeros(1)) for _ in range(2)]
-    opt = torch.optim.SGD([{"params": [p[0]], "name": "decay"}, {"params": [p[1]], "name": "no_decay"}], lr=0.1)
+    opt = torch.optim.SGD([{"params": [p[0]], "name": "decay"}, {"params": [p[1]], "name": "no_decay"}], lr=0.1, momentum=0.9)
     hook = LRSchedulerHook(cs.OneCycleLR(opt, 50))
     hook.step(12)
     state = hook.state_dict()
