@@ -37,7 +37,6 @@ class _StepRefusal(ValueError):
     """This rank's ``hook.step`` argument was refused: told to the group so no peer waits for it."""
 
 
-_NOT_HELD = np.array([np.nan]).view(np.int64)[0]  # a group this rank does not hold (a pipeline stage's subset)
 _UNKNOWN = -1  # no previous sync (first sync, or after a resume)
 
 
@@ -177,7 +176,6 @@ class LRBroadcaster:
         self.process_group = dist.new_group(
             self.ranks, backend="gloo", timeout=timedelta(seconds=self.timeout), use_local_synchronization=True
         )
-        self.collectives = 0  # collectives issued by sync(), for tests and benchmarks
         self.syncs = 0
         self.divergences = 0  # syncs in which this rank was off the source
         self.fixes = 0  # ... and adopted the source's step and lrs ("fix" and "warn")
@@ -186,6 +184,11 @@ class LRBroadcaster:
         self.last_disagreement: Disagreement | None = None
         self._prev_request = _UNKNOWN
         self._connect(scheduler)
+
+    @property
+    def collectives(self) -> int:
+        """Collectives issued by :meth:`sync` (one per sync), for tests and benchmarks."""
+        return self.syncs
 
     # ------------------------------------------------------------ connection
     def _connect(self, s: ClosedFormLR) -> None:
@@ -271,7 +274,6 @@ class LRBroadcaster:
             row[_LAYOUT] = -1  # the param groups changed since the connection
         self._rows[:] = row
         dist.all_to_all_single(self._recv, self._send, group=self.process_group)
-        self.collectives += 1
         self.syncs += 1
         self._prev_request = requested
         return self._verdict(s, requested, refusal)
