@@ -9,6 +9,7 @@ refusal is raised by every rank of the group in the same sync, naming every disa
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 import zlib
 from dataclasses import dataclass
@@ -21,22 +22,38 @@ import torch.distributed as dist
 
 from . import _validate as V
 from .base import ClosedFormLR, group_names
-from .errors import LayoutMismatchError, LRDivergenceError, ReplanError, ScheduleMismatchError, SyncSequenceError
+from .errors import InvalidLRError, LayoutMismatchError, LRDivergenceError, ReplanError, ScheduleMismatchError, SyncSequenceError
 
 ON_DIVERGENCE = ("fix", "warn", "raise")
 RELATIVE_TOLERANCE = 1e-12
 MIN_TIMEOUT = 0.001
+_MAX_FLOAT = sys.float_info.max
 
 # one row of the sync table: header words, then ``n`` lrs, ``n`` momenta and ``n`` base lrs as float64 bits
-_STEP, _PREV, _SEQ, _FINGERPRINT, _LAYOUT, _SYNC_EVERY, _HAS_MOMENTUM, _REFUSED = range(8)
-_HEADER = 8
-_REFUSED_REPLAN, _REFUSED_STEP = 1, 2
+_STEP, _PREV, _SEQ, _FINGERPRINT, _LAYOUT, _SYNC_EVERY, _HAS_MOMENTUM, _REFUSED, _WARN_IS_ERROR = range(9)
+_HEADER = 9
+_REFUSED_REPLAN, _REFUSED_STEP, _REFUSED_LOCAL = 1, 2, 3
 
 
 class _StepRefusal(ValueError):
     """This rank's ``hook.step`` argument was refused: told to the group so no peer waits for it."""
 
 
+class _LocalFailure(RuntimeError):
+    """This rank failed before a sync (e.g. its scheduler could not step): told to the group so no peer waits."""
+
+
+def _warning_is_error() -> bool:
+    """Whether this process's warning filters turn the divergence warning into an exception (``-W error``)."""
+    with warnings.catch_warnings(record=True):
+        try:
+            warnings.warn("colossal_sched: probing the warning filters", UserWarning)
+        except Warning:
+            return True
+    return False
+
+
+_REFUSAL_FLAGS = {_StepRefusal: _REFUSED_STEP, _LocalFailure: _REFUSED_LOCAL}
 _UNKNOWN = -1  # no previous sync (first sync, or after a resume)
 
 
@@ -95,13 +112,24 @@ def _layout_key(layout: Sequence[str]) -> int:
     return zlib.crc32("\x00".join(layout).encode())
 
 
-def _match(mine: list[str], src: list[str]) -> list[int] | None:
-    """Index into the source layout of each of my groups, or None where they cannot be matched."""
-    if mine == src:
-        return list(range(len(mine)))
-    if all(not k.startswith("#") for k in mine) and set(mine) <= set(src):
-        return [src.index(k) for k in mine]
-    return None
+def union_layout(layouts: list[list[str]], i_src: int) -> list[str] | None:
+    """Every rank's groups in one order (the source's first, then each new name in rank order), or None
+    where they cannot be matched: unnamed groups (``#i``) match only an identical layout; named groups
+    match by name, so pipeline stages holding different subsets stay legal."""
+    src = layouts[i_src]
+    if all(lay == src for lay in layouts):
+        return list(src)
+    if any(k.startswith("#") for lay in layouts for k in lay):
+        return None
+    union = list(src)
+    for lay in layouts:
+        union += [k for k in lay if k not in union]
+    return union
+
+
+def _holders(layouts: list[list[str]], union: list[str], order: list[int]) -> list[int]:
+    """For each group of ``union``, the position of the first rank in ``order`` (the source first) holding it."""
+    return [next(i for i in order if k in layouts[i]) for k in union]
 
 
 def _spec_diffs(src: Any, mine: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
@@ -131,7 +159,10 @@ class LRBroadcaster:
     """Keep every rank of a group on the source rank's step, lrs and momenta, and refuse what cannot be fixed.
 
     At connection (construction), one ``all_gather_object`` exchanges each rank's param-group layout,
-    schedule spec and base lrs; duplicate or empty group names and unmatched layouts raise
+    schedule spec and base lrs. Named groups are matched by name across ranks (pipeline stages may
+    hold different groups; a group's reference value is the source's where it holds the group, else
+    the first holder's at the source's step); unnamed groups only match an identical layout.
+    Duplicate or empty group names and unmatched layouts raise
     :class:`~colossal_sched.errors.LayoutMismatchError`, a different schedule (class, any
     hyperparameter, a re-plan, the base lr of a matched group) raises
     :class:`~colossal_sched.errors.ScheduleMismatchError`, on every rank, whatever ``on_divergence``.
@@ -143,9 +174,14 @@ class LRBroadcaster:
     * a different schedule fingerprint or layout: the errors above;
     * a different sync counter, or a rank whose step moved by another amount since its previous sync
       than the source's (a skipped or extra call): :class:`~colossal_sched.errors.SyncSequenceError`;
-    * a different step, or an lr/momentum more than 1e-12 relative off the source's:
-      ``on_divergence`` -- ``"fix"`` the rank adopts the source's step, lrs and momenta; ``"warn"`` also
-      warns, naming rank, both steps and both lrs; ``"raise"`` :class:`~colossal_sched.errors.LRDivergenceError`.
+    * a refusal on any rank (an invalid step, a re-plan refused, a scheduler that failed to step, param
+      groups changed): every rank raises the same error;
+    * a different step, or an lr/momentum (read from the optimizer) more than 1e-12 relative off its
+      reference: ``on_divergence`` -- ``"fix"`` the rank adopts the source's step and lrs and momenta (the
+      closed form at that step for groups the source does not hold); ``"warn"`` also warns, naming rank,
+      both steps and both lrs (where a diverging rank's warning filters would turn it into an exception,
+      every rank raises :class:`~colossal_sched.errors.LRDivergenceError` instead); ``"raise"``
+      :class:`~colossal_sched.errors.LRDivergenceError`.
 
     Args:
         scheduler (ClosedFormLR): The scheduler whose schedule is checked at connection.
@@ -200,19 +236,25 @@ class LRBroadcaster:
         bad = [(r, e["problem"]) for r, e in zip(self.ranks, everyone) if e["problem"]]
         if bad:
             raise LayoutMismatchError("; ".join(f"rank {r}: {p}" for r, p in bad) + " (names must be unique and non-empty)")
-        src = everyone[self.ranks.index(self.src)]
-        unmatched = [(r, e["layout"]) for r, e in zip(self.ranks, everyone) if _match(e["layout"], src["layout"]) is None]
-        if unmatched:
-            detail = "; ".join(f"rank {r}: {lay}" for r, lay in unmatched)
+        i_src = self.ranks.index(self.src)
+        layouts = [e["layout"] for e in everyone]
+        union = union_layout(layouts, i_src)
+        if union is None:
+            detail = "; ".join(f"rank {r}: {lay}" for r, lay in zip(self.ranks, layouts) if lay != layouts[i_src])
             raise LayoutMismatchError(
-                f"param groups cannot be matched to source rank {self.src}'s layout {src['layout']}: {detail} "
-                "(give the groups a 'name' so stages holding a subset can be matched)"
+                f"param groups cannot be matched to source rank {self.src}'s layout {layouts[i_src]}: {detail} "
+                "(give the groups a 'name' so stages holding different groups can be matched by name)"
             )
+        self._order = [i_src] + [i for i in range(len(self.ranks)) if i != i_src]
+        self._holder = _holders(layouts, union, self._order)
+        self._holder_pos = np.array(self._holder)
         self._check_specs([e["spec"] for e in everyone], [e["base"] for e in everyone])
-        self.src_layout = src["layout"]
-        self._index = _match(layout, self.src_layout)
-        self._layout_key = _layout_key(self.src_layout)
-        n = len(self.src_layout)
+        self.src_layout, self.layout = layouts[i_src], union
+        self._index = [union.index(k) for k in layout]
+        self._layout_key = _layout_key(union)
+        self._cycles_momentum = s.momentum_at(0) is not None
+        self._warn_is_error = _warning_is_error()
+        n = len(union)
         self._row = _HEADER + 3 * n
         self._send = torch.zeros(len(self.ranks) * self._row, dtype=torch.int64)
         self._recv = torch.zeros_like(self._send)
@@ -222,18 +264,28 @@ class LRBroadcaster:
         self._floats = self._mine[_HEADER:].view(np.float64)  # lrs, momenta, base lrs: written in place
         index = np.array(self._index, dtype=np.int64)
         self._slots = (index, n + index, 2 * n + index)
-        self._my_layout = [self.src_layout[i] for i in self._index]
+        self._my_layout = layout
+        # what a row holds where every rank agrees: each group's value is its holder's, NaN where not held
+        held = np.array([[k in lay for k in union] for lay in layouts])
+        self._held = held
+        self._ref_rows = np.array(self._holder * 3, dtype=np.int64)
+        self._ref_cols = np.arange(_HEADER, self._row)
+        self._held_cols = np.concatenate([held] * 3, axis=1)
 
     def _check_specs(self, specs: list[Any], bases: list[dict[str, float]]) -> None:
         """ScheduleMismatchError on every rank if any rank's schedule or matched base lr differs from the source's."""
         i_src = self.ranks.index(self.src)
+        first: dict[str, tuple[int, float]] = {}  # each group's reference base lr: the source's, else the first holder's
+        for i in [i_src] + [i for i in range(len(bases)) if i != i_src]:
+            for key, lr in bases[i].items():
+                first.setdefault(key, (self.ranks[i], lr))
         fields = []
         for r, spec, base in zip(self.ranks, specs, bases):
             for name, theirs, ours in _spec_diffs(specs[i_src], spec):
                 fields.append((f"rank {r} {name}", theirs, ours))
             for key, lr in base.items():
-                if key in bases[i_src] and bases[i_src][key] != lr:
-                    fields.append((f"rank {r} base_lr[{key}]", bases[i_src][key], lr))
+                if first[key][1] != lr:
+                    fields.append((f"rank {r} base_lr[{key}] (reference rank {first[key][0]})", first[key][1], lr))
         if fields:
             ranks = sorted({int(f[0].split()[1]) for f in fields})
             err = ScheduleMismatchError(fields, hint="build the same schedule on every rank")
@@ -250,25 +302,23 @@ class LRBroadcaster:
         """Agree with the group on the update ``requested`` (this rank's global step, which ``s`` holds).
 
         One collective. Returns the step ``s`` holds afterwards (the source's, where this rank was fixed).
-        ``refusal``: this rank refuses a change the group makes together (a re-plan, or its own invalid
-        step); every rank then raises (:class:`~colossal_sched.errors.ReplanError`, or ``ValueError`` for a
-        step) naming the refusing ranks.
+        ``refusal``: this rank refuses a change the group makes together (a re-plan, its own invalid step,
+        or a failure before the sync); every rank then raises (:class:`~colossal_sched.errors.ReplanError`,
+        ``ValueError`` for a step, ``RuntimeError`` for a failure) naming the refusing ranks.
         """
         row = self._mine
         row[_STEP], row[_PREV], row[_SEQ] = requested, self._prev_request, self.syncs
         row[_FINGERPRINT], row[_LAYOUT], row[_SYNC_EVERY] = s.fingerprint(), self._layout_key, self.sync_every
-        momenta = s.momentum_at(s.last_epoch)
-        row[_HAS_MOMENTUM] = momenta is not None
-        row[_REFUSED] = 0 if refusal is None else (_REFUSED_STEP if isinstance(refusal, _StepRefusal) else _REFUSED_REPLAN)
+        row[_HAS_MOMENTUM], row[_WARN_IS_ERROR] = self._cycles_momentum, self._warn_is_error
+        row[_REFUSED] = 0 if refusal is None else _REFUSAL_FLAGS.get(type(refusal), _REFUSED_REPLAN)
         floats, (lr_at, mom_at, base_at) = self._floats, self._slots
         floats[:] = np.nan
-        if len(s.optimizer.param_groups) == len(self._index) and group_layout(s.optimizer) == self._my_layout:
-            floats[lr_at] = [  # what the optimizer will really use (a tensor lr: the scheduler's, no device sync)
-                g["lr"] if not isinstance(g["lr"], torch.Tensor) else lr
-                for g, lr in zip(s.optimizer.param_groups, s.get_last_lr())
-            ]
-            if momenta is not None:
-                floats[mom_at] = momenta
+        groups = s.optimizer.param_groups
+        if len(groups) == len(self._index) and group_layout(s.optimizer) == self._my_layout:
+            last = s.get_last_lr()  # what the optimizer will really use (a tensor: the scheduler's, no device sync)
+            floats[lr_at] = [g["lr"] if not isinstance(g["lr"], torch.Tensor) else lr for g, lr in zip(groups, last)]
+            if self._cycles_momentum:
+                floats[mom_at] = _momenta(groups, s)
             floats[base_at] = s.base_lrs
         else:
             row[_LAYOUT] = -1  # the param groups changed since the connection
@@ -283,29 +333,36 @@ class LRBroadcaster:
         self._prev_request = _UNKNOWN
 
     def _verdict(self, s: ClosedFormLR, requested: int, refusal: Exception | None) -> int:
-        table, ranks, n = self._table, self.ranks, len(self.src_layout)
+        table, ranks, n = self._table, self.ranks, len(self.layout)
         i_src = ranks.index(self.src)
         src = table[i_src]
-        if not src[_REFUSED] and src[_LAYOUT] == self._layout_key and (table == src).all():  # all agree
+        head = table[:, :_HEADER]
+        if (head == src[:_HEADER]).all() and not src[_REFUSED] and src[_LAYOUT] == self._layout_key and (
+            (table[:, _HEADER:] == table[self._ref_rows, self._ref_cols]) | ~self._held_cols
+        ).all():  # every rank agrees (the fast path: no Python loop)
             return requested
+        if (table[:, _LAYOUT] != self._layout_key).any():
+            bad = [r for r, row in zip(ranks, table) if row[_LAYOUT] != self._layout_key]
+            raise LayoutMismatchError(
+                f"ranks {bad}: param groups changed since the broadcaster connected (the group's layout {self.layout}); "
+                "build the hook again on every rank after changing param groups"
+            )
         if table[:, _REFUSED].any():
             refused = [r for r, row in zip(ranks, table) if row[_REFUSED]]
             why = f"; rank {self.rank}: {V.short(str(refusal), 300)}" if refusal is not None else ""
-            if (table[:, _REFUSED] == _REFUSED_STEP).any():
+            flags = set(table[:, _REFUSED].tolist())
+            if _REFUSED_LOCAL in flags:
+                raise RuntimeError(f"ranks {refused} failed before the sync, so no rank goes on{why}") from refusal
+            if _REFUSED_STEP in flags:
                 raise ValueError(f"ranks {refused} were given an invalid global_step, so no rank goes on{why}")
             raise ReplanError(f"ranks {refused} refused the re-plan, so no rank applies it{why}")
-        if (table[:, _LAYOUT] != src[_LAYOUT]).any() or src[_LAYOUT] != self._layout_key:
-            bad = [r for r, row in zip(ranks, table) if row[_LAYOUT] != self._layout_key]
-            raise LayoutMismatchError(
-                f"ranks {bad}: param groups changed since the broadcaster connected (source rank {self.src}'s layout "
-                f"{self.src_layout}; rank {self.rank} holds {group_layout(s.optimizer)})"
-            )
         if (table[:, _FINGERPRINT] != src[_FINGERPRINT]).any():
             self._fingerprint_mismatch(s)
         floats = table[:, _HEADER:].view(np.float64)
-        base = floats[:, 2 * n :]
-        held = ~np.isnan(base)
-        if (held & (base != base[i_src])).any():
+        held = self._held
+        ref = np.arange(n)
+        ref_base = floats[self._holder, 2 * n + ref]
+        if (held & (floats[:, 2 * n :] != ref_base)).any():
             self._fingerprint_mismatch(s)
         if (table[:, _SEQ] != src[_SEQ]).any():
             detail = "; ".join(
@@ -316,34 +373,50 @@ class LRBroadcaster:
             raise SyncSequenceError(f"sync sequence mismatch (a rank built its hook again or skipped syncs): {detail}")
         steps = table[:, _STEP]
         if (steps != src[_STEP]).any() and (table[:, _PREV] != _UNKNOWN).all():
-            jumps = steps - table[:, _PREV]
-            if (jumps != jumps[i_src]).any():
-                values, counts = np.unique(jumps, return_counts=True)
-                ref = jumps[i_src] if counts.max() == counts[values == jumps[i_src]][0] else values[counts.argmax()]
-                every = int(src[_SYNC_EVERY])
-                detail = "; ".join(
-                    f"rank {r} is {'behind' if j > ref else 'ahead'} by {max(abs(int(j - ref)) // every, 1)} sync(s) "
-                    f"(its step {int(row[_STEP])} follows its previous sync at {int(row[_PREV])})"
-                    for r, row, j in zip(ranks, table, jumps) if j != ref
-                )
-                raise SyncSequenceError(
-                    f"a rank skipped or added a sync call, so the syncs cannot be paired (the others moved {int(ref)} "
-                    f"step(s) since their previous sync): {detail}"
-                )
+            self._check_sequence(table, i_src)
         lrs, moms = floats[:, :n], floats[:, n : 2 * n]
+        holder = self._holder_pos.copy()  # a group's reference: its first holder at the source's step, if any
+        at_src = steps == src[_STEP]
+        for j in np.flatnonzero(~at_src[holder]):
+            on_time = [i for i in self._order if held[i, j] and at_src[i]]
+            holder[j] = on_time[0] if on_time else holder[j]
+        ref_lrs, ref_moms = lrs[holder, ref], moms[holder, ref]
         off = []
         for k, (r, row) in enumerate(zip(ranks, table)):
-            if k == i_src:
-                continue
-            mask = held[k]
-            worst = _relative(lrs[k][mask], lrs[i_src][mask])
-            if bool(row[_HAS_MOMENTUM]) and bool(src[_HAS_MOMENTUM]):
-                worst = max(worst, _relative(moms[k][mask], moms[i_src][mask]))
+            mask = held[k] & (holder != k)
+            worst = _relative(lrs[k][mask], ref_lrs[mask])
+            if self._cycles_momentum:
+                worst = max(worst, _relative(moms[k][mask], ref_moms[mask]))
             if row[_STEP] != src[_STEP] or worst > RELATIVE_TOLERANCE:
                 off.append((k, r, worst))
         if not off:
             return requested
-        src_lrs = lrs[i_src].tolist()
+        return self._disagree(s, requested, table, off, i_src, lrs, moms)
+
+    def _check_sequence(self, table: np.ndarray, i_src: int) -> None:
+        """SyncSequenceError where a rank's step moved by another amount since its previous sync than the others'."""
+        jumps = table[:, _STEP] - table[:, _PREV]
+        if not (jumps != jumps[i_src]).any():
+            return
+        values, counts = np.unique(jumps, return_counts=True)
+        ref = jumps[i_src] if counts.max() == counts[values == jumps[i_src]][0] else values[counts.argmax()]
+        every = int(table[i_src, _SYNC_EVERY])
+        detail = "; ".join(
+            f"rank {r} is {'behind' if j > ref else 'ahead'} by {max(abs(int(j - ref)) // every, 1)} sync(s) "
+            f"(its step {int(row[_STEP])} follows its previous sync at {int(row[_PREV])})"
+            for r, row, j in zip(self.ranks, table, jumps) if j != ref
+        )
+        raise SyncSequenceError(
+            f"a rank skipped or added a sync call, so the syncs cannot be paired (the others moved {int(ref)} "
+            f"step(s) since their previous sync): {detail}"
+        )
+
+    def _disagree(self, s: ClosedFormLR, requested: int, table: np.ndarray, off: list, i_src: int,
+                  lrs: np.ndarray, moms: np.ndarray) -> int:
+        """Some ranks are off the source: the same verdict on every rank; a fixed rank adopts the source's step
+        and values (its groups the source does not hold get the closed form at the source's step)."""
+        src, held, ranks = table[i_src], self._held, self.ranks
+        src_lrs = lrs[i_src][held[i_src]].tolist()
         self.disagreements += 1
         parts = [
             f"rank {r} at step {int(table[k, _STEP])} with lr {lrs[k][held[k]].tolist()}"
@@ -358,28 +431,49 @@ class LRBroadcaster:
             lrs={self.src: src_lrs, **{r: lrs[k][held[k]].tolist() for k, r, _ in off}},
             action=self.on_divergence, message=message,
         )
+        step = int(src[_STEP])
+        held_src = held[i_src]
+        new_lrs = lrs[i_src].copy()
+        new_moms = moms[i_src].copy()
+        # what a fixed rank will write, checked on every rank alike (the same table), so a refusal is collective
+        bad_src = [v for v in new_lrs[held_src] if not 0.0 <= v <= _MAX_FLOAT] + (
+            [v for v in new_moms[held_src] if not 0.0 <= v < 1.0] if self._cycles_momentum else [])
         mine = [k for k, r, _ in off if r == self.rank]
         if mine:
             self.divergences += 1
         if self.on_divergence == "raise":
             raise LRDivergenceError(message + ' (on_divergence="raise")')
+        if bad_src:
+            raise InvalidLRError(message + f"; the source's values {bad_src} are not a valid lr/momentum, so no rank adopts them")
+        if self.on_divergence == "warn":
+            loud = [r for k, r, _ in off if table[k, _WARN_IS_ERROR]]
+            if loud:  # a rank whose filters turn the warning into an exception: every rank raises together
+                raise LRDivergenceError(message + f' (on_divergence="warn", and ranks {loud} turn warnings into errors)')
         if not mine:
             return requested
         k = mine[0]
-        step = int(src[_STEP])
-        new_lrs = [src_lrs[i] for i in self._index]
-        new_moms = [float(moms[i_src][i]) for i in self._index] if bool(src[_HAS_MOMENTUM]) else None
+        ours = np.array(self._index)
+        local = held_src[ours]
+        lrs_out = [float(v) for v in new_lrs[ours]]
+        moms_out = [float(v) for v in new_moms[ours]] if self._cycles_momentum else None
+        if not local.all():  # groups the source does not hold: the closed form at the source's step
+            closed, closed_m = s.lr_at(step), s.momentum_at(step)
+            for i, here in enumerate(local):
+                if not here:
+                    lrs_out[i] = closed[i]
+                    if moms_out is not None:
+                        moms_out[i] = closed_m[i]
         if self.on_divergence == "warn":
             self.warnings += 1
             worst = [w for kk, _, w in off if kk == k][0]
             warnings.warn(
                 f"rank {self.rank}: step {int(table[k, _STEP])} with lr {lrs[k][held[k]].tolist()} differs from source "
-                f"rank {self.src}'s step {step} with lr {new_lrs} (max relative difference {worst:.3g}); "
+                f"rank {self.src}'s step {step} with lr {lrs_out} (max relative difference {worst:.3g}); "
                 "overwritten with the source's",
                 stacklevel=4,
             )
         self.fixes += 1
-        s.write(step, new_lrs, new_moms)
+        s.write(step, lrs_out, moms_out)
         return step
 
     def _fingerprint_mismatch(self, s: ClosedFormLR) -> None:
@@ -391,9 +485,20 @@ class LRBroadcaster:
         raise ScheduleMismatchError([("fingerprint", "source", "rank")], hint="schedules differ across ranks")
 
 
+def _momenta(groups: list[dict[str, Any]], s: ClosedFormLR) -> list[float]:
+    """The momentum each param group holds (``momentum``, or Adam's ``betas[0]``); a tensor: the scheduler's."""
+    out = []
+    for g, m in zip(groups, s.momentum_at(s.last_epoch)):
+        v = g["betas"][0] if "betas" in g else g.get("momentum", math.nan)
+        out.append(m if isinstance(v, torch.Tensor) else v)
+    return out
+
+
 def _relative(a: np.ndarray, b: np.ndarray) -> float:
+    """The largest relative difference of ``a`` from ``b`` (inf where one is NaN and the other is not)."""
     if a.size == 0:
         return 0.0
     with np.errstate(invalid="ignore", divide="ignore"):
         d = np.abs(a - b) / np.maximum(np.abs(b), 1e-300)
-    return float(np.nanmax(np.where(a == b, 0.0, d)))
+    same = (a == b) | (np.isnan(a) & np.isnan(b))
+    return float(np.where(same, 0.0, np.nan_to_num(d, nan=np.inf)).max())

@@ -9,7 +9,7 @@ import torch.distributed as dist
 
 from colossal_sched import ClosedFormLR
 from colossal_sched import _validate as V
-from colossal_sched.broadcast import MIN_TIMEOUT, ON_DIVERGENCE, LRBroadcaster, _StepRefusal, layout_problem
+from colossal_sched.broadcast import MIN_TIMEOUT, ON_DIVERGENCE, LRBroadcaster, _LocalFailure, _StepRefusal, layout_problem
 from colossal_sched.errors import LayoutMismatchError, LRDivergenceError, ReplanError
 from colossal_sched.checkpoint import pack_state, unpack_state
 
@@ -120,7 +120,12 @@ class LRSchedulerHook(EngineHook):
         if self._sync_options is not None:
             self._connect()
         if global_step != s.last_epoch:
-            s.step_to(global_step)
+            try:
+                s.step_to(global_step)
+            except Exception as e:
+                if self.broadcaster is not None and global_step % self.sync_every == 0:
+                    self.broadcaster.sync(s, global_step, refusal=_LocalFailure(f"{type(e).__name__}: {e}"))
+                raise
         held = global_step
         if self.broadcaster is not None and global_step % self.sync_every == 0:
             try:

@@ -7,6 +7,7 @@ rank saw: the error type and message, how long the refusal took, lrs, steps and 
 import time
 import warnings
 
+import torch
 import torch.distributed as dist
 
 import colossal_sched as cs
@@ -183,6 +184,64 @@ def replan_refused_by_one(rank, world):
     return {"unchanged": hook.lr_scheduler.fingerprint() == fp}
 
 
+def _stage_names(rank):
+    """Two pipeline stages (even ranks hold the first, odd the second) with no group name in common."""
+    return ["embed", "block0"] if rank % 2 == 0 else ["block1", "head"]
+
+
+def pipeline_stages(rank, world):
+    """Stages holding different named groups stay legal; an odd rank at another step is fixed to the source's
+    step with its own groups' closed-form lrs (the source does not hold them)."""
+    opt = optimizer(names=_stage_names(rank))
+    sched = cs.CosineAnnealingWarmupLR(opt, total_steps=50, warmup_steps=5)
+    hook = hook_for(sched)
+    hook.step(9 if rank == 1 else 4)  # rank 1's counter runs 5 ahead from the first sync
+    return {"global_step": hook.global_step, "last_epoch": sched.last_epoch, "lrs": [g["lr"] for g in opt.param_groups],
+            "expected": sched.lr_at(4), "fixes": hook.fixes, "layout": hook.broadcaster.layout,
+            "last": hook.last_disagreement}
+
+
+def pipeline_base_mismatch(rank, world):
+    """The last rank holds the second stage's 'head' group with another base lr than the first rank that holds it."""
+    opt = optimizer(names=_stage_names(rank))
+    if rank == world - 1 and world > 2:
+        opt.param_groups[1]["lr"] = 0.5
+    hook_for(cs.CosineAnnealingLR(opt, 40))
+    return {}
+
+
+def groups_changed(rank, world):
+    """Rank 1 adds a param group after the hook connected: its scheduler cannot step, and no peer waits for it."""
+    opt = optimizer()
+    hook = hook_for(cs.CosineAnnealingLR(opt, 40))
+    hook.step(0)
+    if rank == 1:
+        opt.add_param_group({"params": [torch.nn.Parameter(torch.zeros(1))], "lr": 0.1})
+    hook.step(1)
+    return {}
+
+
+def warn_is_error(rank, world):
+    """``on_divergence="warn"`` where rank 1 runs with ``-W error``: its warning would raise on it alone, so
+    every rank raises instead."""
+    with warnings.catch_warnings():
+        if rank == 1:
+            warnings.simplefilter("error")
+        hook = hook_for(cs.CosineAnnealingLR(optimizer(), 40), on_divergence="warn")
+        hook.step(2 if rank == 1 else 1)
+    return {}
+
+
+def lambda_differs(rank, world):
+    """LambdaLR's functions are not in the fingerprint: rank 1's other function is caught by the lr check."""
+    opt = optimizer()
+    sched = cs.LambdaLR(opt, 40, lr_lambda=(lambda t: 0.5**t) if rank == 1 else (lambda t: 0.9**t))
+    hook = hook_for(sched)
+    hook.step(0)
+    hook.step(3)
+    return {"lrs": [g["lr"] for g in opt.param_groups], "fixes": hook.fixes, "last": hook.last_disagreement}
+
+
 SCENARIOS = {
     "step_equal_fix": lambda r, w: step_mismatch(r, "fix", True),
     "step_equal_warn": lambda r, w: step_mismatch(r, "warn", True),
@@ -203,6 +262,11 @@ SCENARIOS = {
     "bad_step_on_one_rank": bad_step_on_one_rank,
     "logged_disagreement": logged_disagreement,
     "replan_refused_by_one": replan_refused_by_one,
+    "pipeline_stages": pipeline_stages,
+    "pipeline_base_mismatch": pipeline_base_mismatch,
+    "groups_changed": groups_changed,
+    "warn_is_error": warn_is_error,
+    "lambda_differs": lambda_differs,
 }
 
 

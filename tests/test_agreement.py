@@ -205,3 +205,47 @@ def test_timeout_must_be_at_least_a_millisecond():
 
     with pytest.raises(ValueError, match="timeout"):
         LRSchedulerHook(cs.CosineAnnealingLR(aw.optimizer(), 10), timeout=0.0004)
+
+
+@pytest.mark.timeout(200)
+def test_pipeline_stages_holding_different_named_groups_are_synced_and_fixed(world):
+    size, _ = world
+    outs = by_rank(world, "pipeline_stages")
+    for rank, out in enumerate(outs):
+        assert out["error"] is None, out
+        assert out["layout"] == ["embed", "block0", "block1", "head"]
+        assert out["global_step"] == out["last_epoch"] == 4, f"rank {rank}: {out}"
+        assert out["lrs"] == out["expected"], f"rank {rank}: the closed form at the source's step"
+        assert out["last"]["ranks"] == [1] and out["last"]["steps"] == {"0": 4, "1": 9}
+    assert outs[1]["fixes"] == 1 and outs[0]["fixes"] == 0
+
+
+@pytest.mark.timeout(200)
+def test_a_stage_group_with_another_base_lr_than_its_first_holder_is_refused_on_every_rank(world):
+    size, _ = world
+    outs = by_rank(world, "pipeline_base_mismatch")
+    if size == 2:  # each group has one holder: nothing to compare
+        assert all(out["error"] is None for out in outs)
+    else:
+        assert_everyone_raises(outs, "ScheduleMismatchError", f"rank {size - 1} base_lr[head] (reference rank 1)")
+
+
+@pytest.mark.timeout(200)
+def test_param_groups_changed_on_one_rank_are_refused_on_every_rank(world):
+    assert_everyone_raises(by_rank(world, "groups_changed"), "LayoutMismatchError", "ranks [1]",
+                           "param groups changed")
+
+
+@pytest.mark.timeout(200)
+def test_warn_on_a_rank_that_turns_warnings_into_errors_raises_on_every_rank(world):
+    assert_everyone_raises(by_rank(world, "warn_is_error"), "LRDivergenceError", "ranks [1] turn warnings into errors")
+
+
+@pytest.mark.timeout(200)
+def test_lambda_functions_that_differ_are_caught_by_the_lr_check_and_fixed(world):
+    outs = by_rank(world, "lambda_differs")
+    for out in outs:
+        assert out["error"] is None, out
+        assert out["lrs"] == outs[0]["lrs"]
+        assert out["last"]["ranks"] == [1]
+    assert outs[1]["fixes"] == 1
