@@ -64,7 +64,7 @@ def _foreign_fields(s: Any, state: Mapping[str, Any]) -> dict[str, Any]:
         "MultiStepLR": {"milestones": getattr(s, "milestones", None), "gamma": getattr(s, "gamma", None)},
         "MultiStepWarmupLR": {"warmup_epochs": W, _AFTER + "milestones": [m - W for m in getattr(s, "milestones", [])], _AFTER + "gamma": getattr(s, "gamma", None)},
         "OneCycleLR": {"total_steps": T, "_anneal_func_type": getattr(s, "anneal_strategy", None), "cycle_momentum": getattr(s, "cycle_momentum", None),
-                       "_schedule_phases.end_step": [end for end, _ in getattr(s, "_phases", [])]},
+                       "_schedule_phases.end_step": list(getattr(s, "end_steps", []))},
         "PolynomialLR": {"total_steps": T, "end_lr": getattr(s, "end_lr", None), "power": getattr(s, "power", None)}
         if "total_iters" not in state else {"total_iters": T, "power": getattr(s, "power", None), "end_lr (torch decays to 0)": getattr(s, "end_lr", None)},
         "PolynomialWarmupLR": {"warmup_epochs": W, _AFTER + "total_steps": T - W, _AFTER + "end_lr": getattr(s, "end_lr", None), _AFTER + "power": getattr(s, "power", None)},

@@ -1,14 +1,16 @@
 """The 1cycle policy (Smith & Topin), with torch's formulas."""
 
+import bisect
 import math
 import sys
 import warnings
 from typing import Any
 
 from . import _validate as V
-from ._ops import SCALAR, Ops, progress
+from ._ops import SCALAR, Ops
 from .base import ClosedFormLR, _as_float
 from .errors import InvalidLRError, MissingInitialLRError
+from .phases import Anneal, Joined, Phase, PhasedLR, join
 
 _MAX_FLOAT = sys.float_info.max
 from .cosine import COMPAT_KWARGS
@@ -16,7 +18,7 @@ from .cosine import COMPAT_KWARGS
 ONECYCLE_KWARGS = COMPAT_KWARGS + ("epochs", "steps_per_epoch", "three_phase", "verbose")
 
 
-class OneCycleLR(ClosedFormLR):
+class OneCycleLR(PhasedLR):
     r"""The 1cycle policy with torch's formulas; ``max_lr`` is each group's lr at construction.
 
     Phases (two-phase default; ``three_phase=True`` adds the symmetric descent of the paper),
@@ -107,10 +109,8 @@ class OneCycleLR(ClosedFormLR):
                 f"{type(self.optimizer).__name__} has neither: pass cycle_momentum=False"
             )
         p, total = self.pct_start * self.total_steps, self.total_steps
-        ends = [p - 1, 2 * p - 2, total - 1] if self.three_phase else [p - 1, total - 1]
-        self._phases = list(zip(ends, [0.0] + ends[:-1]))  # (end_step, start_step)
-        self._last_phase: tuple[Any, int, float, float] = (None, 0, 0.0, 0.0)
-        self._cached_ends = self._cached_scalar = None
+        self.end_steps = [p - 1, 2 * p - 2, total - 1] if self.three_phase else [p - 1, total - 1]  # torch's end_step
+        self._momentum_plan: tuple[Any, Any] = (None, None)
 
     def _warn_momentum_off(self) -> None:
         """Warn once, at construction, where ``cycle_momentum`` turns on a momentum the optimizer has off."""
@@ -142,13 +142,8 @@ class OneCycleLR(ClosedFormLR):
         super()._check_range()
 
     def _critical_steps(self) -> set[int]:
-        ends = {math.floor(e) + d for e, _ in self._phases for d in (0, 1)}
-        return {min(max(s, 0), self.total_steps) for s in ends} | super()._critical_steps()
-
-    def phase_boundaries(self) -> list[tuple[str, int]]:
-        """The first step of each phase after the first (phase ``i`` ends at step ``_phases[i][0]``), then the end."""
-        starts = [(f"phase {i + 2} start", int(math.floor(end)) + 1) for i, (end, _) in enumerate(self._phases[:-1])]
-        return starts + [("end", self.total_steps)]
+        firsts = {min(max(b + d, 0), self.total_steps) for b in self.joined().starts[1:] for d in (-1, 0)}
+        return firsts | super()._critical_steps()
 
     def _initial_lrs(self, last_epoch: int) -> list[float]:
         groups = self.optimizer.param_groups
@@ -170,76 +165,58 @@ class OneCycleLR(ClosedFormLR):
         self.max_lrs = [group["max_lr"] for group in groups]
         return super()._initial_lrs(0)
 
-    def _phase(self, t: int) -> tuple[int, float, float]:
-        """For one step: torch's phase (the first whose ``end_step >= t``, else the last), its
-        progress ``pct`` and ``cos(pi * pct) + 1``; cached, as the lr and the momentum share it."""
-        if self._last_phase[0] != t:
-            last = len(self._phases) - 1
-            for i, (end, start) in enumerate(self._phases):
-                if t <= end or i == last:
-                    break
-            pct = progress(SCALAR, t - start, end - start)
-            self._last_phase = (t, i, pct, math.cos(math.pi * pct) + 1)
-        return self._last_phase[1:]
+    def _plan(self) -> tuple[list[Phase], list[int]]:
+        return self._placed(self._levels()[0])
 
-    def _cycle(self, t: Any, ops: Ops, ends: list[list[tuple[float, float]]]) -> list[Any]:
-        """Anneal each group between its phase's ``(start, end)`` values, ``ends[phase][group]``."""
-        s = self.anneal_strategy
-        if ops is SCALAR:
-            i, pct, c = self._phase(t)
-            if s == "cos":  # torch's _annealing_cos with its cosine taken once
-                return [b + (a - b) / 2.0 * c for a, b in ends[i]]
-            return [(b - a) * pct + a for a, b in ends[i]]
-        pcts = [progress(ops, t - start, end - start) for end, start in self._phases]
-        if s == "cos":  # one cosine per phase, shared by the groups
-            cosines = [ops.cos(math.pi * p) + 1 for p in pcts]
-            anneal = lambda a, b, i: b + (a - b) / 2.0 * cosines[i]  # noqa: E731
+    def _placed(self, levels: list[list[tuple[float, float]]]) -> tuple[list[Phase], list[int]]:
+        """torch's phases, annealing between ``levels[phase][group]``, on integer boundaries: torch takes the
+        first phase whose ``end_step >= t``, so phase ``i`` holds the steps ``max(end_step[:i]) < t <= end_step[i]``
+        (the last one every step after), and a phase that holds none is left out."""
+        T, cos, last = self.total_steps, self.anneal_strategy == "cos", len(self.end_steps) - 1
+        phases: list[Phase] = []
+        bounds, lo = [], 0  # lo: the first step not held by an earlier phase
+        for i, (start, end) in enumerate(zip([0.0] + self.end_steps[:-1], self.end_steps)):
+            hi = T + 1 if i == last else math.floor(end) + 1  # (t <= end) == (t < floor(end) + 1) for an int t
+            if hi > lo:
+                bounds += [lo] if phases else []
+                phases.append(Anneal(min(hi, T + 1) - lo, lo, start, end, tuple(levels[i]), cos))
+            lo = max(lo, hi)
+        return phases, bounds
+
+    def _plans(self) -> tuple[Joined, Joined]:
+        """The lr's and the momentum's :class:`Joined`: the same phases, between other levels."""
+        plan = self.joined()
+        if self._momentum_plan[0] is not plan:
+            self._momentum_plan = (plan, join(*self._placed(self._levels()[1])))
+        return plan, self._momentum_plan[1]
+
+    def _levels(self) -> tuple[list, list]:
+        """Per phase and group, the ``(start, end)`` of the lr and of the momentum."""
+        lows = [b / self.final_div_factor for b in self.base_lrs]
+        init, peak, mlo, mhi = self.base_lrs, self.max_lrs, self.base_momentum, self.max_momentum
+        if self.three_phase:
+            lr = [list(zip(init, peak)), list(zip(peak, init)), list(zip(init, lows))]
+            mom = [list(zip(mhi, mlo)), list(zip(mlo, mhi)), list(zip(mhi, mhi))]
         else:
-            anneal = lambda a, b, i: (b - a) * pcts[i] + a  # noqa: E731
-        out = []
-        for g in range(len(ends[0])):
-            value = anneal(*ends[-1][g], len(ends) - 1)
-            for i in reversed(range(len(ends) - 1)):
-                value = ops.where(t <= self._phases[i][0], anneal(*ends[i][g], i), value)
-            out.append(value)
-        return out
-
-    def _apply(self, step: int) -> None:  # lr and momentum from one phase lookup, the anneal pre-halved
-        t = step if step < self.total_steps else self.total_steps
-        i, pct, c = self._phase(t)
-        lr, mom = self._scalar_ends()
-        x = c if self.anneal_strategy == "cos" else pct
-        self._write(step, [b + h * x for b, h in lr[i]], [b + h * x for b, h in mom[i]] if self.cycle_momentum else None)
-
-    def _scalar_ends(self) -> tuple[list, list]:
-        """:meth:`_ends` as ``(b, h)`` pairs with ``lr = b + h * x``: for ``'cos'`` ``h = (a - b) / 2`` and
-        ``x = cos(pi * pct) + 1`` (torch's ``b + (a - b) / 2 * x``, the same bits), for ``'linear'`` ``b = a``,
-        ``h = b - a`` and ``x = pct`` (torch's ``(b - a) * pct + a``)."""
-        if self._cached_scalar is None:
-            cos = self.anneal_strategy == "cos"
-            pre = lambda ends: [[(b, (a - b) / 2.0) if cos else (a, b - a) for a, b in phase] for phase in ends]  # noqa: E731
-            self._cached_scalar = tuple(pre(e) for e in self._ends())
-        return self._cached_scalar
-
-    def _ends(self) -> tuple[list, list]:
-        """Per phase and group, the ``(start, end)`` of the lr and of the momentum (cached)."""
-        if self._cached_ends is None:
-            lows = [b / self.final_div_factor for b in self.base_lrs]
-            init, peak, mlo, mhi = self.base_lrs, self.max_lrs, self.base_momentum, self.max_momentum
-            if self.three_phase:
-                lr = [list(zip(init, peak)), list(zip(peak, init)), list(zip(init, lows))]
-                mom = [list(zip(mhi, mlo)), list(zip(mlo, mhi)), list(zip(mhi, mhi))]
-            else:
-                lr = [list(zip(init, peak)), list(zip(peak, lows))]
-                mom = [list(zip(mhi, mlo)), list(zip(mlo, mhi))]
-            self._cached_ends = (lr, mom)
-        return self._cached_ends
-
-    def _lrs(self, t: Any, ops: Ops) -> list[Any]:
-        return self._cycle(t, ops, self._ends()[0])
+            lr = [list(zip(init, peak)), list(zip(peak, lows))]
+            mom = [list(zip(mhi, mlo)), list(zip(mlo, mhi))]
+        return lr, mom
 
     def _momenta(self, t: Any, ops: Ops) -> list[Any] | None:
-        return self._cycle(t, ops, self._ends()[1]) if self.cycle_momentum else None
+        return self._plans()[1].lrs(ops, t, self.base_lrs) if self.cycle_momentum else None
+
+    def _apply(self, step: int) -> None:  # lr and momentum from one phase lookup and one cosine
+        t = step if step < self.total_steps else self.total_steps
+        plan, momentum = self._plans()
+        i = bisect.bisect_right(plan.starts, t) - 1
+        phase = plan.phases[i]
+        x = phase.shape(SCALAR, t - phase.origin)
+        lrs = [b + h * x for b, h in phase.terms]
+        self._write(step, lrs, [b + h * x for b, h in momentum.phases[i].terms] if self.cycle_momentum else None)
+
+    # made of phases, but its cycle is not re-fitted to a new length: no re-plans, none in its state
+    replan = ClosedFormLR.replan
+    schedule_spec = ClosedFormLR.schedule_spec
 
     def hyperparameters(self) -> dict[str, Any]:
         hp = super().hyperparameters()
@@ -252,8 +229,7 @@ class OneCycleLR(ClosedFormLR):
         return {"max_lrs": list(self.max_lrs)}
 
     def _load_extra_state(self, state: dict[str, Any]) -> None:
-        self._cached_ends = self._cached_scalar = None
-        self._last_phase = (None, 0, 0.0, 0.0)
+        self._compiled = None  # the levels follow max_lrs
         if "max_lrs" in state:
             max_lrs = state["max_lrs"]
             if not isinstance(max_lrs, list) or len(max_lrs) != len(self.base_lrs):

@@ -18,6 +18,7 @@ once against an :class:`~colossal_sched._ops.Ops` namespace, so the same definit
 ``InverseSqrt``    :math:`\\max(e, \\mathrm{peak}\\sqrt{\\tau / (u + \\tau)})`
 ``Restarts``       cosine cycles :math:`L_i = \\lfloor L_0 m^i \\rfloor` with peaks :math:`\\mathrm{peak}\\cdot d^i`
 ``Product``        :math:`\\mathrm{peak}\\cdot\\prod_k f_k(u)` (each factor a phase from peak 1)
+``Anneal``         torch's OneCycleLR phase between absolute levels, at its fractional start/end steps
 =================  =======================================================================
 
 ``e`` (``end_lr``/``min_lr``) is an absolute lr. :func:`join` places phases at boundaries:
@@ -319,6 +320,36 @@ class Product(Phase):
 
     def resized(self, length: int) -> Phase:
         return Warped(length, self, 0, self.length, max(length, 1))
+
+
+@dataclass(frozen=True)
+class Anneal(Phase):
+    """torch's ``OneCycleLR`` phase: each group from ``levels[g][0]`` to ``levels[g][1]`` (absolute values)
+    at torch's progress :math:`\\mathrm{pct} = (t - s) / (e - s)`, with torch's fractional ``start`` and
+    ``end`` steps :math:`s, e` and the absolute step :math:`t = \\mathrm{origin} + u` (exact), by half a
+    cosine (``cos``) or a straight line, written as torch writes them: the same bits."""
+
+    origin: int = 0
+    start: float = 0.0
+    end: float = 0.0
+    levels: tuple[tuple[float, float], ...] = ()
+    cos: bool = True
+    kind: ClassVar[str] = "anneal"
+
+    @cached_property
+    def terms(self) -> tuple[tuple[float, float], ...]:
+        """``(b, h)`` per group with value ``b + h * x`` (:meth:`shape`): torch's ``b + (a - b) / 2.0 * x``,
+        ``x = cos(pi * pct) + 1`` for ``'cos'``; ``(b - a) * pct + a``, ``x = pct`` for ``'linear'``."""
+        return tuple((b, (a - b) / 2.0) if self.cos else (a, b - a) for a, b in self.levels)
+
+    def shape(self, ops: Ops, u: Any) -> Any:
+        """``x`` at local count(s) ``u``: ``cos(pi * pct) + 1`` or ``pct``."""
+        pct = progress(ops, self.origin + u - self.start, self.end - self.start)
+        return ops.cos(math.pi * pct) + 1 if self.cos else pct
+
+    def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
+        x = self.shape(ops, u)
+        return [b + h * x for b, h in self.terms]
 
 
 # ------------------------------------------------------------ re-plan wrappers

@@ -1,7 +1,6 @@
 """Looking at a schedule before training: its key points and a sampled curve."""
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -34,8 +33,6 @@ def _candidates(s: ClosedFormLR) -> np.ndarray:
     steps = {0, total}
     for _, b in boundaries(s):
         steps.update((b - 1, b, b + 1))
-    for end, _ in getattr(s, "_phases", []):  # OneCycleLR's phase ends need not be integers
-        steps.update((math.floor(end), math.ceil(end)))
     return np.array(sorted(t for t in steps if 0 <= t <= total), dtype=np.int64)
 
 
