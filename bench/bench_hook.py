@@ -4,6 +4,8 @@
 2. Sync every step at world 2/4/8 (gloo, 127.0.0.1): ``hook.step(n)`` (one ``all_to_all_single`` plus the
    checks) vs one bare ``dist.broadcast`` of the same payload and one bare ``all_to_all_single`` of the same
    buffers, at the same world size, in the same processes.
+3. The same inside a training iteration (lr sync, ~1 ms of compute, ``optimizer.step()``): what a bare
+   broadcast, ``hook.step`` and ``hook.step`` with ``overlap=True`` add to the iteration.
 
 Run: python bench/bench_hook.py [--quick]
 """
@@ -57,52 +59,88 @@ def no_sync(calls):
     print(f"| colossal_sched LRSchedulerHook + CosineAnnealingWarmupLR | {t_ours:.2f} | {t_ours / t_theirs:.2f}x |\n")
 
 
+def _compute(x):
+    """Stand-in for forward and backward on the CPU (about a millisecond of one core)."""
+    for _ in range(4):
+        x = torch.tanh(x @ x)
+    return x
+
+
+def _accelerator(x):
+    """Stand-in for forward and backward on a GPU: the host waits 5 ms with its core free."""
+    time.sleep(0.005)
+
+
 def _worker(rank, world, port, calls, out):
     os.environ["OMP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=world, init_method=f"tcp://127.0.0.1:{port}",
                             timeout=timedelta(seconds=120))
     hook = LRSchedulerHook(cs.OneCycleLR(optimizer(), 10**7))  # lr and momentum of 4 groups, base lrs, header
+    lapped = LRSchedulerHook(cs.OneCycleLR(optimizer(), 10**7), overlap=True)
     b = hook.broadcaster
     pg = b.process_group  # the same gloo group, so the comparison is like for like
     row = torch.zeros(b._row, dtype=torch.int64)  # the payload one rank sends each peer per sync
     send, recv = torch.zeros_like(b._send), torch.zeros_like(b._recv)
-    baselines = {
-        "broadcast": lambda: dist.broadcast(row, src=0, group=pg),
-        "all_to_all": lambda: dist.all_to_all_single(recv, send, group=pg),
+    bare = {
+        "broadcast": lambda n: dist.broadcast(row, src=0, group=pg),
+        "all_to_all": lambda n: dist.all_to_all_single(recv, send, group=pg),
     }
-    rounds = []
+    x = torch.rand(96, 96) / 96
+    opt = lapped.lr_scheduler.optimizer
+
+    def iteration(sync, work):  # a training iteration: the lr for update n, forward/backward, the update
+        return lambda n: (sync(n), work(x), opt.step())
+
+    syncs = {"none": lambda n: None, "broadcast": bare["broadcast"], "hook": hook.step, "overlap": lapped.step}
+    tight, loops = [], {"cpu": [], "gpu": []}
     for r in range(5):
-        got = {}
-        for name, fn in baselines.items():
-            dist.barrier()
-            t0 = time.perf_counter()
-            for _ in range(calls):
-                fn()
-            got[name] = (time.perf_counter() - t0) / calls * 1e6
-        dist.barrier()
-        t0 = time.perf_counter()
-        for n in range(r * calls, (r + 1) * calls):
-            hook.step(n)
-        got["hook"] = (time.perf_counter() - t0) / calls * 1e6
-        rounds.append(got)
-    out[rank] = rounds
+        steps = range(r * calls, (r + 1) * calls)
+        tight.append({name: _timed(fn, steps) for name, fn in {**bare, "hook": hook.step}.items()})
+        for kind, work in (("cpu", _compute), ("gpu", _accelerator)):
+            its = range(r * calls // 4, (r + 1) * calls // 4)
+            loops[kind].append({name: _timed(iteration(fn, work), its) for name, fn in syncs.items()})
+    out[rank] = {"tight": tight, **loops}
     dist.destroy_process_group()
 
 
+def _timed(fn, steps):
+    """Microseconds per call of ``fn(n)`` over ``steps``, every rank starting together."""
+    dist.barrier()
+    t0 = time.perf_counter()
+    for n in steps:
+        fn(n)
+    return (time.perf_counter() - t0) / len(steps) * 1e6
+
+
 def with_sync(worlds, calls):
-    print("| world | bare dist.broadcast of the payload us | bare all_to_all_single us | hook.step with sync us "
-          "| vs broadcast | vs all_to_all |\n|---|---|---|---|---|---|")
+    tight_rows, loop_rows = [], []
     for world in worlds:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         out = mp.Manager().dict()
         mp.spawn(_worker, args=(world, port, calls, out), nprocs=world, join=True)
-        med = {k: statistics.median(rnd[k] for rank in out.values() for rnd in rank) for k in ("broadcast", "all_to_all", "hook")}
-        print(f"| {world} | {med['broadcast']:.1f} | {med['all_to_all']:.1f} | {med['hook']:.1f} "
-              f"| {med['hook'] / med['broadcast']:.2f}x | {med['hook'] / med['all_to_all']:.2f}x |")
-    print(f"\nmedians over 5 rounds x {calls} steps x every rank; payload: one int64 row of the sync table per peer")
+        med = lambda kind, k: statistics.median(rnd[k] for rank in out.values() for rnd in rank[kind])  # noqa: E731
+        t = {k: med("tight", k) for k in ("broadcast", "all_to_all", "hook")}
+        tight_rows.append(f"| {world} | {t['broadcast']:.1f} | {t['all_to_all']:.1f} | {t['hook']:.1f} "
+                          f"| {t['hook'] / t['broadcast']:.2f}x | {t['hook'] / t['all_to_all']:.2f}x |")
+        for kind, label in (("cpu", "CPU compute"), ("gpu", "host idle (GPU compute)")):
+            lp = {k: med(kind, k) for k in ("none", "broadcast", "hook", "overlap")}
+            add = {k: lp[k] - lp["none"] for k in ("broadcast", "hook", "overlap")}
+            loop_rows.append(f"| {world} | {label} | {lp['none']:.1f} | {add['broadcast']:.1f} | {add['hook']:.1f} "
+                             f"| {add['overlap']:.1f} | {add['hook'] / add['broadcast']:.2f}x "
+                             f"| {add['overlap'] / add['broadcast']:.2f}x |")
+    print("| world | bare dist.broadcast of the payload us | bare all_to_all_single us | hook.step with sync us "
+          "| vs broadcast | vs all_to_all |\n|---|---|---|---|---|---|")
+    print("\n".join(tight_rows))
+    print(f"\nmedians over 5 rounds x {calls} steps x every rank; payload: one int64 row of the sync table per peer\n")
+    print("| world | forward/backward | iteration without lr sync us | added by a bare broadcast us | added by hook.step us "
+          "| added by hook.step(overlap=True) us | hook vs broadcast | overlap vs broadcast |\n|---|---|---|---|---|---|---|---|")
+    print("\n".join(loop_rows))
+    print(f"\niteration: the lr sync, a forward/backward stand-in (CPU: about 1 ms of tanh(x @ x) on one core; "
+          f"GPU: the host sleeps 5 ms, its core free), optimizer.step(); "
+          f"medians over 5 rounds x {calls // 4} iterations x every rank")
 
 
 if __name__ == "__main__":

@@ -219,6 +219,7 @@ class LRBroadcaster:
         self.disagreements = 0  # syncs in which any rank of the group was off the source
         self.last_disagreement: Disagreement | None = None
         self._prev_request = _UNKNOWN
+        self._pending: tuple[Any, int, Exception | None] | None = None
         self._connect(scheduler)
 
     @property
@@ -298,10 +299,12 @@ class LRBroadcaster:
             raise err
 
     # ------------------------------------------------------------------ sync
-    def sync(self, s: ClosedFormLR, requested: int, refusal: Exception | None = None) -> int:
+    def sync(self, s: ClosedFormLR, requested: int, refusal: Exception | None = None, async_op: bool = False) -> int | None:
         """Agree with the group on the update ``requested`` (this rank's global step, which ``s`` holds).
 
-        One collective. Returns the step ``s`` holds afterwards (the source's, where this rank was fixed).
+        One collective. Returns the step ``s`` holds afterwards (the source's, where this rank was fixed);
+        with ``async_op`` it returns None at once and :meth:`finish` (which every rank must call before its
+        next sync) waits and applies the verdict, so the collective overlaps the caller's work.
         ``refusal``: this rank refuses a change the group makes together (a re-plan, its own invalid step,
         or a failure before the sync); every rank then raises (:class:`~colossal_sched.errors.ReplanError`,
         ``ValueError`` for a step, ``RuntimeError`` for a failure) naming the refusing ranks.
@@ -323,9 +326,24 @@ class LRBroadcaster:
         else:
             row[_LAYOUT] = -1  # the param groups changed since the connection
         self._rows[:] = row
-        dist.all_to_all_single(self._recv, self._send, group=self.process_group)
+        work = dist.all_to_all_single(self._recv, self._send, group=self.process_group, async_op=async_op)
         self.syncs += 1
         self._prev_request = requested
+        self._pending = (work, requested, refusal)
+        return None if async_op else self.finish(s)
+
+    @property
+    def pending(self) -> bool:
+        """Whether a sync started with ``async_op=True`` awaits :meth:`finish`."""
+        return self._pending is not None
+
+    def finish(self, s: ClosedFormLR) -> int:
+        """Wait for the pending sync (a dead peer raises after ``timeout``) and apply the group's verdict;
+        returns the step ``s`` holds afterwards, as :meth:`sync` does."""
+        work, requested, refusal = self._pending
+        self._pending = None
+        if work is not None:
+            work.wait()
         return self._verdict(s, requested, refusal)
 
     def reset_sequence(self) -> None:

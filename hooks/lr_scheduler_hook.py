@@ -37,6 +37,10 @@ class LRSchedulerHook(EngineHook):
         sync_every (int): Sync on global steps divisible by this; the others compute locally, defaults to 1.
         on_divergence (str): ``"fix"``, ``"warn"`` or ``"raise"`` (see :class:`~colossal_sched.broadcast.LRBroadcaster`).
         timeout (float): Seconds before a sync with a dead peer raises, defaults to 60.
+        overlap (bool): Start each sync in ``step`` and finish it just before the optimizer's next
+            ``step()`` (an optimizer step pre-hook), or at the next hook call, so the collective overlaps
+            forward and backward. The update still runs with the agreed lr and every refusal still reaches
+            every rank (raised by ``optimizer.step()``); ``step`` then returns this rank's own lrs. Defaults to False.
         writer: A ``torch.utils.tensorboard.SummaryWriter`` (or anything with ``add_scalar``) that
             gets ``lr/<group>`` and ``momentum/<group>`` at every new global step, on rank 0 only.
         log_fn (callable): Called as ``log_fn(global_step, {"lr/<group>": value, ...})`` likewise.
@@ -54,6 +58,7 @@ class LRSchedulerHook(EngineHook):
         sync_every: int = 1,
         on_divergence: str = "fix",
         timeout: float = 60.0,
+        overlap: bool = False,
         writer: Any = None,
         log_fn: Callable[[int, dict[str, float]], None] | None = None,
     ) -> None:
@@ -68,6 +73,8 @@ class LRSchedulerHook(EngineHook):
         self.by_epoch = V.boolean("by_epoch", by_epoch)
         self.store_lr_in_state = V.boolean("store_lr_in_state", store_lr_in_state)
         self.sync_every = V.integer("sync_every", sync_every, 1)
+        self.overlap = V.boolean("overlap", overlap)
+        self._pre_step: tuple[Any, Any] | None = None  # (optimizer, handle) of the overlap's step pre-hook
         self.global_step = lr_scheduler.last_epoch
         self._request: tuple[int, Any, int] | None = None  # (step asked for, scheduler, step it holds): repeats are no-ops
         self._logged_step: int | None = None
@@ -108,6 +115,7 @@ class LRSchedulerHook(EngineHook):
         source's step. Returns the lrs now in the optimizer.
         """
         s = self.lr_scheduler
+        self.settle()
         try:
             global_step = V.step("global_step", global_step)
         except (TypeError, ValueError) as e:
@@ -126,19 +134,43 @@ class LRSchedulerHook(EngineHook):
                 if self.broadcaster is not None and global_step % self.sync_every == 0:
                     self.broadcaster.sync(s, global_step, refusal=_LocalFailure(f"{type(e).__name__}: {e}"))
                 raise
-        held = global_step
-        if self.broadcaster is not None and global_step % self.sync_every == 0:
-            try:
-                held = self.broadcaster.sync(s, global_step)
-            except LRDivergenceError:
-                if self.writer is not None or self.log_fn is not None:
-                    self._log(global_step)  # the refused disagreement is logged too (rank 0)
-                raise
-        self.global_step = held
+        self.global_step = global_step
         self._request = (global_step, s, s.last_epoch)
-        if self.writer is not None or self.log_fn is not None:
-            self._log(held)
+        if self.broadcaster is not None and global_step % self.sync_every == 0:
+            self.broadcaster.sync(s, global_step, async_op=True)
+            if self.overlap:
+                self._finish_before_optimizer_step(s.optimizer)
+                return s.get_last_lr()
+            self.settle()
+        elif self.writer is not None or self.log_fn is not None:
+            self._log(global_step)
         return s.get_last_lr()
+
+    def settle(self) -> None:
+        """Finish the pending sync, if any (``overlap``): wait for the collective and apply the group's verdict.
+
+        Called before the optimizer's step, at the next hook call, and before a re-plan or a save; a refusal
+        raises here, on every rank."""
+        b = self.broadcaster
+        if b is None or not b.pending:
+            return
+        s = self.lr_scheduler
+        try:
+            self.global_step = b.finish(s)
+        except LRDivergenceError:
+            if self.writer is not None or self.log_fn is not None:
+                self._log(self._request[0])  # the refused disagreement is logged too (rank 0)
+            raise
+        self._request = (self._request[0], s, s.last_epoch)
+        if self.writer is not None or self.log_fn is not None:
+            self._log(self.global_step)
+
+    def _finish_before_optimizer_step(self, optimizer: Any) -> None:
+        """Register (once per optimizer) the step pre-hook that settles the pending sync."""
+        if self._pre_step is None or self._pre_step[0] is not optimizer:
+            if self._pre_step is not None:
+                self._pre_step[1].remove()
+            self._pre_step = (optimizer, optimizer.register_step_pre_hook(lambda *_: self.settle()))
 
     def replan(self, total_steps: int, at_step: int | None = None) -> None:
         """Re-plan the running schedule (``lr_scheduler.replan``) on every rank in the same sync.
@@ -148,6 +180,7 @@ class LRSchedulerHook(EngineHook):
         schedule mismatch at its next sync.
         """
         s = self.lr_scheduler
+        self.settle()
         if not callable(getattr(s, "replan", None)):
             raise ReplanError(f"{type(s).__name__} cannot be re-planned (it has no replan())")
         before = s.state_dict()
@@ -253,10 +286,12 @@ class LRSchedulerHook(EngineHook):
     def state_dict(self) -> dict[str, str]:
         """The scheduler's state, the global step and the world layout as one JSON entry
         (:func:`colossal_sched.checkpoint.pack_state`; one DCP record, about 1.6 KiB)."""
+        self.settle()
         return pack_state(self.lr_scheduler.state_dict(), self.global_step)
 
     def load_state_dict(self, state_dict: dict[str, Any], strict: bool = True) -> None:
         """Restore a hook state, or a bare scheduler state (e.g. from ColossalAI's ``booster.save_lr_scheduler``)."""
+        self.settle()
         sched_state, step = unpack_state(state_dict)
         self.lr_scheduler.load_state_dict(sched_state, strict=strict)
         self.global_step = V.step("global_step", self.lr_scheduler.last_epoch if step is None else step)

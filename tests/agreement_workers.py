@@ -242,6 +242,43 @@ def lambda_differs(rank, world):
     return {"lrs": [g["lr"] for g in opt.param_groups], "fixes": hook.fixes, "last": hook.last_disagreement}
 
 
+def _update(opt):
+    """One optimizer update with every gradient 1; how far each group's parameter moved."""
+    for g in opt.param_groups:
+        for q in g["params"]:
+            q.grad = torch.ones_like(q)
+    before = [g["params"][0].detach().clone() for g in opt.param_groups]
+    opt.step()
+    return [float((b - g["params"][0].detach())[0]) for b, g in zip(before, opt.param_groups)]
+
+
+def overlap_fix(rank, world):
+    """overlap=True: hook.step starts the sync and returns this rank's lrs; the optimizer's step settles it first,
+    so rank 1 (its counter 5 ahead) runs every update with the source's lr."""
+    opt = optimizer()
+    for g in opt.param_groups:
+        g["momentum"] = 0.0  # plain SGD: each update moves a parameter by exactly -lr
+    hook = hook_for(cs.CosineAnnealingWarmupLR(opt, total_steps=50, warmup_steps=5), overlap=True)
+    returned, used = [], []
+    for n in range(3):
+        returned.append(hook.step(n + 5 * (rank == 1)))
+        used.append(_update(opt))
+    return {"returned": returned, "used": used, "global_step": hook.global_step, "fixes": hook.fixes,
+            "syncs": hook.broadcaster.syncs, "expected": [hook.lr_scheduler.lr_at(n) for n in range(3)]}
+
+
+def overlap_skip(rank, world):
+    """overlap=True and rank 1 skips step 2: every rank's optimizer.step raises the sequence error."""
+    opt = optimizer()
+    hook = hook_for(cs.CosineAnnealingLR(opt, 30), overlap=True)
+    for n in range(5):
+        if rank == 1 and n == 2:
+            continue
+        hook.step(n)
+        _update(opt)
+    return {}
+
+
 SCENARIOS = {
     "step_equal_fix": lambda r, w: step_mismatch(r, "fix", True),
     "step_equal_warn": lambda r, w: step_mismatch(r, "warn", True),
@@ -267,6 +304,8 @@ SCENARIOS = {
     "groups_changed": groups_changed,
     "warn_is_error": warn_is_error,
     "lambda_differs": lambda_differs,
+    "overlap_fix": overlap_fix,
+    "overlap_skip": overlap_skip,
 }
 
 

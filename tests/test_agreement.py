@@ -249,3 +249,21 @@ def test_lambda_functions_that_differ_are_caught_by_the_lr_check_and_fixed(world
         assert out["lrs"] == outs[0]["lrs"]
         assert out["last"]["ranks"] == [1]
     assert outs[1]["fixes"] == 1
+
+
+@pytest.mark.timeout(200)
+def test_overlap_settles_before_the_optimizer_step_so_every_update_uses_the_agreed_lr(world):
+    outs = by_rank(world, "overlap_fix")
+    for rank, out in enumerate(outs):
+        assert out["error"] is None, out
+        assert out["syncs"] == 3, "one collective per sync"
+        assert out["global_step"] == 2
+        for used, expected in zip(out["used"], out["expected"]):  # what each update really applied
+            assert used == pytest.approx(expected, rel=1e-6), f"rank {rank}: {out}"
+    assert outs[1]["fixes"] == 3 and outs[0]["fixes"] == 0
+    assert outs[1]["returned"][0] != outs[0]["returned"][0], "step() returns the rank's own lrs before the verdict"
+
+
+@pytest.mark.timeout(200)
+def test_overlap_refusals_reach_every_rank_from_the_optimizer_step(world):
+    assert_everyone_raises(by_rank(world, "overlap_skip"), "SyncSequenceError", "rank 1 is behind by 1 sync(s)")
