@@ -4,13 +4,34 @@ import warnings
 from typing import List
 
 from . import _validate as V
-from .base import ClosedFormLR
 from .cosine import COMPAT_KWARGS
 from .phases import Milestones, Phase, PhasedLR, warmup_then
 from .decay import check_power
 
 
-class MultiStepLR(PhasedLR):
+class _MultiStep(PhasedLR, abstract=True):
+    """What MultiStepLR and MultiStepWarmupLR share: decay by ``gamma`` at milestones, after a warmup if any."""
+
+    warmup_steps = 0
+
+    def _configure_decay(self, milestones: List[int], gamma: float) -> None:
+        self.milestones = V.milestones(milestones, self.warmup_steps)
+        self.gamma = V.real("gamma", gamma, low=0.0, low_open=True)
+        late = [m for m in self.milestones if m > self.total_steps]
+        if late:
+            warnings.warn(f"milestones {late} lie past total_steps={self.total_steps} and will never be reached", stacklevel=4)
+
+    def _check_range(self) -> None:
+        reached = [m for m in self.milestones if m <= self.total_steps]
+        check_power(self, self.gamma, len(reached), lambda k: reached[k - 1], "base * gamma ** (milestones reached)")
+        super()._check_range()
+
+    def _plan(self) -> tuple[list[Phase], list[int]]:
+        w = self.warmup_steps  # milestones count from the warmup's end (none lies inside it)
+        return warmup_then(w, Milestones(self.total_steps - w, tuple(m - w for m in self.milestones), self.gamma))
+
+
+class MultiStepLR(_MultiStep):
     r"""Decay by ``gamma`` at every milestone reached:
 
     .. math:: \mathrm{lr}(t) = \mathrm{base} \cdot \gamma^{\,|\{m \in \mathrm{milestones} : m \le \min(t, T)\}|}
@@ -25,9 +46,6 @@ class MultiStepLR(PhasedLR):
 
     colossalai = True
 
-    hyperparams = ("total_steps", "milestones", "gamma")
-    warmup_steps = 0
-
     def __init__(
         self,
         optimizer,
@@ -41,27 +59,12 @@ class MultiStepLR(PhasedLR):
         self._configure(total_steps=total_steps, milestones=milestones, gamma=gamma)
         super().__init__(optimizer, last_epoch)
 
-    def _configure(self, total_steps: int, milestones: List[int] = None, gamma: float = 0.1, warmup_steps: int = 0) -> None:
+    def _configure(self, total_steps: int, milestones: List[int] = None, gamma: float = 0.1) -> None:
         self.total_steps = V.integer("total_steps", total_steps, 1)
-        if "warmup_steps" in self.hyperparams:
-            self.warmup_steps = V.warmup(warmup_steps, self.total_steps, decay_follows=False)
-        self.milestones = V.milestones(milestones, self.warmup_steps)
-        self.gamma = V.real("gamma", gamma, low=0.0, low_open=True)
-        late = [m for m in self.milestones if m > self.total_steps]
-        if late:
-            warnings.warn(f"milestones {late} lie past total_steps={self.total_steps} and will never be reached", stacklevel=3)
-
-    def _check_range(self) -> None:
-        reached = [m for m in self.milestones if m <= self.total_steps]
-        check_power(self, self.gamma, len(reached), lambda k: reached[k - 1], "base * gamma ** (milestones reached)")
-        super()._check_range()
-
-    def _plan(self) -> tuple[list[Phase], list[int]]:
-        w = self.warmup_steps  # milestones count from the warmup's end (none lies inside it)
-        return warmup_then(w, Milestones(self.total_steps - w, tuple(m - w for m in self.milestones), self.gamma))
+        self._configure_decay(milestones, gamma)
 
 
-class MultiStepWarmupLR(MultiStepLR):
+class MultiStepWarmupLR(_MultiStep):
     r"""Linear warmup over :math:`W` steps, then decay by ``gamma`` at every milestone reached:
 
     .. math::
@@ -77,7 +80,7 @@ class MultiStepWarmupLR(MultiStepLR):
         last_epoch (int, optional): Step to resume at; -1 starts from the beginning.
     """
 
-    hyperparams = ("total_steps", "warmup_steps", "milestones", "gamma")
+    colossalai = True
 
     def __init__(
         self,
@@ -91,4 +94,9 @@ class MultiStepWarmupLR(MultiStepLR):
     ):
         V.unknown_kwargs(type(self).__name__, kwargs, COMPAT_KWARGS)
         self._configure(total_steps=total_steps, warmup_steps=warmup_steps, milestones=milestones, gamma=gamma)
-        ClosedFormLR.__init__(self, optimizer, last_epoch)
+        super().__init__(optimizer, last_epoch)
+
+    def _configure(self, total_steps: int, warmup_steps: int = 0, milestones: List[int] = None, gamma: float = 0.1) -> None:
+        self.total_steps = V.integer("total_steps", total_steps, 1)
+        self.warmup_steps = V.warmup(warmup_steps, self.total_steps, decay_follows=False)
+        self._configure_decay(milestones, gamma)

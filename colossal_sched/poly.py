@@ -1,12 +1,25 @@
 """Polynomial decay to ``end_lr``, with optional warmup."""
 
 from . import _validate as V
-from .base import ClosedFormLR
 from .cosine import COMPAT_KWARGS
 from .phases import Phase, PhasedLR, Polynomial, warmup_then
 
 
-class PolynomialLR(PhasedLR):
+class _Polynomial(PhasedLR, abstract=True):
+    """What PolynomialLR and PolynomialWarmupLR share: polynomial decay to ``end_lr``, after a warmup if any."""
+
+    warmup_steps = 0
+
+    def _configure_decay(self, end_lr: float, power: float) -> None:
+        self.end_lr = V.real("end_lr", end_lr, low=0.0)
+        self.power = V.real("power", power, low=0.0, low_open=True)
+
+    def _plan(self) -> tuple[list[Phase], list[int]]:
+        w = self.warmup_steps
+        return warmup_then(w, Polynomial(self.total_steps - w, self.end_lr, self.power))
+
+
+class PolynomialLR(_Polynomial):
     r"""Polynomial decay from the base lr to ``end_lr``:
 
     .. math:: \mathrm{lr}(t) = (\mathrm{base} - \mathrm{end\_lr})\,(1 - \min(t, T) / T)^{p} + \mathrm{end\_lr}
@@ -21,9 +34,6 @@ class PolynomialLR(PhasedLR):
 
     colossalai = True
 
-    hyperparams = ("total_steps", "end_lr", "power")
-    warmup_steps = 0
-
     def __init__(
         self, optimizer, total_steps: int, end_lr: float = 0.0001, power: float = 1.0, last_epoch: int = -1, **kwargs
     ):
@@ -31,19 +41,12 @@ class PolynomialLR(PhasedLR):
         self._configure(total_steps=total_steps, end_lr=end_lr, power=power)
         super().__init__(optimizer, last_epoch)
 
-    def _configure(self, total_steps: int, end_lr: float = 0.0001, power: float = 1.0, warmup_steps: int = 0) -> None:
+    def _configure(self, total_steps: int, end_lr: float = 0.0001, power: float = 1.0) -> None:
         self.total_steps = V.integer("total_steps", total_steps, 1)
-        if "warmup_steps" in self.hyperparams:
-            self.warmup_steps = V.warmup(warmup_steps, self.total_steps, decay_follows=True)
-        self.end_lr = V.real("end_lr", end_lr, low=0.0)
-        self.power = V.real("power", power, low=0.0, low_open=True)
-
-    def _plan(self) -> tuple[list[Phase], list[int]]:
-        w = self.warmup_steps
-        return warmup_then(w, Polynomial(self.total_steps - w, self.end_lr, self.power))
+        self._configure_decay(end_lr, power)
 
 
-class PolynomialWarmupLR(PolynomialLR):
+class PolynomialWarmupLR(_Polynomial):
     r"""Linear warmup over :math:`W` steps, then polynomial decay to ``end_lr`` over :math:`T - W` steps:
 
     .. math::
@@ -59,7 +62,7 @@ class PolynomialWarmupLR(PolynomialLR):
         last_epoch (int, optional): Step to resume at; -1 starts from the beginning.
     """
 
-    hyperparams = ("total_steps", "warmup_steps", "end_lr", "power")
+    colossalai = True
 
     def __init__(
         self,
@@ -73,4 +76,9 @@ class PolynomialWarmupLR(PolynomialLR):
     ):
         V.unknown_kwargs(type(self).__name__, kwargs, COMPAT_KWARGS)
         self._configure(total_steps=total_steps, warmup_steps=warmup_steps, end_lr=end_lr, power=power)
-        ClosedFormLR.__init__(self, optimizer, last_epoch)
+        super().__init__(optimizer, last_epoch)
+
+    def _configure(self, total_steps: int, warmup_steps: int = 0, end_lr: float = 0.0001, power: float = 1.0) -> None:
+        self.total_steps = V.integer("total_steps", total_steps, 1)
+        self.warmup_steps = V.warmup(warmup_steps, self.total_steps, decay_follows=True)
+        self._configure_decay(end_lr, power)
