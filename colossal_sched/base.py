@@ -33,15 +33,17 @@ class ClosedFormLR(LRScheduler):
     :math:`\mathrm{lr}_g(t) = f_g(\min(t, T))` of the number of scheduler steps taken
     (``last_epoch``), never of the optimizer's current lr.
 
-    Subclasses set ``hyperparams`` (constructor arguments kept in ``state_dict``), implement
-    ``_configure(**hyperparams)`` (validate and derive) and ``_lrs(t, ops)`` (the formula,
-    written once for a scalar step and for an array of steps), and call
-    ``ClosedFormLR.__init__`` last.
+    Subclasses implement ``_configure(**hyperparams)`` (each hyperparameter's name, default and
+    check: ``hyperparams``, kept in ``state_dict``, are its parameters) and ``_lrs(t, ops)`` (the
+    formula, written once for a scalar step and for an array of steps); their constructor, with
+    ColossalAI's signature, ends in ``super().__init__(**self._arguments(locals()))``.
     """
 
     hyperparams: tuple[str, ...] = ("total_steps",)
     colossalai: ClassVar[bool] = False
     """One of ``colossalai.nn.lr_scheduler``'s 14 schedulers: the same name and constructor signature."""
+    compat_kwargs: ClassVar[tuple[str, ...]] = ("num_steps_per_epoch",)
+    """Keywords a constructor with ``**kwargs`` accepts that do not change the schedule (ColossalAI's builders pass them)."""
     total_steps: int
 
     def __init_subclass__(cls, abstract: bool = False, **kwargs: Any) -> None:
@@ -55,10 +57,14 @@ class ClosedFormLR(LRScheduler):
         if not abstract and cls.__module__.startswith("colossal_sched.") and not cls.__name__.startswith("_"):
             REGISTRY[cls.__name__] = cls
 
-    def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
+    def __init__(self, optimizer: Optimizer, last_epoch: int = -1, **hyperparams: Any) -> None:
+        """``hyperparams`` (see :meth:`_arguments`) go to :meth:`_configure`, which checks them; a subclass
+        that configured itself already passes none."""
         if not isinstance(optimizer, Optimizer):
             raise V.ArgumentTypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
         self.optimizer = optimizer
+        if hyperparams:
+            self._configure(**hyperparams)
         last_epoch = V.step("last_epoch", last_epoch, -1)
         groups = optimizer.param_groups
         kept = [dict(g) for g in groups]  # a refused schedule leaves the optimizer as it was
@@ -83,6 +89,16 @@ class ClosedFormLR(LRScheduler):
         self._last_epoch = value if type(value) is int and -1 <= value <= V.MAX_STEP else V.step("last_epoch", value, -1)
 
     # ----------------------------------------------------------------- set-up
+    def _arguments(self, args: dict[str, Any]) -> dict[str, Any]:
+        """What :meth:`__init__` takes, from the ``locals()`` of a constructor with ColossalAI's signature:
+        ``optimizer``, ``last_epoch`` and each hyperparameter given, by name or, where the signature has
+        none, through ``**kwargs`` (whose other keys are refused, but for ``compat_kwargs``)."""
+        kwargs = args.get("kwargs", {})
+        V.unknown_kwargs(type(self).__name__, kwargs, [*self.compat_kwargs, *(n for n in self.hyperparams if n not in args)])
+        given = {**kwargs, **args}
+        hyperparams = {name: given[name] for name in self.hyperparams if name in given}
+        return {"optimizer": args["optimizer"], "last_epoch": args.get("last_epoch", -1), **hyperparams}
+
     def _configure(self, **hyperparams: Any) -> None:
         raise NotImplementedError
 

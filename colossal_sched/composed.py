@@ -130,8 +130,7 @@ class ComposedLR(PhasedLR):
         boundaries: Optional[Sequence[int]] = None,
         last_epoch: int = -1,
     ) -> None:
-        self._configure(total_steps=total_steps, phases=phases, boundaries=boundaries)
-        super().__init__(optimizer, last_epoch)
+        super().__init__(**self._arguments(locals()))
 
     def _configure(self, total_steps: int, phases: Any = None, boundaries: Any = None) -> None:
         self.total_steps = V.integer("total_steps", total_steps, 1)

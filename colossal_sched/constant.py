@@ -20,8 +20,7 @@ class ConstantWarmupLR(PhasedLR):
     """
 
     def __init__(self, optimizer: Optimizer, total_steps: int, warmup_steps: int = 0, last_epoch: int = -1) -> None:
-        self._configure(total_steps=total_steps, warmup_steps=warmup_steps)
-        super().__init__(optimizer, last_epoch)
+        super().__init__(**self._arguments(locals()))
 
     def _configure(self, total_steps: int, warmup_steps: int = 0) -> None:
         self.total_steps = V.integer("total_steps", total_steps, 1)

@@ -3,9 +3,6 @@
 from . import _validate as V
 from .phases import Constant, Cosine, Phase, PhasedLR, warmup_then
 
-#: keyword arguments ColossalAI's builders pass that do not change the schedule
-COMPAT_KWARGS = ("num_steps_per_epoch",)
-
 
 class CosineAnnealingLR(PhasedLR):
     r"""Cosine annealing from the base lr to ``eta_min`` over ``total_steps``:
@@ -22,9 +19,7 @@ class CosineAnnealingLR(PhasedLR):
     colossalai = True
 
     def __init__(self, optimizer, total_steps: int, eta_min: int = 0, last_epoch: int = -1, **kwargs):
-        V.unknown_kwargs(type(self).__name__, kwargs, COMPAT_KWARGS)
-        self._configure(total_steps=total_steps, eta_min=eta_min)
-        super().__init__(optimizer, last_epoch)
+        super().__init__(**self._arguments(locals()))
 
     def _configure(self, total_steps: int, eta_min: float = 0.0) -> None:
         self.total_steps = V.integer("total_steps", total_steps, 1)
@@ -54,8 +49,7 @@ class CosineAnnealingWarmupLR(PhasedLR):
     def __init__(
         self, optimizer, total_steps: int, warmup_steps: int = 0, eta_min: float = 0.0, last_epoch: int = -1
     ):
-        self._configure(total_steps=total_steps, warmup_steps=warmup_steps, eta_min=eta_min)
-        super().__init__(optimizer, last_epoch)
+        super().__init__(**self._arguments(locals()))
 
     def _configure(self, total_steps: int, warmup_steps: int = 0, eta_min: float = 0.0) -> None:
         self.total_steps = V.integer("total_steps", total_steps, 1)
@@ -85,9 +79,7 @@ class FlatAnnealingLR(PhasedLR):
     colossalai = True
 
     def __init__(self, optimizer, total_steps: int, pct_start: float = 0.72, last_epoch: int = -1, **kwargs):
-        V.unknown_kwargs(type(self).__name__, kwargs, COMPAT_KWARGS + ("eta_min",))
-        self._configure(total_steps=total_steps, pct_start=pct_start, eta_min=kwargs.get("eta_min", 0.0))
-        super().__init__(optimizer, last_epoch)
+        super().__init__(**self._arguments(locals()))
 
     def _configure(self, total_steps: int, pct_start: float = 0.72, eta_min: float = 0.0) -> None:
         self.total_steps = V.integer("total_steps", total_steps, 1)
@@ -130,9 +122,7 @@ class FlatAnnealingWarmupLR(PhasedLR):
         last_epoch: int = -1,
         **kwargs,
     ):
-        V.unknown_kwargs(type(self).__name__, kwargs, COMPAT_KWARGS)
-        self._configure(total_steps=total_steps, warmup_steps=warmup_steps, pct_start=pct_start, eta_min=eta_min)
-        super().__init__(optimizer, last_epoch)
+        super().__init__(**self._arguments(locals()))
 
     def _configure(self, total_steps: int, warmup_steps: int = 0, pct_start: float = 0.72, eta_min: float = 0.0) -> None:
         self.total_steps = V.integer("total_steps", total_steps, 1)

@@ -39,8 +39,7 @@ class StepLR(PhasedLR):
     colossalai = True
 
     def __init__(self, optimizer, total_steps, step_size: int = 1, gamma: float = 0.1, last_epoch: int = -1) -> None:
-        self._configure(total_steps=total_steps, step_size=step_size, gamma=gamma)
-        super().__init__(optimizer, last_epoch)
+        super().__init__(**self._arguments(locals()))
 
     def _configure(self, total_steps: int, step_size: int = 1, gamma: float = 0.1) -> None:
         self.total_steps = V.integer("total_steps", total_steps, 1)
@@ -72,8 +71,7 @@ class ExponentialLR(PhasedLR):
     colossalai = True
 
     def __init__(self, optimizer, total_steps, gamma: float = 1.0, last_epoch: int = -1) -> None:
-        self._configure(total_steps=total_steps, gamma=gamma)
-        super().__init__(optimizer, last_epoch)
+        super().__init__(**self._arguments(locals()))
 
     def _configure(self, total_steps: int, gamma: float = 1.0) -> None:
         self.total_steps = V.integer("total_steps", total_steps, 1)

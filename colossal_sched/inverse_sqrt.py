@@ -37,8 +37,7 @@ class InverseSqrtLR(PhasedLR):
         min_lr: float = 0.0,
         last_epoch: int = -1,
     ) -> None:
-        self._configure(total_steps=total_steps, warmup_steps=warmup_steps, timescale=timescale, min_lr=min_lr)
-        super().__init__(optimizer, last_epoch)
+        super().__init__(**self._arguments(locals()))
 
     def _configure(self, total_steps: int, warmup_steps: int = 0, timescale: Optional[float] = None, min_lr: float = 0.0) -> None:
         self.total_steps = V.integer("total_steps", total_steps, 1)

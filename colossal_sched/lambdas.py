@@ -19,12 +19,10 @@ _CALL = object()  # _value's default: call the function
 
 class _LambdaBase(ClosedFormLR):
     colossalai = True
-    hyperparams = ("total_steps",)
 
     def __init__(self, optimizer, total_steps, lr_lambda=None, last_epoch: int = -1) -> None:
-        self._configure(total_steps=total_steps)
         self.lr_lambdas = self._check_lambdas(lr_lambda, optimizer)
-        super().__init__(optimizer, last_epoch)
+        super().__init__(**self._arguments(locals()))
 
     def _configure(self, total_steps: int) -> None:
         self.total_steps = V.integer("total_steps", total_steps, 1)

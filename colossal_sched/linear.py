@@ -2,7 +2,6 @@
 
 from . import _validate as V
 from .phases import Linear, Phase, PhasedLR, Warmup
-from .cosine import COMPAT_KWARGS
 
 
 class LinearWarmupLR(PhasedLR):
@@ -22,9 +21,7 @@ class LinearWarmupLR(PhasedLR):
     colossalai = True
 
     def __init__(self, optimizer, total_steps: int, warmup_steps: int = 0, last_epoch: int = -1, **kwargs):
-        V.unknown_kwargs(type(self).__name__, kwargs, COMPAT_KWARGS)
-        self._configure(total_steps=total_steps, warmup_steps=warmup_steps)
-        super().__init__(optimizer, last_epoch)
+        super().__init__(**self._arguments(locals()))
 
     def _configure(self, total_steps: int, warmup_steps: int = 0) -> None:
         self.total_steps = V.integer("total_steps", total_steps, 1)

@@ -4,7 +4,6 @@ import warnings
 from typing import List
 
 from . import _validate as V
-from .cosine import COMPAT_KWARGS
 from .phases import Milestones, Phase, PhasedLR, warmup_then
 from .decay import check_power
 
@@ -19,7 +18,7 @@ class _MultiStep(PhasedLR, abstract=True):
         self.gamma = V.real("gamma", gamma, low=0.0, low_open=True)
         late = [m for m in self.milestones if m > self.total_steps]
         if late:
-            warnings.warn(f"milestones {late} lie past total_steps={self.total_steps} and will never be reached", stacklevel=4)
+            warnings.warn(f"milestones {late} lie past total_steps={self.total_steps} and will never be reached", stacklevel=5)
 
     def _check_range(self) -> None:
         reached = [m for m in self.milestones if m <= self.total_steps]
@@ -55,9 +54,7 @@ class MultiStepLR(_MultiStep):
         last_epoch: int = -1,
         **kwargs,
     ):
-        V.unknown_kwargs(type(self).__name__, kwargs, COMPAT_KWARGS)
-        self._configure(total_steps=total_steps, milestones=milestones, gamma=gamma)
-        super().__init__(optimizer, last_epoch)
+        super().__init__(**self._arguments(locals()))
 
     def _configure(self, total_steps: int, milestones: List[int] = None, gamma: float = 0.1) -> None:
         self.total_steps = V.integer("total_steps", total_steps, 1)
@@ -92,9 +89,7 @@ class MultiStepWarmupLR(_MultiStep):
         last_epoch: int = -1,
         **kwargs,
     ):
-        V.unknown_kwargs(type(self).__name__, kwargs, COMPAT_KWARGS)
-        self._configure(total_steps=total_steps, warmup_steps=warmup_steps, milestones=milestones, gamma=gamma)
-        super().__init__(optimizer, last_epoch)
+        super().__init__(**self._arguments(locals()))
 
     def _configure(self, total_steps: int, warmup_steps: int = 0, milestones: List[int] = None, gamma: float = 0.1) -> None:
         self.total_steps = V.integer("total_steps", total_steps, 1)

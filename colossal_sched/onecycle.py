@@ -13,9 +13,6 @@ from .errors import InvalidLRError, MissingInitialLRError
 from .phases import Anneal, Joined, Phase, PhasedLR, join
 
 _MAX_FLOAT = sys.float_info.max
-from .cosine import COMPAT_KWARGS
-
-ONECYCLE_KWARGS = COMPAT_KWARGS + ("epochs", "steps_per_epoch", "three_phase", "verbose")
 
 
 class OneCycleLR(PhasedLR):
@@ -50,11 +47,7 @@ class OneCycleLR(PhasedLR):
     """
 
     colossalai = True
-
-    hyperparams = (
-        "total_steps", "pct_start", "anneal_strategy", "cycle_momentum", "base_momentum", "max_momentum",
-        "div_factor", "final_div_factor", "three_phase",
-    )  # fmt: skip
+    compat_kwargs = ("num_steps_per_epoch", "epochs", "steps_per_epoch", "verbose")
 
     def __init__(
         self,
@@ -70,20 +63,12 @@ class OneCycleLR(PhasedLR):
         last_epoch=-1,
         **kwargs,
     ):
-        V.unknown_kwargs(type(self).__name__, kwargs, ONECYCLE_KWARGS)
         if total_steps is None:
             epochs, per_epoch = kwargs.get("epochs"), kwargs.get("steps_per_epoch")
             if epochs is None or per_epoch is None:
                 raise ValueError("OneCycleLR needs total_steps, or both epochs and steps_per_epoch")
             total_steps = V.integer("epochs", epochs, 1) * V.integer("steps_per_epoch", per_epoch, 1)
-        self.optimizer = optimizer
-        self._configure(
-            total_steps=total_steps, pct_start=pct_start, anneal_strategy=anneal_strategy, cycle_momentum=cycle_momentum,
-            base_momentum=base_momentum, max_momentum=max_momentum, div_factor=div_factor,
-            final_div_factor=final_div_factor, three_phase=kwargs.get("three_phase", False),
-        )  # fmt: skip
-        self._warn_momentum_off()
-        super().__init__(optimizer, last_epoch)
+        super().__init__(**self._arguments(locals()))
 
     def _configure(
         self, total_steps: int, pct_start: float = 0.3, anneal_strategy: str = "cos", cycle_momentum: bool = True,
@@ -123,7 +108,7 @@ class OneCycleLR(PhasedLR):
                 f"get {min(self.base_momentum)}..{max(self.max_momentum)} (as torch's OneCycleLR does, e.g. SGD becomes "
                 "heavy-ball SGD); pass cycle_momentum=False to keep it off",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=5,  # the constructor's caller
             )
 
     def _check_ends(self, g: int, peak: float, initial: float) -> None:
@@ -146,6 +131,7 @@ class OneCycleLR(PhasedLR):
         return firsts | super()._critical_steps()
 
     def _initial_lrs(self, last_epoch: int) -> list[float]:
+        self._warn_momentum_off()
         groups = self.optimizer.param_groups
         if last_epoch == -1:  # checked for every group before any is changed
             peaks = [V.real(f"param_groups[{i}]['lr'] (the max_lr)", _as_float(g["lr"]), low=0.0) for i, g in enumerate(groups)]

@@ -1,7 +1,6 @@
 """Polynomial decay to ``end_lr``, with optional warmup."""
 
 from . import _validate as V
-from .cosine import COMPAT_KWARGS
 from .phases import Phase, PhasedLR, Polynomial, warmup_then
 
 
@@ -37,9 +36,7 @@ class PolynomialLR(_Polynomial):
     def __init__(
         self, optimizer, total_steps: int, end_lr: float = 0.0001, power: float = 1.0, last_epoch: int = -1, **kwargs
     ):
-        V.unknown_kwargs(type(self).__name__, kwargs, COMPAT_KWARGS)
-        self._configure(total_steps=total_steps, end_lr=end_lr, power=power)
-        super().__init__(optimizer, last_epoch)
+        super().__init__(**self._arguments(locals()))
 
     def _configure(self, total_steps: int, end_lr: float = 0.0001, power: float = 1.0) -> None:
         self.total_steps = V.integer("total_steps", total_steps, 1)
@@ -74,9 +71,7 @@ class PolynomialWarmupLR(_Polynomial):
         last_epoch: int = -1,
         **kwargs,
     ):
-        V.unknown_kwargs(type(self).__name__, kwargs, COMPAT_KWARGS)
-        self._configure(total_steps=total_steps, warmup_steps=warmup_steps, end_lr=end_lr, power=power)
-        super().__init__(optimizer, last_epoch)
+        super().__init__(**self._arguments(locals()))
 
     def _configure(self, total_steps: int, warmup_steps: int = 0, end_lr: float = 0.0001, power: float = 1.0) -> None:
         self.total_steps = V.integer("total_steps", total_steps, 1)

@@ -41,9 +41,7 @@ class CosineAnnealingWarmRestartsLR(PhasedLR):
         eta_min: float = 0.0,
         last_epoch: int = -1,
     ) -> None:
-        self._configure(total_steps=total_steps, first_cycle_steps=first_cycle_steps, cycle_mult=cycle_mult,
-                        cycle_decay=cycle_decay, warmup_steps=warmup_steps, eta_min=eta_min)
-        super().__init__(optimizer, last_epoch)
+        super().__init__(**self._arguments(locals()))
 
     def _configure(self, total_steps: int, first_cycle_steps: int, cycle_mult: float = 1.0, cycle_decay: float = 1.0,
                    warmup_steps: int = 0, eta_min: float = 0.0) -> None:

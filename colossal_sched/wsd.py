@@ -45,9 +45,7 @@ class WarmupStableDecayLR(PhasedLR):
         min_lr: float = 0.0,
         last_epoch: int = -1,
     ) -> None:
-        self._configure(total_steps=total_steps, warmup_steps=warmup_steps, decay_steps=decay_steps,
-                        decay_ratio=decay_ratio, decay_style=decay_style, min_lr=min_lr)
-        super().__init__(optimizer, last_epoch)
+        super().__init__(**self._arguments(locals()))
 
     def _configure(self, total_steps: int, warmup_steps: int = 0, decay_steps: Optional[int] = None,
                    decay_ratio: Optional[float] = None, decay_style: str = "linear", min_lr: float = 0.0) -> None:
