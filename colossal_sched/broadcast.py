@@ -22,7 +22,7 @@ import torch.distributed as dist
 
 from . import _validate as V
 from .base import ClosedFormLR, group_names
-from .errors import InvalidLRError, LayoutMismatchError, LRDivergenceError, ReplanError, ScheduleMismatchError, SyncSequenceError
+from .errors import InvalidLRError, LayoutMismatchError, LRDivergenceWarning, LRDivergenceError, ReplanError, ScheduleMismatchError, SyncSequenceError
 
 ON_DIVERGENCE = ("fix", "warn", "raise")
 RELATIVE_TOLERANCE = 1e-12
@@ -32,7 +32,7 @@ _MAX_FLOAT = sys.float_info.max
 # one row of the sync table: header words, then ``n`` lrs, ``n`` momenta and ``n`` base lrs as float64 bits
 _STEP, _PREV, _SEQ, _FINGERPRINT, _LAYOUT, _SYNC_EVERY, _HAS_MOMENTUM, _REFUSED, _WARN_IS_ERROR = range(9)
 _HEADER = 9
-_REFUSED_REPLAN, _REFUSED_STEP, _REFUSED_LOCAL = 1, 2, 3
+_REFUSED_REPLAN, _REFUSED_STEP, _REFUSED_LOCAL, _REFUSED_WARNING = 1, 2, 3, 4
 
 
 class _StepRefusal(ValueError):
@@ -43,17 +43,28 @@ class _LocalFailure(RuntimeError):
     """This rank failed before a sync (e.g. its scheduler could not step): told to the group so no peer waits."""
 
 
-def _warning_is_error() -> bool:
-    """Whether this process's warning filters turn the divergence warning into an exception (``-W error``)."""
+def _divergence_message(rank: int, step: int, lrs: Any, src: int, src_step: int, src_lrs: Any, worst: float) -> str:
+    return (f"rank {rank}: step {step} with lr {lrs} differs from source rank {src}'s step {src_step} with lr {src_lrs} "
+            f"(max relative difference {worst:.3g}); overwritten with the source's")
+
+
+def _warning_is_error(rank: int, step: int, src: int) -> bool:
+    """Whether this process's warning filters (as they are now) turn a divergence warning of this sync
+    into an exception (``-W error``, or a filter on its category or message): probed with a message of
+    the same form, caught, never shown."""
     with warnings.catch_warnings(record=True):
         try:
-            warnings.warn("colossal_sched: probing the warning filters", UserWarning)
+            warnings.warn(_divergence_message(rank, step, [0.0], src, step, [0.0], 0.0), LRDivergenceWarning, stacklevel=2)
         except Warning:
             return True
     return False
 
 
-_REFUSAL_FLAGS = {_StepRefusal: _REFUSED_STEP, _LocalFailure: _REFUSED_LOCAL}
+class _WarningRaised(RuntimeError):
+    """This rank's warning filters turned its divergence warning into an exception (told at the next sync)."""
+
+
+_REFUSAL_FLAGS = {_StepRefusal: _REFUSED_STEP, _LocalFailure: _REFUSED_LOCAL, _WarningRaised: _REFUSED_WARNING}
 _UNKNOWN = -1  # no previous sync (first sync, or after a resume)
 
 
@@ -97,14 +108,18 @@ def group_layout(optimizer: torch.optim.Optimizer) -> list[str]:
 
 
 def layout_problem(optimizer: torch.optim.Optimizer) -> str | None:
-    """Why the param-group names cannot be matched across ranks (duplicate or empty names), or None."""
-    names = [n for n in group_names(optimizer) if n is not None]
+    """Why the param-group names cannot be matched across ranks (duplicate or empty names), or None.
+
+    Names are compared as the keys the sync uses (``str(name)``; an unnamed group's key is ``#<index>``),
+    so ``1`` and ``"1"``, or ``"#0"`` and an unnamed first group, are duplicates too."""
     empty = [i for i, n in enumerate(group_names(optimizer)) if n is not None and str(n).strip() == ""]
-    dups = sorted({str(n) for n in names if names.count(n) > 1})
+    keys = group_layout(optimizer)
+    dups = sorted({k for k in keys if keys.count(k) > 1})
     if empty:
         return f"param group(s) {empty} have an empty 'name'"
     if dups:
-        return f"duplicate param group name(s) {dups}: each named group must have its own name"
+        return (f"duplicate param group name(s) {dups} (compared as str; an unnamed group's key is '#<index>'): "
+                "each named group must have its own name")
     return None
 
 
@@ -188,7 +203,7 @@ class LRBroadcaster:
         group: Which ranks (see :func:`resolve_ranks`).
         on_divergence (str): ``"fix"``, ``"warn"`` or ``"raise"``.
         timeout (float): Seconds (at least 0.001) before a collective with a dead peer raises.
-        sync_every (int): The caller syncs on steps divisible by this (used to count skipped syncs).
+        sync_every (int): The caller syncs on every ``sync_every``-th new step (used to count skipped syncs).
     """
 
     def __init__(
@@ -230,14 +245,22 @@ class LRBroadcaster:
     # ------------------------------------------------------------ connection
     def _connect(self, s: ClosedFormLR) -> None:
         layout = group_layout(s.optimizer)
+        options = {"on_divergence": self.on_divergence, "sync_every": self.sync_every}
         mine = {"layout": layout, "problem": layout_problem(s.optimizer), "spec": s.schedule_spec(),
-                "base": dict(zip(layout, s.base_lrs))}
+                "base": dict(zip(layout, s.base_lrs)), "options": options}
         everyone: list[Any] = [None] * len(self.ranks)
         dist.all_gather_object(everyone, mine, group=self.process_group)
         bad = [(r, e["problem"]) for r, e in zip(self.ranks, everyone) if e["problem"]]
         if bad:
             raise LayoutMismatchError("; ".join(f"rank {r}: {p}" for r, p in bad) + " (names must be unique and non-empty)")
         i_src = self.ranks.index(self.src)
+        other = [f"rank {r} {k}: source={everyone[i_src]['options'][k]!r}, rank={v!r}"
+                 for r, e in zip(self.ranks, everyone) for k, v in e["options"].items() if v != everyone[i_src]["options"][k]]
+        if other:
+            raise ScheduleMismatchError(
+                [("options", "source", "rank")], hint="configure every rank's hook alike"
+            ).with_message(f"ranks configured the lr sync differently from source rank {self.src} (a configuration "
+                           f"error; every rank must pass the same on_divergence and sync_every): {'; '.join(other)}")
         layouts = [e["layout"] for e in everyone]
         union = union_layout(layouts, i_src)
         if union is None:
@@ -254,7 +277,7 @@ class LRBroadcaster:
         self._index = [union.index(k) for k in layout]
         self._layout_key = _layout_key(union)
         self._cycles_momentum = s.momentum_at(0) is not None
-        self._warn_is_error = _warning_is_error()
+        self._deferred: Warning | None = None  # a divergence warning that raised here: refused at the next sync
         n = len(union)
         self._row = _HEADER + 3 * n
         self._send = torch.zeros(len(self.ranks) * self._row, dtype=torch.int64)
@@ -289,14 +312,12 @@ class LRBroadcaster:
                     fields.append((f"rank {r} base_lr[{key}] (reference rank {first[key][0]})", first[key][1], lr))
         if fields:
             ranks = sorted({int(f[0].split()[1]) for f in fields})
-            err = ScheduleMismatchError(fields, hint="build the same schedule on every rank")
             text = "; ".join(f"{n}: source={V.short(a, 80)}, rank={V.short(b, 80)}" for n, a, b in fields[:12])
             more = f"; and {len(fields) - 12} more" if len(fields) > 12 else ""
-            err.args = (
+            raise ScheduleMismatchError(fields, hint="build the same schedule on every rank").with_message(
                 f"ranks {ranks} built another schedule than source rank {self.src} (a configuration error, never fixed): "
-                f"{text}{more}",
+                f"{text}{more}"
             )
-            raise err
 
     # ------------------------------------------------------------------ sync
     def sync(self, s: ClosedFormLR, requested: int, refusal: Exception | None = None, async_op: bool = False) -> int | None:
@@ -312,14 +333,16 @@ class LRBroadcaster:
         row = self._mine
         row[_STEP], row[_PREV], row[_SEQ] = requested, self._prev_request, self.syncs
         row[_FINGERPRINT], row[_LAYOUT], row[_SYNC_EVERY] = s.fingerprint(), self._layout_key, self.sync_every
-        row[_HAS_MOMENTUM], row[_WARN_IS_ERROR] = self._cycles_momentum, self._warn_is_error
+        row[_HAS_MOMENTUM] = self._cycles_momentum
+        row[_WARN_IS_ERROR] = self.on_divergence == "warn" and _warning_is_error(self.rank, requested, self.src)
+        if self._deferred is not None and refusal is None:
+            refusal, self._deferred = self._deferred, None
         row[_REFUSED] = 0 if refusal is None else _REFUSAL_FLAGS.get(type(refusal), _REFUSED_REPLAN)
         floats, (lr_at, mom_at, base_at) = self._floats, self._slots
         floats[:] = np.nan
         groups = s.optimizer.param_groups
         if len(groups) == len(self._index) and group_layout(s.optimizer) == self._my_layout:
-            last = s.get_last_lr()  # what the optimizer will really use (a tensor: the scheduler's, no device sync)
-            floats[lr_at] = [g["lr"] if not isinstance(g["lr"], torch.Tensor) else lr for g, lr in zip(groups, last)]
+            floats[lr_at] = _held_values(groups, s.get_last_lr(), lambda g: g["lr"])
             if self._cycles_momentum:
                 floats[mom_at] = _momenta(groups, s)
             floats[base_at] = s.base_lrs
@@ -369,6 +392,9 @@ class LRBroadcaster:
             refused = [r for r, row in zip(ranks, table) if row[_REFUSED]]
             why = f"; rank {self.rank}: {V.short(str(refusal), 300)}" if refusal is not None else ""
             flags = set(table[:, _REFUSED].tolist())
+            if _REFUSED_WARNING in flags:
+                raise LRDivergenceError(f"ranks {refused} turned the divergence warning of their previous sync into "
+                                        f"an error (their warning filters), so no rank goes on{why}")
             if _REFUSED_LOCAL in flags:
                 raise RuntimeError(f"ranks {refused} failed before the sync, so no rank goes on{why}") from refusal
             if _REFUSED_STEP in flags:
@@ -388,7 +414,7 @@ class LRBroadcaster:
                 f"{'behind' if row[_SEQ] < src[_SEQ] else 'ahead'} by {abs(int(row[_SEQ] - src[_SEQ]))} sync(s)"
                 for r, row in zip(ranks, table) if row[_SEQ] != src[_SEQ]
             )
-            raise SyncSequenceError(f"sync sequence mismatch (a rank built its hook again or skipped syncs): {detail}")
+            raise SyncSequenceError(f"sync sequence mismatch (a rank skipped or added syncs): {detail}")
         steps = table[:, _STEP]
         if (steps != src[_STEP]).any() and (table[:, _PREV] != _UNKNOWN).all():
             self._check_sequence(table, i_src)
@@ -409,7 +435,9 @@ class LRBroadcaster:
                 off.append((k, r, worst))
         if not off:
             return requested
-        return self._disagree(s, requested, table, off, i_src, lrs, moms)
+        adopt = np.where(held[i_src], lrs[i_src], np.where(at_src[holder], ref_lrs, np.nan))
+        adopt_m = np.where(held[i_src], moms[i_src], np.where(at_src[holder], ref_moms, np.nan))
+        return self._disagree(s, requested, table, off, i_src, lrs, adopt, adopt_m)
 
     def _check_sequence(self, table: np.ndarray, i_src: int) -> None:
         """SyncSequenceError where a rank's step moved by another amount since its previous sync than the others'."""
@@ -430,9 +458,10 @@ class LRBroadcaster:
         )
 
     def _disagree(self, s: ClosedFormLR, requested: int, table: np.ndarray, off: list, i_src: int,
-                  lrs: np.ndarray, moms: np.ndarray) -> int:
-        """Some ranks are off the source: the same verdict on every rank; a fixed rank adopts the source's step
-        and values (its groups the source does not hold get the closed form at the source's step)."""
+                  lrs: np.ndarray, new_lrs: np.ndarray, new_moms: np.ndarray) -> int:
+        """Some ranks are off the source: the same verdict on every rank. A fixed rank adopts the source's step
+        and ``new_lrs``/``new_moms`` per group of the common layout: the source's values, else those of the
+        group's reference rank at the source's step, else (NaN: no holder is) its closed form at that step."""
         src, held, ranks = table[i_src], self._held, self.ranks
         src_lrs = lrs[i_src][held[i_src]].tolist()
         self.disagreements += 1
@@ -450,12 +479,10 @@ class LRBroadcaster:
             action=self.on_divergence, message=message,
         )
         step = int(src[_STEP])
-        held_src = held[i_src]
-        new_lrs = lrs[i_src].copy()
-        new_moms = moms[i_src].copy()
         # what a fixed rank will write, checked on every rank alike (the same table), so a refusal is collective
-        bad_src = [v for v in new_lrs[held_src] if not 0.0 <= v <= _MAX_FLOAT] + (
-            [v for v in new_moms[held_src] if not 0.0 <= v < 1.0] if self._cycles_momentum else [])
+        given = ~np.isnan(new_lrs)
+        bad_src = [v for v in new_lrs[given] if not 0.0 <= v <= _MAX_FLOAT] + (
+            [v for v in new_moms[given] if not 0.0 <= v < 1.0] if self._cycles_momentum else [])
         mine = [k for k, r, _ in off if r == self.rank]
         if mine:
             self.divergences += 1
@@ -471,27 +498,23 @@ class LRBroadcaster:
             return requested
         k = mine[0]
         ours = np.array(self._index)
-        local = held_src[ours]
         lrs_out = [float(v) for v in new_lrs[ours]]
         moms_out = [float(v) for v in new_moms[ours]] if self._cycles_momentum else None
-        if not local.all():  # groups the source does not hold: the closed form at the source's step
+        if any(math.isnan(v) for v in lrs_out):  # no rank holding the group is at the source's step
             closed, closed_m = s.lr_at(step), s.momentum_at(step)
-            for i, here in enumerate(local):
-                if not here:
-                    lrs_out[i] = closed[i]
-                    if moms_out is not None:
-                        moms_out[i] = closed_m[i]
+            lrs_out = [c if math.isnan(v) else v for v, c in zip(lrs_out, closed)]
+            if moms_out is not None:
+                moms_out = [c if math.isnan(v) else v for v, c in zip(moms_out, closed_m)]
+        s.write(step, lrs_out, moms_out)
+        self.fixes += 1
         if self.on_divergence == "warn":
             self.warnings += 1
             worst = [w for kk, _, w in off if kk == k][0]
-            warnings.warn(
-                f"rank {self.rank}: step {int(table[k, _STEP])} with lr {lrs[k][held[k]].tolist()} differs from source "
-                f"rank {self.src}'s step {step} with lr {lrs_out} (max relative difference {worst:.3g}); "
-                "overwritten with the source's",
-                stacklevel=4,
-            )
-        self.fixes += 1
-        s.write(step, lrs_out, moms_out)
+            try:
+                warnings.warn(_divergence_message(self.rank, int(table[k, _STEP]), lrs[k][held[k]].tolist(), self.src,
+                                                  step, lrs_out, worst), LRDivergenceWarning, stacklevel=2)
+            except Warning as w:  # a filter the probe did not foresee: refused on every rank at the next sync
+                self._deferred = _WarningRaised(str(w))
         return step
 
     def _fingerprint_mismatch(self, s: ClosedFormLR) -> None:
@@ -500,16 +523,31 @@ class LRBroadcaster:
         dist.all_gather_object(everyone, {"spec": s.schedule_spec(), "base": dict(zip(group_layout(s.optimizer), s.base_lrs))},
                                group=self.process_group)
         self._check_specs([e["spec"] for e in everyone], [e["base"] for e in everyone])
-        raise ScheduleMismatchError([("fingerprint", "source", "rank")], hint="schedules differ across ranks")
+        fps = self._table[:, _FINGERPRINT]
+        i_src = self.ranks.index(self.src)
+        ranks = [r for r, fp in zip(self.ranks, fps) if fp != fps[i_src]]
+        raise ScheduleMismatchError([("fingerprint", int(fps[i_src]), ranks)]).with_message(
+            f"ranks {ranks} synced another schedule fingerprint than source rank {self.src}, although their schedule "
+            "specs and base lrs now compare equal (a schedule changed during the sync?)"
+        )
+
+
+def _held_values(groups: list[dict[str, Any]], scheduled: list[float], read: Any) -> list[float]:
+    """What each param group holds (``read(group)``): a CPU tensor is read, a device tensor is taken as the
+    scheduler's value (``scheduled``), so the sync adds no host-device synchronisation."""
+    out = []
+    for g, value in zip(groups, scheduled):
+        v = read(g)
+        if isinstance(v, torch.Tensor):
+            v = float(v) if v.device.type == "cpu" and v.numel() == 1 else value
+        out.append(v)
+    return out
 
 
 def _momenta(groups: list[dict[str, Any]], s: ClosedFormLR) -> list[float]:
-    """The momentum each param group holds (``momentum``, or Adam's ``betas[0]``); a tensor: the scheduler's."""
-    out = []
-    for g, m in zip(groups, s.momentum_at(s.last_epoch)):
-        v = g["betas"][0] if "betas" in g else g.get("momentum", math.nan)
-        out.append(m if isinstance(v, torch.Tensor) else v)
-    return out
+    """The momentum each param group holds (``momentum``, or Adam's ``betas[0]``)."""
+    return _held_values(groups, s.momentum_at(s.last_epoch),
+                        lambda g: g["betas"][0] if "betas" in g else g.get("momentum", math.nan))
 
 
 def _relative(a: np.ndarray, b: np.ndarray) -> float:

@@ -23,6 +23,11 @@ class ScheduleMismatchError(ValueError):
         more = f"; and {len(fields) - len(shown)} more" if len(fields) > len(shown) else ""
         super().__init__(f"saved scheduler state differs from this scheduler in {len(fields)} field(s): {lines}{more} ({hint})")
 
+    def with_message(self, message: str) -> "ScheduleMismatchError":
+        """The same error (same ``fields``) with another message, e.g. naming ranks instead of a saved state."""
+        self.args = (message,)
+        return self
+
 
 class MissingInitialLRError(KeyError, ValueError):
     """Resuming with ``last_epoch >= 0`` needs ``initial_lr`` in every param group (torch's rule)."""
@@ -48,7 +53,11 @@ class LRDivergenceError(RuntimeError):
 
 
 class SyncSequenceError(RuntimeError):
-    """Ranks' sync calls cannot be paired (a rank skipped or added a call, or rebuilt its hook); raised on every rank."""
+    """Ranks' sync calls cannot be paired (a rank skipped or added a call); raised on every rank."""
+
+
+class LRDivergenceWarning(UserWarning):
+    """A rank's lr or step differed from the source rank's and was overwritten (``on_divergence="warn"``)."""
 
 
 class ReplanError(ValueError):
@@ -57,4 +66,4 @@ class ReplanError(ValueError):
 
 
 __all__ = ["ArgumentTypeError", "ScheduleMismatchError", "MissingInitialLRError", "InvalidLRError", "CheckpointError",
-           "LayoutMismatchError", "LRDivergenceError", "ReplanError", "SyncSequenceError"]
+           "LayoutMismatchError", "LRDivergenceError", "LRDivergenceWarning", "ReplanError", "SyncSequenceError"]

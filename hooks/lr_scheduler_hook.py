@@ -34,7 +34,8 @@ class LRSchedulerHook(EngineHook):
         priority (int): The Trainer's hook order, defaults to 1.
         sync (bool): Broadcast the source rank's lr when ``torch.distributed`` is initialised, defaults to True.
         group: Ranks to sync: None (world), a ProcessGroup, a DeviceMesh, a ProcessGroupMesh or a plugin.
-        sync_every (int): Sync on global steps divisible by this; the others compute locally, defaults to 1.
+        sync_every (int): Sync on every ``sync_every``-th new global step given (the first included), so ranks at
+            different steps still sync together; the others compute locally, defaults to 1.
         on_divergence (str): ``"fix"``, ``"warn"`` or ``"raise"`` (see :class:`~colossal_sched.broadcast.LRBroadcaster`).
         timeout (float): Seconds before a sync with a dead peer raises, defaults to 60.
         overlap (bool): Start each sync in ``step`` and finish it just before the optimizer's next
@@ -76,6 +77,7 @@ class LRSchedulerHook(EngineHook):
         self.overlap = V.boolean("overlap", overlap)
         self._pre_step: tuple[Any, Any] | None = None  # (optimizer, handle) of the overlap's step pre-hook
         self.global_step = lr_scheduler.last_epoch
+        self._calls = 0  # new steps given since the connection or the last load: every sync_every-th syncs
         self._request: tuple[int, Any, int] | None = None  # (step asked for, scheduler, step it holds): repeats are no-ops
         self._logged_step: int | None = None
         self._logged_disagreements = 0
@@ -109,34 +111,35 @@ class LRSchedulerHook(EngineHook):
         """Make the optimizer hold ``lr_at(global_step)`` for the update numbered ``global_step``.
 
         Idempotent: calling it again with the same step (gradient accumulation, a skipped fp16
-        update) changes nothing and issues no collective. On sync steps every rank agrees with the
-        source rank in one collective (see :class:`~colossal_sched.broadcast.LRBroadcaster`); a rank
-        fixed to the source's step then holds it: ``global_step == lr_scheduler.last_epoch ==`` the
-        source's step. Returns the lrs now in the optimizer.
+        update) changes nothing and issues no collective. Every ``sync_every``-th new step (the first
+        included) every rank agrees with the source rank in one collective (see
+        :class:`~colossal_sched.broadcast.LRBroadcaster`); a rank fixed to the source's step then holds
+        it: ``global_step == lr_scheduler.last_epoch ==`` the source's step. A step refused here (invalid,
+        or a scheduler that cannot step to it) is refused on every rank, in this rank's next sync.
+        Returns the lrs now in the optimizer.
         """
         s = self.lr_scheduler
         self.settle()
+        if self._sync_options is not None:
+            self._connect()
         try:
             global_step = V.step("global_step", global_step)
         except (TypeError, ValueError) as e:
-            if self.broadcaster is not None:  # peers may be waiting in a sync: refuse there, on every rank
-                self.broadcaster.sync(s, self.global_step, refusal=_StepRefusal(str(e)))
+            self._refuse(_StepRefusal(str(e)))
             raise
         if (self._request is not None and self._request[1:] == (s, s.last_epoch) and self.global_step == s.last_epoch
                 and global_step in (self._request[0], self.global_step)):
             return s.get_last_lr()  # a repeat: the step asked for last time, or the one a fix left it holding
-        if self._sync_options is not None:
-            self._connect()
         if global_step != s.last_epoch:
             try:
                 s.step_to(global_step)
             except Exception as e:
-                if self.broadcaster is not None and global_step % self.sync_every == 0:
-                    self.broadcaster.sync(s, global_step, refusal=_LocalFailure(f"{type(e).__name__}: {e}"))
+                self._refuse(_LocalFailure(f"{type(e).__name__}: {e}"))
                 raise
         self.global_step = global_step
         self._request = (global_step, s, s.last_epoch)
-        if self.broadcaster is not None and global_step % self.sync_every == 0:
+        due, self._calls = self._calls % self.sync_every == 0, self._calls + 1
+        if self.broadcaster is not None and due:
             self.broadcaster.sync(s, global_step, async_op=True)
             if self.overlap:
                 self._finish_before_optimizer_step(s.optimizer)
@@ -145,6 +148,12 @@ class LRSchedulerHook(EngineHook):
         elif self.writer is not None or self.log_fn is not None:
             self._log(global_step)
         return s.get_last_lr()
+
+    def _refuse(self, refusal: Exception) -> None:
+        """Tell the group this rank refuses its step: every rank raises in the same sync (its peers' next one)."""
+        if self.broadcaster is not None:
+            self._calls += 1
+            self.broadcaster.sync(self.lr_scheduler, self.global_step, refusal=refusal)
 
     def settle(self) -> None:
         """Finish the pending sync, if any (``overlap``): wait for the collective and apply the group's verdict.
@@ -195,7 +204,7 @@ class LRSchedulerHook(EngineHook):
         else:
             try:
                 self.global_step = self.broadcaster.sync(s, self.global_step, refusal=refusal)
-            except ReplanError:
+            except Exception:  # refused (or another verdict) on every rank: no rank keeps its re-plan
                 if refusal is None:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
@@ -297,6 +306,7 @@ class LRSchedulerHook(EngineHook):
         self.global_step = V.step("global_step", self.lr_scheduler.last_epoch if step is None else step)
         self.lr_scheduler.step_to(self.global_step)
         self._request = None
+        self._calls = 0
         if self.broadcaster is not None:
             self.broadcaster.reset_sequence()
 

@@ -117,13 +117,15 @@ def swapped_by_restore(rank, world):
     return {"step": hook.global_step}
 
 
-def late_group_different_schedules(rank, world, port):
-    """Hooks built while torch.distributed is down; the schedules differ; the first step connects and refuses."""
+def late_group(rank, world, port):
+    """Hooks built while torch.distributed is down connect at their first step: one whose first step is invalid
+    on rank 1 only, then one whose schedules differ."""
     dist.destroy_process_group()
-    hook = hook_for(cs.CosineAnnealingLR(optimizer(), 40 if rank == 0 else 30))
+    bad_first = hook_for(cs.CosineAnnealingLR(optimizer(), 40))
+    different = hook_for(cs.CosineAnnealingLR(optimizer(), 40 if rank == 0 else 30))
     dist.init_process_group("gloo", rank=rank, world_size=world, init_method=f"tcp://127.0.0.1:{port}")
-    hook.step(0)
-    return {"step": hook.global_step}
+    return {"bad_first_step": _outcome(lambda: bad_first.step(-1 if rank == 1 else 0)),
+            "different": _outcome(lambda: different.step(0))}
 
 
 def duplicate_names(rank, world):
@@ -279,6 +281,72 @@ def overlap_skip(rank, world):
     return {}
 
 
+def options_differ(rank, world, option):
+    """Rank 1's hook is configured with another on_divergence or sync_every than the source's."""
+    kw = {"on_divergence": "raise"} if option == "on_divergence" else {"sync_every": 2}
+    hook_for(cs.CosineAnnealingLR(optimizer(), 40), **(kw if rank == 1 else {}))
+    return {}
+
+
+def warn_filtered(rank, world, when):
+    """Rank 1 turns the divergence warning into an error by a message filter: set before the hook is built,
+    after it, or one that only the real message matches (its lr), which is refused at the next sync."""
+    with warnings.catch_warnings():
+        pattern = r"rank 1: step 2 with lr \[0\.0[1-9]" if when == "exact" else ".*differs from source"
+        if rank == 1 and when == "before":
+            warnings.filterwarnings("error", message=pattern)
+        hook = hook_for(cs.CosineAnnealingWarmupLR(optimizer(), total_steps=40, warmup_steps=10), on_divergence="warn")
+        if rank == 1 and when != "before":
+            warnings.filterwarnings("error", message=pattern)
+        hook.step(2 if rank == 1 else 1)
+        hook.step(3 if rank == 1 else 2)
+    return {}
+
+
+def pipeline_holder_reference(rank, world):
+    """The last rank's 'head' group has another lr function than the first rank holding it (rank 1): it adopts
+    rank 1's values, so every holder of the group ends with the same lr."""
+    opt = optimizer(names=_stage_names(rank))
+    last = rank == world - 1 and world > 2
+    sched = cs.LambdaLR(opt, 40, lr_lambda=[lambda t: 0.9**t, (lambda t: 0.5**t) if last else (lambda t: 0.8**t)])
+    hook = hook_for(sched)
+    hook.step(0)
+    hook.step(3)
+    return {"lrs": dict(zip(_stage_names(rank), [g["lr"] for g in opt.param_groups])), "fixes": hook.fixes,
+            "last": hook.last_disagreement}
+
+
+def str_equal_names(rank, world, names):
+    hook_for(cs.CosineAnnealingLR(optimizer(names=names), 40))
+    return {}
+
+
+def sync_every_offset(rank, world):
+    """sync_every=3, rank 1's counter one ahead from the start, an all_reduce every iteration (a data-parallel
+    job): the syncs still pair (every third call), rank 1 is fixed at each, and nothing times out."""
+    opt = optimizer()
+    hook = hook_for(cs.CosineAnnealingLR(opt, 40), sync_every=3)
+    held = []
+    for n in range(9):
+        hook.step(n + (rank == 1))
+        held.append((hook.global_step, [g["lr"] for g in opt.param_groups]))
+        dist.all_reduce(torch.ones(1))
+    return {"held": held, "fixes": hook.fixes, "syncs": hook.broadcaster.syncs}
+
+
+def replan_differs(rank, world):
+    """Ranks re-plan to different totals: ScheduleMismatchError on every rank, and no rank keeps its re-plan."""
+    hook = hook_for(cs.CosineAnnealingLR(optimizer(), 40))
+    for n in range(5):
+        hook.step(n)
+    fp = hook.lr_scheduler.fingerprint()
+    try:
+        hook.replan(70 if rank == 0 else 80)
+    except Exception as e:
+        return {"error": str(e), "type": type(e).__name__, "unchanged": hook.lr_scheduler.fingerprint() == fp}
+    return {"unchanged": hook.lr_scheduler.fingerprint() == fp}
+
+
 SCENARIOS = {
     "step_equal_fix": lambda r, w: step_mismatch(r, "fix", True),
     "step_equal_warn": lambda r, w: step_mismatch(r, "warn", True),
@@ -306,6 +374,14 @@ SCENARIOS = {
     "lambda_differs": lambda_differs,
     "overlap_fix": overlap_fix,
     "overlap_skip": overlap_skip,
+    "options_on_divergence": lambda r, w: options_differ(r, w, "on_divergence"),
+    "options_sync_every": lambda r, w: options_differ(r, w, "sync_every"),
+    **{f"warn_filtered_{when}": (lambda r, w, when=when: warn_filtered(r, w, when)) for when in ("before", "after", "exact")},
+    "pipeline_holder_reference": pipeline_holder_reference,
+    "names_int_and_str": lambda r, w: str_equal_names(r, w, [1, "1"]),
+    "names_like_unnamed_key": lambda r, w: str_equal_names(r, w, [None, "#0"]),
+    "sync_every_offset": sync_every_offset,
+    "replan_differs": replan_differs,
 }
 
 
@@ -313,5 +389,5 @@ def suite(rank, world, names, late_port=None):
     """Run ``names`` in order on every rank; the late-process-group scenario last (it re-creates the group)."""
     out = {name: _outcome(lambda name=name: SCENARIOS[name](rank, world)) for name in names}
     if late_port is not None:
-        out["late_group"] = _outcome(lambda: late_group_different_schedules(rank, world, late_port))
+        out["late_group"] = late_group(rank, world, late_port)
     return out

@@ -119,9 +119,15 @@ def test_a_rank_that_swaps_its_schedule_after_construction_is_refused(world):
 @pytest.mark.timeout(200)
 def test_a_hook_built_before_the_process_group_refuses_different_schedules_at_its_first_step(world):
     size, _ = world
-    outs = by_rank(world, "late_group")
+    outs = [out["different"] for out in by_rank(world, "late_group")]
     ranks = list(range(1, size))
     assert_everyone_raises(outs, "ScheduleMismatchError", f"ranks {ranks}", "total_steps")
+
+
+@pytest.mark.timeout(200)
+def test_an_invalid_first_step_before_the_hook_connected_is_refused_on_every_rank(world):
+    outs = [out["bad_first_step"] for out in by_rank(world, "late_group")]
+    assert_everyone_raises(outs, "ValueError", "ranks [1] were given an invalid global_step", same_message=False)
 
 
 @pytest.mark.timeout(200)
@@ -267,3 +273,60 @@ def test_overlap_settles_before_the_optimizer_step_so_every_update_uses_the_agre
 @pytest.mark.timeout(200)
 def test_overlap_refusals_reach_every_rank_from_the_optimizer_step(world):
     assert_everyone_raises(by_rank(world, "overlap_skip"), "SyncSequenceError", "rank 1 is behind by 1 sync(s)")
+
+
+@pytest.mark.timeout(200)
+@pytest.mark.parametrize("option,detail", [("on_divergence", "on_divergence: source='fix', rank='raise'"),
+                                           ("sync_every", "sync_every: source=1, rank=2")])
+def test_hooks_configured_differently_are_refused_on_every_rank_at_connection(world, option, detail):
+    assert_everyone_raises(by_rank(world, f"options_{option}"), "ScheduleMismatchError", f"rank 1 {detail}")
+
+
+@pytest.mark.timeout(200)
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_warning_filter_on_one_rank_is_foreseen_and_every_rank_raises(world, when):
+    assert_everyone_raises(by_rank(world, f"warn_filtered_{when}"), "LRDivergenceError",
+                           "ranks [1] turn warnings into errors")
+
+
+@pytest.mark.timeout(200)
+def test_a_warning_filter_the_probe_cannot_foresee_is_refused_on_every_rank_at_the_next_sync(world):
+    assert_everyone_raises(by_rank(world, "warn_filtered_exact"), "LRDivergenceError",
+                           "ranks [1] turned the divergence warning of their previous sync into an error",
+                           same_message=False)
+
+
+@pytest.mark.timeout(200)
+def test_a_group_the_source_does_not_hold_takes_its_reference_holders_value(world):
+    size, _ = world
+    outs = by_rank(world, "pipeline_holder_reference")
+    for out in outs:
+        assert out["error"] is None, out
+    if size > 2:
+        assert outs[size - 1]["lrs"]["head"] == outs[1]["lrs"]["head"] == 0.2 * 0.8**3
+        assert outs[size - 1]["fixes"] == 1 and outs[0]["last"]["ranks"] == [size - 1]
+
+
+@pytest.mark.timeout(200)
+@pytest.mark.parametrize("case", ["names_int_and_str", "names_like_unnamed_key"])
+def test_names_equal_as_keys_are_duplicates(world, case):
+    assert_everyone_raises(by_rank(world, case), "LayoutMismatchError", "duplicate param group name(s)",
+                           same_message=False)
+
+
+@pytest.mark.timeout(200)
+def test_sync_every_pairs_syncs_by_call_so_a_rank_at_another_step_is_fixed_not_timed_out(world):
+    outs = by_rank(world, "sync_every_offset")
+    for out in outs:
+        assert out["error"] is None, out
+        assert out["syncs"] == 3
+    for n in (0, 3, 6):  # the sync calls: rank 1 holds the source's step and lrs
+        assert outs[1]["held"][n] == outs[0]["held"][n]
+    assert outs[1]["fixes"] == 3 and outs[0]["fixes"] == 0
+
+
+@pytest.mark.timeout(200)
+def test_re_plans_that_differ_are_refused_and_rolled_back_on_every_rank(world):
+    outs = by_rank(world, "replan_differs")
+    assert_everyone_raises(outs, "ScheduleMismatchError", "rank 1 replans: source=[[4, 70]], rank=[[4, 80]]")
+    assert all(out["unchanged"] for out in outs)
