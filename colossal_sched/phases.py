@@ -623,11 +623,19 @@ class PhasedLR(ClosedFormLR, abstract=True):
     def joined(self) -> Joined:
         """The schedule as placed phases (re-plans applied), for this scheduler's base lrs."""
         if self._compiled is None or self._compiled[0] != self._base_lrs:
-            plan = join(*self._plan())
-            for at, total in self.replans:
-                plan = replanned(plan, at, total, self._base_lrs, self._tail(plan, at, total))
-            self._compiled = (list(self._base_lrs), plan)
+            self._compiled = (list(self._base_lrs), self._replanned(self.replans))
         return self._compiled[1]
+
+    def _replanned(self, replans: list[tuple[int, int]]) -> Joined:
+        """The constructed plan with ``replans`` applied in order."""
+        end, self._end = self._end, self._configured_total  # _plan() reads total_steps: the constructor's
+        try:
+            plan = join(*self._plan())
+        finally:
+            self._end = end
+        for at, total in replans:
+            plan = replanned(plan, at, total, self._base_lrs, self._tail(plan, at, total))
+        return plan
 
     def _lrs(self, t: Any, ops: Ops) -> list[Any]:
         return self.joined().lrs(ops, t, self._base_lrs)
@@ -651,14 +659,19 @@ class PhasedLR(ClosedFormLR, abstract=True):
         self._apply(self.last_epoch)
 
     def _replan(self, total: int, at: int) -> None:
-        """Add the re-plan ``(at, total)`` (checked first: nothing changes if it is refused)."""
+        """Add the re-plan ``(at, total)`` (checked first: nothing changes if it is refused).
+
+        Earlier re-plans at ``at`` or later are superseded: they changed nothing up to their own
+        ``at_step``, so the curve up to ``at`` is the plan's without them, and the new re-plan re-fits
+        that plan's shape from there. Only the re-plans in effect are kept (in ``at_step`` order)."""
         if total <= at:
             raise ReplanError(f"total_steps must be an int > at_step={at} (the re-planned end must follow it), got {total}")
         if total > V.MAX_STEP:
             raise ReplanError(f"total_steps must be an int in [{at + 1}, 2**62], got {total}")
-        plan = self.joined()
+        kept = [(a, t) for a, t in self.replans if a < at]
+        plan = self._replanned(kept)
         new = replanned(plan, at, total, self._base_lrs, self._tail(plan, at, total))
-        self.replans = [*self.replans, (at, total)]  # a new list: a copy of this scheduler keeps its own
+        self.replans = [*kept, (at, total)]  # a new list: a copy of this scheduler keeps its own
         self._end = total
         self._compiled = (list(self._base_lrs), new)
 

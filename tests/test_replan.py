@@ -177,6 +177,43 @@ def test_random_re_plans_keep_the_past_and_resume_exactly(case, at1, extra1, at2
     assert (curve(again) == history).all()
 
 
+MANY = CASES + [
+    ("CosineAnnealingWarmRestartsLR", dict(first_cycle_steps=9, cycle_mult=1.5, warmup_steps=2, eta_min=0.001)),
+    ("InverseSqrtLR", dict(warmup_steps=4, min_lr=0.001)),
+    ("FlatAnnealingWarmupLR", dict(warmup_steps=3, pct_start=0.5)),
+    ("MultiStepLR", dict(milestones=[5, 12, 30], gamma=0.5)),
+]
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.sampled_from(MANY), st.lists(st.tuples(st.integers(0, 90), st.integers(1, 120)), min_size=1, max_size=4))
+def test_any_sequence_of_re_plans_is_one_curve_that_lr_at_and_lr_table_agree_on(case, plans):
+    """Re-plans in any order: a re-plan at or before an earlier one's step supersedes it, so the result is the
+    constructed plan with only the re-plans in effect; lr_at, lr_table and a resume give the same bits."""
+    name, kw = case
+    s = build(name, kw)
+    w = dict(s.phase_boundaries()).get("warmup end", 0)
+    in_effect = []
+    for at, extra in plans:
+        at = max(at, w)
+        before = curve(s)
+        s.replan(at + extra, at_step=at)
+        in_effect = [(a, t) for a, t in in_effect if a < at] + [(at, at + extra)]
+        assert s.replans == in_effect
+        now = curve(s)
+        assert (now[: at + 1] == before[: at + 1]).all(), "the past is unchanged"
+    n = s.total_steps + 5
+    table = s.lr_table(range(n))
+    assert all((table[t] == s.lr_at(t)).all() for t in range(n)), "lr_table and lr_at agree bit for bit"
+    fresh = build(name, kw)
+    for at, total in in_effect:
+        fresh.replan(total, at_step=at)
+    assert (fresh.lr_table(range(n)) == table).all()
+    again = build(name, kw)
+    again.load_state_dict(json.loads(json.dumps(s.state_dict())))
+    assert (again.lr_table(range(n)) == table).all()
+
+
 # ------------------------------------------------------------ two real ranks
 @pytest.mark.multiprocess
 @pytest.mark.timeout(240)
