@@ -127,9 +127,8 @@ class LRSchedulerHook(EngineHook):
         except (TypeError, ValueError) as e:
             self._refuse(_StepRefusal(str(e)))
             raise
-        if (self._request is not None and self._request[1:] == (s, s.last_epoch) and self.global_step == s.last_epoch
-                and global_step in (self._request[0], self.global_step)):
-            return s.get_last_lr()  # a repeat: the step asked for last time, or the one a fix left it holding
+        if self._is_repeat(global_step):
+            return s.get_last_lr()
         if global_step != s.last_epoch:
             try:
                 s.step_to(global_step)
@@ -149,11 +148,24 @@ class LRSchedulerHook(EngineHook):
             self._log(global_step)
         return s.get_last_lr()
 
+    def _is_repeat(self, global_step: int) -> bool:
+        """Whether ``global_step`` repeats the last call: the step asked for last time, or the one a fix left
+        this rank holding when it was ahead of the source. (Behind the source, the fixed step is this rank's
+        next update, so it is a new step: a lagging counter is fixed at every sync, as a leading one is.)"""
+        s, request = self.lr_scheduler, self._request
+        if request is None or request[1:] != (s, s.last_epoch) or self.global_step != s.last_epoch:
+            return False
+        return global_step == request[0] or global_step == self.global_step <= request[0]
+
+    def _asked(self) -> int:
+        """The step this rank last asked for (what its syncs compare with its previous sync's)."""
+        return self._request[0] if self._request is not None else self.global_step
+
     def _refuse(self, refusal: Exception) -> None:
         """Tell the group this rank refuses its step: every rank raises in the same sync (its peers' next one)."""
         if self.broadcaster is not None:
             self._calls += 1
-            self.broadcaster.sync(self.lr_scheduler, self.global_step, refusal=refusal)
+            self.broadcaster.sync(self.lr_scheduler, self._asked(), refusal=refusal)
 
     def settle(self) -> None:
         """Finish the pending sync, if any (``overlap``): wait for the collective and apply the group's verdict.
@@ -203,14 +215,14 @@ class LRSchedulerHook(EngineHook):
                 raise refusal
         else:
             try:
-                self.global_step = self.broadcaster.sync(s, self.global_step, refusal=refusal)
+                self.global_step = self.broadcaster.sync(s, self._asked(), refusal=refusal)
             except Exception:  # refused (or another verdict) on every rank: no rank keeps its re-plan
                 if refusal is None:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
                         s.load_state_dict(before)
                 raise
-        self._request = (self.global_step, s, s.last_epoch)
+        self._request = (self._asked(), s, s.last_epoch)
 
     # ------------------------------------------------------- what the sync saw
     @property

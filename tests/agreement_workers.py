@@ -347,6 +347,31 @@ def replan_differs(rank, world):
     return {"unchanged": hook.lr_scheduler.fingerprint() == fp}
 
 
+def behind_one(rank, world):
+    """Rank 1's counter runs one behind from the start, with an all_reduce every iteration: its next step equals
+    the step a fix left it holding, and is still its next update (fixed at every sync, nothing times out)."""
+    opt = optimizer()
+    hook = hook_for(cs.CosineAnnealingLR(opt, 40))
+    held = []
+    for n in range(1, 7):
+        hook.step(n - (rank == 1))
+        held.append((hook.global_step, hook.lr_scheduler.last_epoch, [g["lr"] for g in opt.param_groups]))
+        dist.all_reduce(torch.ones(1))
+    return {"held": held, "fixes": hook.fixes, "syncs": hook.broadcaster.syncs}
+
+
+def replan_while_fixed(rank, world):
+    """Rank 1 runs one ahead and is fixed at every sync; every rank re-plans, then training goes on."""
+    opt = optimizer()
+    hook = hook_for(cs.CosineAnnealingLR(opt, 40))
+    for n in range(4):
+        hook.step(n + (rank == 1))
+    hook.replan(80)
+    for n in range(4, 7):
+        hook.step(n + (rank == 1))
+    return {"global_step": hook.global_step, "lrs": [g["lr"] for g in opt.param_groups], "total": hook.lr_scheduler.total_steps}
+
+
 SCENARIOS = {
     "step_equal_fix": lambda r, w: step_mismatch(r, "fix", True),
     "step_equal_warn": lambda r, w: step_mismatch(r, "warn", True),
@@ -382,6 +407,8 @@ SCENARIOS = {
     "names_like_unnamed_key": lambda r, w: str_equal_names(r, w, [None, "#0"]),
     "sync_every_offset": sync_every_offset,
     "replan_differs": replan_differs,
+    "behind_one": behind_one,
+    "replan_while_fixed": replan_while_fixed,
 }
 
 

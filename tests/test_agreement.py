@@ -330,3 +330,21 @@ def test_re_plans_that_differ_are_refused_and_rolled_back_on_every_rank(world):
     outs = by_rank(world, "replan_differs")
     assert_everyone_raises(outs, "ScheduleMismatchError", "rank 1 replans: source=[[4, 70]], rank=[[4, 80]]")
     assert all(out["unchanged"] for out in outs)
+
+
+@pytest.mark.timeout(200)
+def test_a_counter_one_behind_is_fixed_at_every_sync_and_keeps_pairing(world):
+    outs = by_rank(world, "behind_one")
+    for out in outs:
+        assert out["error"] is None, out
+        assert out["syncs"] == 6
+    assert outs[1]["held"] == outs[0]["held"]
+    assert outs[1]["fixes"] == 6
+
+
+@pytest.mark.timeout(200)
+def test_a_re_plan_on_a_rank_fixed_at_every_sync_lets_training_go_on(world):
+    outs = by_rank(world, "replan_while_fixed")
+    for out in outs:
+        assert out["error"] is None, out
+        assert (out["global_step"], out["lrs"], out["total"]) == (outs[0]["global_step"], outs[0]["lrs"], 80)
