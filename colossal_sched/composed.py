@@ -53,16 +53,33 @@ PHASE_TYPES: dict[str, tuple[dict[str, tuple[Any, Callable[[Any], Any]]], Callab
 }  # fmt: skip
 
 
-def normalize(spec: Any, where: str) -> dict[str, Any]:
+#: how deep ``product`` phases may nest (a product of products of ...); with :data:`MAX_SPEC_DEPTH` it keeps every
+#: accepted spec within what a checkpoint may hold (``compat._MAX_DEPTH``), so every accepted spec loads back
+MAX_PRODUCT_DEPTH = 8
+
+
+def _json_depth(value: Any) -> int:
+    """Levels of lists / dicts in ``value`` (a scalar: 0), as a checkpoint's check counts them."""
+    depth, level = 0, [value]
+    while any(isinstance(x, (list, dict)) for x in level):
+        depth += 1
+        level = [v for x in level if isinstance(x, (list, dict)) for v in (x.values() if isinstance(x, dict) else x)]
+    return depth
+
+
+def normalize(spec: Any, where: str, depth: int = 0) -> dict[str, Any]:
     """A phase spec checked and completed with its defaults (errors name ``where``, e.g. ``phases[2]``)."""
     if not isinstance(spec, Mapping):
-        raise V.ArgumentTypeError(f"{where} must be a dict with a 'type' key (one of {list(PHASE_TYPES)}), got {spec!r}")
+        raise V.ArgumentTypeError(f"{where} must be a dict with a 'type' key (one of {list(PHASE_TYPES)}), got {V.short(spec)}")
     kind = spec.get("type")
-    if kind not in PHASE_TYPES:
-        raise ValueError(f"{where}.type must be one of {list(PHASE_TYPES)}, got {kind!r}")
+    if type(kind) is not str or kind not in PHASE_TYPES:
+        raise ValueError(f"{where}.type must be one of {list(PHASE_TYPES)}, got {V.short(kind)}")
+    if kind == "product" and depth >= MAX_PRODUCT_DEPTH:
+        raise ValueError(f"{where} nests 'product' phases more than {MAX_PRODUCT_DEPTH} deep: phases may nest at most "
+                         f"{MAX_PRODUCT_DEPTH} (and a checkpoint holds phases nested at most {_storage_depth()} levels deep as data)")
     keys, _ = PHASE_TYPES[kind]
     allowed = ["type", "scale", *keys]
-    unknown = sorted(set(spec) - set(allowed))
+    unknown = sorted((k for k in spec if k not in allowed), key=repr)
     if unknown:
         raise TypeError(f"{where} ({kind}) got unexpected key(s) {unknown}; allowed keys: {allowed}")
     out: dict[str, Any] = {"type": kind}
@@ -73,7 +90,7 @@ def normalize(spec: Any, where: str) -> dict[str, Any]:
             if kind == "product":
                 if not isinstance(value, (list, tuple)) or not value:
                     raise V.ArgumentTypeError(f"factors must be a non-empty list of phase specs, got {value!r}")
-                out[key] = [normalize(f, f"{where}.factors[{j}]") for j, f in enumerate(value)]
+                out[key] = [normalize(f, f"{where}.factors[{j}]", depth + 1) for j, f in enumerate(value)]
             elif value is None:
                 raise ValueError(f"{key} is required for a {kind!r} phase")
             else:
@@ -97,6 +114,31 @@ def build_phase(spec: Mapping[str, Any], length: int) -> Phase:
         keys, make = PHASE_TYPES[kind]
         phase = make(length, **{k: spec[k] for k in keys})
     return phase if spec["scale"] == 1.0 else Scaled(length, phase, spec["scale"])
+
+
+def _check_storable(phases: list[dict[str, Any]]) -> None:
+    """Refuse a spec that its own checkpoint could not hold: the load-time check of ``hyperparams``
+    (``compat._plain_value``: nesting at most ``compat._MAX_DEPTH`` deep, at most ``compat._MAX_LIST``
+    items) is run at construction, so every accepted spec round-trips through ``state_dict``."""
+    from .compat import _MAX_DEPTH, _MAX_LIST, _plain_value
+
+    if _plain_value(phases, [_MAX_LIST]):
+        return
+    for i, phase in enumerate(phases):
+        if _json_depth(phase) + 1 > _MAX_DEPTH:
+            raise ValueError(
+                f"phases[{i}] ({phase['type']}) is nested {_json_depth(phase) + 1} levels deep as data (the phases list, "
+                f"a phase dict, its 'factors' or 'milestones' list, ...); phases may be nested at most {_MAX_DEPTH} "
+                "levels deep, what a checkpoint holds (so a 'product' cannot hold another 'product' nor a 'milestones' "
+                "phase)"
+            )
+    raise ValueError(f"phases holds more than {_MAX_LIST} values in all (what a checkpoint holds)")
+
+
+def _storage_depth() -> int:
+    from .compat import _MAX_DEPTH
+
+    return _MAX_DEPTH
 
 
 class ComposedLR(PhasedLR):
@@ -139,6 +181,7 @@ class ComposedLR(PhasedLR):
         if isinstance(phases, (str, bytes, Mapping)) or not isinstance(phases, Sequence) or not phases:
             raise V.ArgumentTypeError(f"phases must be a non-empty list of phase specs (dicts), got {phases!r}")
         self.phases = [normalize(p, f"phases[{i}]") for i, p in enumerate(phases)]
+        _check_storable(self.phases)
         bounds = [] if boundaries is None else boundaries
         if isinstance(bounds, (str, bytes)) or not isinstance(bounds, Sequence):
             raise V.ArgumentTypeError(f"boundaries must be a list of ints, got {boundaries!r}")
@@ -151,6 +194,12 @@ class ComposedLR(PhasedLR):
         if any(b <= a for a, b in zip(bounds, bounds[1:])) or any(b > self.total_steps for b in bounds):
             raise ValueError(f"boundaries must be strictly increasing ints in [1, total_steps={self.total_steps}], got {bounds}")
         self.boundaries = bounds
+        ends = bounds + [self.total_steps]
+        for i, (p, s, e) in enumerate(zip(self.phases, [0] + bounds, ends)):
+            try:  # a phase refused over its length (e.g. restarts with too many cycles) is named
+                build_phase(p, e - s)
+            except ValueError as err:
+                raise ValueError(f"phases[{i}] ({p['type']}, steps {s}..{e}): {err}") from None
 
     def _plan(self) -> tuple[list[Phase], list[int]]:
         ends = self.boundaries + [self.total_steps]

@@ -72,6 +72,11 @@ class Phase:
         """``(label, local step)`` of notable points inside the phase (milestones, restarts)."""
         return []
 
+    def critical(self) -> set[int]:
+        """Local counts where the lr can take its extreme values over ``[0, length]``: the ends, where the
+        phase is monotone (every shape but restarts; products and wrappers collect their parts')."""
+        return {0, self.length}
+
 
 @dataclass(frozen=True)
 class Warmup(Phase):
@@ -231,6 +236,10 @@ class InverseSqrt(_Continuing):
         return [ops.maximum(lo, p * factor) for p in peaks]
 
 
+#: the most cycles a :class:`Restarts` with ``cycle_mult != 1`` may start before its end (their starts are kept)
+MAX_CYCLES = 10**6
+
+
 @dataclass(frozen=True)
 class Restarts(_Continuing):
     """Cosine cycles with warm restarts (SGDR). Cycle :math:`i` lasts :math:`L_i = \\lfloor L_0 m^i \\rfloor`
@@ -248,41 +257,75 @@ class Restarts(_Continuing):
     eta_min: float = 0.0
     kind: ClassVar[str] = "restarts"
 
+    def __post_init__(self) -> None:
+        if self.cycle_mult != 1.0:
+            self._cycles  # noqa: B018  (refuses too many cycles now, not at the first lr_at)
+
     @cached_property
-    def _starts(self) -> list[int]:
-        """Start of every cycle that begins at or before ``length`` (``cycle_mult != 1``)."""
-        starts, start, i = [0], 0, 0
+    def _cycles(self) -> tuple[list[int], list[float]]:
+        """Start of every cycle that begins at or before ``length`` (``cycle_mult != 1``) and each one's
+        ``L_i - W`` as a float (``inf`` where :math:`L_0 m^i` overflows: past the end, only its first steps count).
+
+        Cycles that start after ``length`` are never generated, and at most :data:`MAX_CYCLES` are: more is refused."""
+        first, mult, w = self.first_cycle_steps, self.cycle_mult, self.warmup_steps
+        starts, spans, start, i = [0], [], 0, 0
         while True:
-            start += int(self.first_cycle_steps * self.cycle_mult**i)
+            try:
+                n: int | float = int(first * mult**i)
+            except OverflowError:  # L_0 * m^i past the float range: this cycle runs past any step
+                n = math.inf
+            spans.append(float(n - w) if n < 2**1023 else math.inf)
+            start += n
             i += 1
             if start > self.length:
-                return starts
-            starts.append(start)
+                return starts, spans
+            if i >= MAX_CYCLES:
+                raise ValueError(
+                    f"first_cycle_steps={first} with cycle_mult={mult!r} makes more than {MAX_CYCLES} cycles before step "
+                    f"{self.length} (total_steps): at most {MAX_CYCLES} are allowed with cycle_mult != 1; use a larger "
+                    "first_cycle_steps or cycle_mult, or cycle_mult=1.0 (any number of cycles)"
+                )
+            starts.append(int(start))
+
+    @property
+    def _starts(self) -> list[int]:
+        return self._cycles[0]
 
     @cached_property
     def _arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        starts = np.asarray(self._starts, dtype=np.int64)
-        lengths = np.asarray([int(self.first_cycle_steps * self.cycle_mult**i) for i in range(len(starts))], dtype=np.int64)
-        return starts, lengths
+        starts, spans = self._cycles
+        return np.asarray(starts, dtype=np.int64), np.asarray(spans, dtype=np.float64)
 
     def _cycle(self, ops: Ops, u: Any) -> tuple[Any, Any, Any, int]:
-        """Cycle index, offset in it, its length, and the largest index (for ``ipow``)."""
+        """Cycle index, offset in it, the length of its cosine (``L_i - W``), and the largest index (for ``ipow``)."""
         first = self.first_cycle_steps
         if self.cycle_mult == 1.0:
             i = ops.floordiv(u, first)
-            return i, u - i * first, first, self.length // first
+            return i, u - i * first, first - self.warmup_steps, self.length // first
         if ops is SCALAR:
-            i = bisect.bisect_right(self._starts, u) - 1
-            return i, u - self._starts[i], int(first * self.cycle_mult**i), len(self._starts) - 1
-        starts, lengths = self._arrays
+            starts, spans = self._cycles
+            i = bisect.bisect_right(starts, u) - 1
+            return i, u - starts[i], spans[i], len(starts) - 1
+        starts, spans = self._arrays
         i = np.searchsorted(starts, u, side="right") - 1
-        return i, u - starts[i], lengths[i], len(starts) - 1
+        return i, u - starts[i], spans[i], len(starts) - 1
+
+    def critical(self) -> set[int]:
+        """Local counts where the lr can take its extreme values: the ends, and the peak (end of the warmup)
+        of the first and of the last two cycles before ``length`` (the peaks shrink or grow with ``cycle_decay``)."""
+        L, w, first = self.length, self.warmup_steps, self.first_cycle_steps
+        if self.cycle_mult == 1.0:
+            k = L // first
+            starts = [0] + [s * first for s in (k - 1, k) if s > 0]
+        else:
+            starts = [0] + self._cycles[0][-2:]
+        return {0, L} | {min(s + d, L) for s in starts for d in (w - 1, w) if s + d >= 0}
 
     def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
         i, v, n, kmax = self._cycle(ops, u)
         w, lo = self.warmup_steps, self.eta_min
         x = ops.maximum(v - w, 0) if w else v
-        c = 0.5 + 0.5 * ops.cos(x * (math.pi / (n - w)) if self.cycle_mult == 1.0 else math.pi * x / (n - w))
+        c = 0.5 + 0.5 * ops.cos(x * (math.pi / n) if self.cycle_mult == 1.0 else math.pi * x / n)
         # lr = p_i * shape + floor: shape = (v + 1) / W in the warmup, else c; floor = eta_min * (1 - c) after it
         shape, floor = c, (lo - lo * c if lo else 0.0)
         if w:
@@ -314,6 +357,10 @@ class Product(Phase):
         for factor in self.factors:
             f = f * factor.lrs(ops, u, (1.0,))[0]
         return [p * f for p in peaks]
+
+    def critical(self) -> set[int]:
+        """Every factor's: between them each factor is monotone."""
+        return {0, self.length}.union(*(f.critical() for f in self.factors))
 
     def rest(self, u0: int, length: int, levels: Levels) -> Phase:
         return Warped(length, self, u0, self.length - u0, max(length, 1))
@@ -363,6 +410,9 @@ class Anchored(Phase):
     def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
         return self.inner.lrs(ops, u, self.levels)
 
+    def critical(self) -> set[int]:
+        return {0, self.length} | {u for u in self.inner.critical() if u <= self.length}
+
     def rest(self, u0: int, length: int, levels: Levels) -> Phase:
         return self.inner.rest(u0, length, levels)
 
@@ -382,7 +432,9 @@ class Warped(Phase):
     def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
         if self.num == self.den:
             return self.inner.lrs(ops, u + self.offset, peaks)
-        return self.inner.lrs(ops, self.offset + ops.floordiv(u * self.num, self.den), peaks)
+        if ops is SCALAR:
+            return self.inner.lrs(ops, self.offset + u * self.num // self.den, peaks)
+        return self.inner.lrs(ops, self.offset + _muldiv(u, self.num, self.den), peaks)
 
     def rest(self, u0: int, length: int, levels: Levels) -> Phase:
         return Warped(length, self, u0, self.length - u0, max(length, 1))
@@ -390,10 +442,31 @@ class Warped(Phase):
     def resized(self, length: int) -> Phase:
         return Warped(length, self, 0, self.length, max(length, 1))
 
+    def critical(self) -> set[int]:
+        """The counts ``u`` around each critical count ``v`` of ``inner``: ``offset + u * num // den`` is monotone
+        in ``u``, so the floor and the ceiling of its inverse at ``v`` are where it reaches ``v``."""
+        out = {0, self.length}
+        if not self.num:  # every u at the same count: constant
+            return out
+        for v in self.inner.critical():
+            if v >= self.offset:
+                lo = (v - self.offset) * self.den // self.num
+                out.update(min(x, self.length) for x in (lo, lo + 1))
+        return out
+
     def marks(self) -> list[tuple[str, int]]:
         if self.num != self.den or not self.inner.marks():
             return []
         return [(what, s - self.offset) for what, s in self.inner.marks() if self.offset < s <= self.offset + self.length]
+
+
+def _muldiv(u: Any, num: int, den: int) -> np.ndarray:
+    """``u * num // den`` for an array of integer counts ``u``, exactly (as Python ints do it): in int64 while
+    ``u * num`` fits, else elementwise in Python ints (a stretch of counts past ~2**62 / num)."""
+    ui = np.asarray(u).astype(np.int64)
+    if not ui.size or int(ui.max()) * num < 2**63:
+        return ui * num // den
+    return (ui.astype(object) * num // den).astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -414,6 +487,9 @@ class Scaled(Phase):
 
     def marks(self) -> list[tuple[str, int]]:
         return self.inner.marks()
+
+    def critical(self) -> set[int]:
+        return {0, self.length} | {u for u in self.inner.critical() if u <= self.length}
 
     @property
     def label(self) -> str:
@@ -640,6 +716,20 @@ class PhasedLR(ClosedFormLR, abstract=True):
     def _lrs(self, t: Any, ops: Ops) -> list[Any]:
         return self.joined().lrs(ops, t, self._base_lrs)
 
+    def _critical_steps(self) -> set[int]:
+        """Both sides of every phase boundary of the placed plan (re-plans applied), the end, and the
+        critical counts of each phase (:meth:`Phase.critical`: peaks of restarts, factors of products)."""
+        plan, T = self.joined(), self.total_steps
+        out = set(super()._critical_steps())
+        stops = list(plan.starts[1:]) + [T + 1]
+        for phase, start, origin, stop in zip(plan.phases, plan.starts, plan.origins, stops):
+            last = min(stop - 1, T)
+            if start > last:
+                continue
+            out.update((start, last))
+            out.update(origin + u for u in phase.critical() if start <= origin + u <= last)
+        return out
+
     def phase_boundaries(self) -> list[tuple[str, int]]:
         """``(label, step)`` where a phase starts, at marks inside phases, and ``("end", total_steps)``."""
         return [(w, s) for w, s in self.joined().marks() if s < self.total_steps] + [("end", self.total_steps)]
@@ -655,7 +745,13 @@ class PhasedLR(ClosedFormLR, abstract=True):
         lr of the current step again (it differs only when ``at_step`` is in the past).
         """
         at = self.last_epoch if at_step is None else V.step("at_step", at_step)
+        before = (self.replans, self._end, self._compiled)
         self._replan(V.integer("total_steps", total_steps, 1), at)
+        try:
+            self._check_range()  # e.g. an exponential growth continued to a later end may overflow
+        except Exception:
+            self.replans, self._end, self._compiled = before
+            raise
         self._apply(self.last_epoch)
 
     def _replan(self, total: int, at: int) -> None:

@@ -17,7 +17,10 @@ class CosineAnnealingWarmRestartsLR(PhasedLR):
         \eta_{min} + (p_i - \eta_{min})\,\frac{1 + \cos(\pi (u - W) / (L_i - W))}{2} & u \ge W \end{cases}
 
     Any step costs O(log cycles) (integer division when :math:`m = 1`). The cycles do not
-    depend on :math:`T`: a re-plan only moves the end where the lr is held.
+    depend on :math:`T`: a re-plan only moves the end where the lr is held. With :math:`m \ne 1` the
+    starts of the cycles that begin by :math:`T` are kept: more than ``phases.MAX_CYCLES`` (10**6) of
+    them is refused (a ``ValueError`` naming ``first_cycle_steps``, ``cycle_mult`` and the end); a cycle
+    length past the float range (e.g. ``cycle_mult=1e300``) only means that cycle runs past :math:`T`.
 
     Args:
         optimizer (:class:`torch.optim.Optimizer`): Wrapped optimizer.

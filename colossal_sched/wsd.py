@@ -72,7 +72,9 @@ class WarmupStableDecayLR(PhasedLR):
     def _decay_length(self, total_steps: int) -> int:
         if self.decay_steps is not None:
             return self.decay_steps
-        return int(self.decay_ratio * (total_steps - self.warmup_steps))
+        room = max(total_steps - self.warmup_steps, 0)
+        # in floats ratio * room may round past room (room > 2**53): clamped, so the stable phase is never < 0
+        return min(max(int(self.decay_ratio * room), 0), room)
 
     def _plan(self) -> tuple[list[Phase], list[int]]:
         w, d = self.warmup_steps, self._decay_length(self.total_steps)

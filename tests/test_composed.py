@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 import colossal_sched as cs
 from colossal_sched import phases as P
 from colossal_sched._ops import SCALAR, VECTOR
+from colossal_sched.errors import CheckpointError, InvalidLRError
 
 WSD_SPEC = dict(phases=[{"type": "warmup"}, {"type": "constant"}, {"type": "linear", "end_lr": 0.001}], boundaries=[10, 80])
 
@@ -264,3 +265,90 @@ def test_readme_wsd_written_both_ways_runs_and_agrees():
     from_yaml = cs.build_lr_scheduler(config, make_optimizer())
     steps = range(1100)
     assert (wsd.lr_table(steps) == composed_.lr_table(steps)).all() and (wsd.lr_table(steps) == from_yaml.lr_table(steps)).all()
+
+
+# ---------------------------------------------------------------- review 12
+def test_middle_phases_are_range_checked_at_construction_load_and_replan():
+    """Item 1: the lr is checked on both sides of every phase boundary (and at restart peaks), not only at 0,
+    the warmup end and T: a middle phase that overflows, or is scaled to inf, is refused, not written."""
+    grow = [{"type": "constant"}, {"type": "exponential", "gamma": 2.0}, {"type": "constant"}]
+    with pytest.raises(InvalidLRError, match="at step 3999 would be inf"):
+        composed(5000, phases=grow, boundaries=[10, 4000])
+    opt = make_optimizer(1, lrs=(10.0,))
+    huge = [{"type": "constant"}, {"type": "constant", "scale": 1e308}, {"type": "constant"}]
+    with pytest.raises(InvalidLRError, match="at step 10 would be inf"):
+        composed(100, optimizer=opt, phases=huge, boundaries=[10, 50])
+    assert opt.param_groups[0]["lr"] == 10.0
+    # restarts whose peaks grow: the last cycle's peak, inside the phase, is checked
+    rising = [{"type": "restarts", "first_cycle_steps": 10, "cycle_decay": 1e40, "warmup_steps": 3}, {"type": "constant", "scale": 0.0}]
+    with pytest.raises(InvalidLRError):
+        composed(100, phases=rising, boundaries=[95])
+    # a product of finite-looking factors whose growth overflows in the middle
+    prod = [{"type": "constant"}, {"type": "product", "factors": [{"type": "exponential", "gamma": 2.0}]}, {"type": "constant"}]
+    with pytest.raises(InvalidLRError):
+        composed(3000, phases=prod, boundaries=[10, 2000])
+    # load: a state naming such a spec is refused as a checkpoint error, the scheduler unchanged
+    ok = composed(5000, phases=grow, boundaries=[10, 20])
+    state = json.loads(json.dumps(ok.state_dict()))
+    state["hyperparams"]["boundaries"] = [10, 4000]
+    with pytest.raises(CheckpointError):
+        composed(5000, phases=grow, boundaries=[10, 20]).load_state_dict(state, strict=False)
+    # re-plan: restarts whose peaks grow, continued to a later end, would overflow: refused, nothing changed
+    s = cs.CosineAnnealingWarmRestartsLR(make_optimizer(1, lrs=(0.1,)), 100, 10, cycle_decay=1e30)
+    s.step_to(50)
+    before = (s.total_steps, list(s.replans), s.lr_at(100), s.fingerprint(), s.get_last_lr())
+    with pytest.raises(InvalidLRError):
+        s.replan(200)
+    assert (s.total_steps, list(s.replans), s.lr_at(100), s.fingerprint(), s.get_last_lr()) == before
+    s.replan(109)  # still in cycle 10 (peak 1e300 * 0.1): accepted
+    assert s.total_steps == 109
+
+
+def test_every_accepted_spec_round_trips_and_too_deep_specs_are_refused_at_construction():
+    """Item 2: construction refuses, with a ValueError naming phases and the limit, what a checkpoint cannot
+    hold (a product holding a milestones phase or another product); deep nesting never raises RecursionError."""
+    with pytest.raises(ValueError, match=r"phases\[0\] \(product\) is nested 5 levels deep.*at most 4"):
+        composed(60, phases=[{"type": "product", "factors": [{"type": "milestones", "milestones": [10, 20]}, {"type": "cosine"}]}])
+    for depth in (2, 3, 50, 5000):
+        spec: dict = {"type": "constant"}
+        for _ in range(depth):
+            spec = {"type": "product", "factors": [spec]}
+        with pytest.raises(ValueError, match="phases"):
+            composed(10, phases=[spec])
+    s = composed(60, phases=[{"type": "product", "factors": [{"type": "steps", "step_size": 10}, {"type": "cosine"}]}])
+    s.step_to(30)
+    r = composed(60, phases=[{"type": "product", "factors": [{"type": "steps", "step_size": 10}, {"type": "cosine"}]}])
+    r.load_state_dict(json.loads(json.dumps(s.state_dict())))
+    assert r.last_epoch == 30 and r.get_last_lr() == s.get_last_lr()
+
+
+@pytest.mark.parametrize("spec,needle", [
+    ({"type": ["cosine"]}, r"phases\[0\]\.type must be one of \['warmup'"),
+    ({"type": {"a": 1}}, r"phases\[0\]\.type must be one of"),
+    ({"type": 3}, r"phases\[0\]\.type must be one of"),
+    ({"type": "cosine", 3: 1, "x": 2}, r"unexpected key\(s\) \['x', 3\]"),
+    ({"type": "product", "factors": [{"type": ["x"]}]}, r"phases\[0\]\.factors\[0\]\.type must be one of"),
+])
+def test_hostile_spec_field_types_get_errors_naming_the_field(spec, needle):
+    """Item 3: a list (unhashable) as a type, mixed key types: a clear error, no bare TypeError."""
+    with pytest.raises((ValueError, TypeError), match=needle):
+        composed(10, phases=[spec])
+
+
+def test_stretched_staircase_table_is_exact_past_int64_products():
+    """Item 6: Warped's vector path (u * old length // new length) agrees with lr_at for long schedules."""
+    T = 4_000_000_000
+    s = cs.MultiStepLR(make_optimizer(1, lrs=(0.1,)), T, milestones=[3 * T // 10, 6 * T // 10, 9 * T // 10], gamma=0.5)
+    s.replan(3 * T + 7, at_step=T // 10 + 3)
+    marks = []
+    for m in range(1, 4):  # where each stretched milestone lands, by bisection on lr_at
+        a, b = T // 10 + 4, 3 * T + 7
+        while b - a > 1:
+            mid = (a + b) // 2
+            a, b = (a, mid) if s.lr_at(mid)[0] <= 0.1 * 0.5**m else (mid, b)
+        marks += range(b - 3, b + 3)
+    assert s.lr_table(marks)[:, 0].tolist() == [s.lr_at(t)[0] for t in marks]
+    assert s.lr_table([3 * T + 7])[0, 0] == 0.1 * 0.5**3
+    warped = P.Warped(2**62, P.Steps(2**61, step_size=2**59, gamma=0.5), 0, 2**61, 2**62)
+    u = np.array([0, 2**60, 2**61 - 1, 2**61, 2**62 - 2**10], dtype=np.float64)
+    assert warped.lrs(VECTOR, u, (1.0,))[0].tolist() == [warped.lrs(SCALAR, int(x), (1.0,))[0] for x in u]

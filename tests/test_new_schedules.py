@@ -224,3 +224,35 @@ def test_random_new_configs_match_the_formula_and_resume_exactly(config, lrs, da
     for t in range(k, steps):
         assert resumed.get_last_lr() == table[t].tolist()
         resumed.step()
+
+
+# ---------------------------------------------------------------- review 12
+def test_restarts_with_extreme_cycle_mult_are_bounded_and_never_crash():
+    """Item 4: lengths past the float range are clamped (no int64 / C long overflow, no false inf); cycles
+    are generated only up to total_steps, and more than MAX_CYCLES of them are refused with a clear error."""
+    from colossal_sched.phases import MAX_CYCLES
+
+    for mult in (1e300, 1e308, 1.7e308):
+        s = cs.CosineAnnealingWarmRestartsLR(make_optimizer(1, lrs=(0.1,)), 100, 3, cycle_mult=mult)
+        steps = list(range(0, 102))
+        assert s.lr_table(steps)[:, 0].tolist() == [s.lr_at(t)[0] for t in steps]
+        assert s.lr_at(0) == [0.1] and s.lr_at(3) == [0.1] and 0.0 < s.lr_at(50)[0] <= 0.1
+    c = cs.ComposedLR(make_optimizer(), 10, phases=[{"type": "restarts", "first_cycle_steps": 3, "cycle_mult": 1e300}])
+    assert c.lr_table(range(12)).shape == (12, len(BASE_LRS))
+    with pytest.raises(ValueError, match=rf"first_cycle_steps=1 with cycle_mult=1.0000001 makes more than {MAX_CYCLES} cycles"):
+        cs.CosineAnnealingWarmRestartsLR(make_optimizer(), 2**62, 1, cycle_mult=1.0000001)
+    s = cs.CosineAnnealingWarmRestartsLR(make_optimizer(1, lrs=(1.0,)), 2**62, 1, cycle_mult=2.0)
+    assert len(s.joined().phases[0]._starts) <= 64
+    flat = cs.CosineAnnealingWarmRestartsLR(make_optimizer(1, lrs=(1.0,)), 2**62, 1)  # cycle_mult 1: O(1), any count
+    assert flat.lr_at(2**62 - 5) == [1.0]
+
+
+def test_wsd_decay_ratio_rounding_past_2_53_is_clamped():
+    """Item 5: float(decay_ratio * (T - W)) may round above T - W: D is clamped to [0, T - W] (also in re-plans)."""
+    for T, W in [(2**62, 1), (2**62 - 1, 0), (2**62, 3)]:
+        s = cs.WarmupStableDecayLR(make_optimizer(1, lrs=(0.1,)), T, warmup_steps=W, decay_ratio=1.0)
+        assert s._decay_length(T) == T - W
+        assert s.lr_at(W) == [0.1] and s.lr_at(T) == [0.0]
+    s = cs.WarmupStableDecayLR(make_optimizer(1, lrs=(0.1,)), 1000, warmup_steps=0, decay_ratio=1.0)
+    s.replan(2**62 - 1, at_step=0)
+    assert s.lr_at(2**62 - 1) == [0.0]
