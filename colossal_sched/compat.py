@@ -197,7 +197,7 @@ _MAX_GROUPS = 1 << 16
 _SCALARS = (int, float, str, bool, type(None))
 
 
-_MAX_DEPTH = 4
+_MAX_DEPTH = 10
 
 
 def _plain_value(value: Any, budget: list[int], depth: int = 0) -> bool:

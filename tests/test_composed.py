@@ -189,8 +189,11 @@ def test_random_composed_specs_are_finite_agree_on_every_path_and_resume_exactly
     table = s.lr_table(range(steps))
     assert np.isfinite(table).all() and (table >= 0).all()
     assert (table <= max(lrs) + 0.01 + 1e-12).all()
-    for t in range(steps):
-        assert s.lr_at(t) == table[t].tolist()
+    scalar = np.array([s.lr_at(t) for t in range(steps)])
+    if any(p["type"] == "polynomial" and p["power"] != int(p["power"]) for p in spec["phases"]):
+        np.testing.assert_array_max_ulp(scalar, table, maxulp=1)  # libm's and numpy's fractional pow (README)
+    else:
+        assert (scalar == table).all()
     k = data.draw(st.integers(0, steps - 1))
     s.step_to(k)
     state = json.loads(json.dumps(s.state_dict()))
@@ -198,7 +201,7 @@ def test_random_composed_specs_are_finite_agree_on_every_path_and_resume_exactly
     again.load_state_dict(state)
     assert again.fingerprint() == s.fingerprint()
     for t in range(k, steps):
-        assert again.get_last_lr() == table[t].tolist()
+        assert again.get_last_lr() == scalar[t].tolist()
         again.step()
 
 
@@ -305,15 +308,22 @@ def test_middle_phases_are_range_checked_at_construction_load_and_replan():
 
 
 def test_every_accepted_spec_round_trips_and_too_deep_specs_are_refused_at_construction():
-    """Item 2: construction refuses, with a ValueError naming phases and the limit, what a checkpoint cannot
-    hold (a product holding a milestones phase or another product); deep nesting never raises RecursionError."""
-    with pytest.raises(ValueError, match=r"phases\[0\] \(product\) is nested 5 levels deep.*at most 4"):
-        composed(60, phases=[{"type": "product", "factors": [{"type": "milestones", "milestones": [10, 20]}, {"type": "cosine"}]}])
-    for depth in (2, 3, 50, 5000):
+    """Item 2: what construction accepts, a checkpoint holds (a product of a milestones phase, products nested
+    3 deep); deeper nesting is refused at construction with a ValueError naming phases and the limit, and never
+    raises RecursionError."""
+    for spec in ({"type": "product", "factors": [{"type": "milestones", "milestones": [10, 20]}, {"type": "cosine"}]},
+                 {"type": "product", "factors": [{"type": "product", "factors": [
+                     {"type": "product", "factors": [{"type": "steps", "step_size": 7}]}]}, {"type": "cosine"}]}):
+        s = composed(60, phases=[spec])
+        s.step_to(25)
+        r = composed(60, phases=[spec])
+        r.load_state_dict(json.loads(json.dumps(s.state_dict())))
+        assert r.last_epoch == 25 and r.get_last_lr() == s.get_last_lr()
+    for depth in (5, 50, 5000):
         spec: dict = {"type": "constant"}
         for _ in range(depth):
             spec = {"type": "product", "factors": [spec]}
-        with pytest.raises(ValueError, match="phases"):
+        with pytest.raises(ValueError, match=r"phases\[0\].*(nested|nests).*at most"):
             composed(10, phases=[spec])
     s = composed(60, phases=[{"type": "product", "factors": [{"type": "steps", "step_size": 10}, {"type": "cosine"}]}])
     s.step_to(30)
