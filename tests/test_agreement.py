@@ -315,14 +315,18 @@ def test_names_equal_as_keys_are_duplicates(world, case):
 
 
 @pytest.mark.timeout(200)
-def test_sync_every_pairs_syncs_by_call_so_a_rank_at_another_step_is_fixed_not_timed_out(world):
-    outs = by_rank(world, "sync_every_offset")
+@pytest.mark.parametrize("name,syncs,every", [("sync_every_offset", 3, 3), ("behind_one", 6, 1)],
+                         ids=["ahead-sync_every3", "behind-sync_every1"])
+def test_a_counter_ahead_or_behind_is_fixed_at_every_sync_and_keeps_pairing(world, name, syncs, every):
+    """sync_every pairs syncs by call, so a rank at another step is fixed, never timed out; a counter one behind
+    (its next step is the one a fix left it holding) is fixed at every sync as one ahead is."""
+    outs = by_rank(world, name)
     for out in outs:
         assert out["error"] is None, out
-        assert out["syncs"] == 3
-    for n in (0, 3, 6):  # the sync calls: rank 1 holds the source's step and lrs
+        assert out["syncs"] == syncs
+    for n in range(0, len(outs[0]["held"]), every):  # the sync calls: rank 1 holds the source's step and lrs
         assert outs[1]["held"][n] == outs[0]["held"][n]
-    assert outs[1]["fixes"] == 3 and outs[0]["fixes"] == 0
+    assert outs[1]["fixes"] == syncs and outs[0]["fixes"] == 0
 
 
 @pytest.mark.timeout(200)
@@ -330,16 +334,6 @@ def test_re_plans_that_differ_are_refused_and_rolled_back_on_every_rank(world):
     outs = by_rank(world, "replan_differs")
     assert_everyone_raises(outs, "ScheduleMismatchError", "rank 1 replans: source=[[4, 70]], rank=[[4, 80]]")
     assert all(out["unchanged"] for out in outs)
-
-
-@pytest.mark.timeout(200)
-def test_a_counter_one_behind_is_fixed_at_every_sync_and_keeps_pairing(world):
-    outs = by_rank(world, "behind_one")
-    for out in outs:
-        assert out["error"] is None, out
-        assert out["syncs"] == 6
-    assert outs[1]["held"] == outs[0]["held"]
-    assert outs[1]["fixes"] == 6
 
 
 @pytest.mark.timeout(200)
