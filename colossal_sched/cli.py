@@ -108,7 +108,8 @@ def formula(cls: type) -> str:
 
 def cmd_list(args: argparse.Namespace) -> int:
     for name, cls in SCHEDULERS.items():
-        print(f"{name}(optimizer, total_steps, {', '.join(parameters(cls))})")
+        origin = "  [colossalai.nn.lr_scheduler]" if cls.colossalai else ""
+        print(f"{name}(optimizer, total_steps, {', '.join(parameters(cls))}){origin}")
         print(f"    lr(t) = {formula(cls)}")
     return 0
 

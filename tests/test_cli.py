@@ -29,6 +29,8 @@ def test_list_names_every_scheduler_with_parameters_and_defaults():
     for name in cs.SCHEDULERS:
         assert f"{name}(optimizer, total_steps" in out.stdout
     assert "CosineAnnealingWarmupLR(optimizer, total_steps, warmup_steps=0, eta_min=0.0, last_epoch=-1)" in out.stdout
+    marked = [line.split("(")[0] for line in out.stdout.splitlines() if line.endswith("[colossalai.nn.lr_scheduler]")]
+    assert marked == list(cs.COLOSSALAI_SCHEDULERS) and len(marked) == 14
 
 
 def test_plot_png_is_a_valid_image_of_the_requested_size(tmp_path):
