@@ -253,14 +253,16 @@ class LRBroadcaster:
         bad = [(r, e["problem"]) for r, e in zip(self.ranks, everyone) if e["problem"]]
         if bad:
             raise LayoutMismatchError("; ".join(f"rank {r}: {p}" for r, p in bad) + " (names must be unique and non-empty)")
-        i_src = self.ranks.index(self.src)
-        other = [f"rank {r} {k}: source={everyone[i_src]['options'][k]!r}, rank={v!r}"
-                 for r, e in zip(self.ranks, everyone) for k, v in e["options"].items() if v != everyone[i_src]["options"][k]]
+        self._i_src = i_src = self.ranks.index(self.src)
+        self._order = [i_src] + [i for i in range(len(self.ranks)) if i != i_src]  # the source first: references
+        theirs = everyone[i_src]["options"]
+        other = [(f"rank {r} {k}", theirs[k], v) for r, e in zip(self.ranks, everyone) for k, v in e["options"].items()
+                 if v != theirs[k]]
         if other:
-            raise ScheduleMismatchError(
-                [("options", "source", "rank")], hint="configure every rank's hook alike"
-            ).with_message(f"ranks configured the lr sync differently from source rank {self.src} (a configuration "
-                           f"error; every rank must pass the same on_divergence and sync_every): {'; '.join(other)}")
+            text = "; ".join(f"{name}: source={a!r}, rank={b!r}" for name, a, b in other)
+            raise ScheduleMismatchError(other, hint="configure every rank's hook alike").with_message(
+                f"ranks configured the lr sync differently from source rank {self.src} (a configuration error; every "
+                f"rank must pass the same on_divergence and sync_every): {text}")
         layouts = [e["layout"] for e in everyone]
         union = union_layout(layouts, i_src)
         if union is None:
@@ -269,11 +271,9 @@ class LRBroadcaster:
                 f"param groups cannot be matched to source rank {self.src}'s layout {layouts[i_src]}: {detail} "
                 "(give the groups a 'name' so stages holding different groups can be matched by name)"
             )
-        self._order = [i_src] + [i for i in range(len(self.ranks)) if i != i_src]
-        self._holder = _holders(layouts, union, self._order)
-        self._holder_pos = np.array(self._holder)
+        self._holder = np.array(_holders(layouts, union, self._order))
         self._check_specs([e["spec"] for e in everyone], [e["base"] for e in everyone])
-        self.src_layout, self.layout = layouts[i_src], union
+        self.layout = union
         self._index = [union.index(k) for k in layout]
         self._layout_key = _layout_key(union)
         self._cycles_momentum = s.momentum_at(0) is not None
@@ -292,15 +292,15 @@ class LRBroadcaster:
         # what a row holds where every rank agrees: each group's value is its holder's, NaN where not held
         held = np.array([[k in lay for k in union] for lay in layouts])
         self._held = held
-        self._ref_rows = np.array(self._holder * 3, dtype=np.int64)
+        self._ref_rows = np.tile(self._holder, 3)
         self._ref_cols = np.arange(_HEADER, self._row)
         self._held_cols = np.concatenate([held] * 3, axis=1)
 
     def _check_specs(self, specs: list[Any], bases: list[dict[str, float]]) -> None:
         """ScheduleMismatchError on every rank if any rank's schedule or matched base lr differs from the source's."""
-        i_src = self.ranks.index(self.src)
+        i_src = self._i_src
         first: dict[str, tuple[int, float]] = {}  # each group's reference base lr: the source's, else the first holder's
-        for i in [i_src] + [i for i in range(len(bases)) if i != i_src]:
+        for i in self._order:
             for key, lr in bases[i].items():
                 first.setdefault(key, (self.ranks[i], lr))
         fields = []
@@ -374,8 +374,7 @@ class LRBroadcaster:
         self._prev_request = _UNKNOWN
 
     def _verdict(self, s: ClosedFormLR, requested: int, refusal: Exception | None) -> int:
-        table, ranks, n = self._table, self.ranks, len(self.layout)
-        i_src = ranks.index(self.src)
+        table, ranks, n, i_src = self._table, self.ranks, len(self.layout), self._i_src
         src = table[i_src]
         head = table[:, :_HEADER]
         if (head == src[:_HEADER]).all() and not src[_REFUSED] and src[_LAYOUT] == self._layout_key and (
@@ -419,7 +418,7 @@ class LRBroadcaster:
         if (steps != src[_STEP]).any() and (table[:, _PREV] != _UNKNOWN).all():
             self._check_sequence(table, i_src)
         lrs, moms = floats[:, :n], floats[:, n : 2 * n]
-        holder = self._holder_pos.copy()  # a group's reference: its first holder at the source's step, if any
+        holder = self._holder.copy()  # a group's reference: its first holder at the source's step, if any
         at_src = steps == src[_STEP]
         for j in np.flatnonzero(~at_src[holder]):
             on_time = [i for i in self._order if held[i, j] and at_src[i]]
@@ -524,7 +523,7 @@ class LRBroadcaster:
                                group=self.process_group)
         self._check_specs([e["spec"] for e in everyone], [e["base"] for e in everyone])
         fps = self._table[:, _FINGERPRINT]
-        i_src = self.ranks.index(self.src)
+        i_src = self._i_src
         ranks = [r for r, fp in zip(self.ranks, fps) if fp != fps[i_src]]
         raise ScheduleMismatchError([("fingerprint", int(fps[i_src]), ranks)]).with_message(
             f"ranks {ranks} synced another schedule fingerprint than source rank {self.src}, although their schedule "
