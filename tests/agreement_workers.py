@@ -58,7 +58,8 @@ def step_mismatch(rank, mode, equal_lrs):
             "lrs": [g["lr"] for g in opt.param_groups], "lrs_before_repeat": before,
             "repeat_calls": counter.calls, "fixes": hook.fixes, "warn_count": hook.warnings,
             "disagreements": hook.disagreements, "last": hook.last_disagreement,
-            "caught": [str(w.message) for w in caught if "source rank" in str(w.message)]}
+            "caught": [str(w.message) for w in caught if "source rank" in str(w.message)],
+            "categories": [w.category.__name__ for w in caught if "source rank" in str(w.message)]}
 
 
 def persistent_offset(rank, world):

@@ -75,6 +75,7 @@ def test_warn_fixes_and_names_rank_both_steps_and_both_lrs(world, equal_lrs):
     assert "rank 1" in msg and f"step {mine}" in msg and "step 4" in msg and "source rank 0" in msg
     assert str(outs[0]["lrs"][0])[:6] in msg
     assert outs[1]["warn_count"] == 1 and outs[0]["caught"] == []
+    assert outs[1]["categories"] == ["LRDivergenceWarning"]  # a UserWarning users can filter by category
 
 
 @pytest.mark.timeout(200)
