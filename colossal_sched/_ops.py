@@ -4,8 +4,8 @@ Each schedule writes its formula once against an ``Ops`` namespace: :data:`SCALA
 for one integer step at the cost of a few Python float operations (what ``step()`` pays), and
 :data:`VECTOR` for a whole array of steps without a Python loop (what ``lr_table`` uses).
 Both evaluate the same expression in the same order; ``cos``, the arithmetic and integer
-powers up to 2**16 agree bit for bit; a fractional ``pow`` (PolynomialLR's power) and integer
-powers past 2**16 may differ by one unit in the last place between libm and numpy.
+powers up to 2**16 agree bit for bit; ``pow`` with a float exponent other than 1 (PolynomialLR's power, 2.0
+included) and integer powers past 2**16 may differ by one unit in the last place between libm and numpy.
 """
 from __future__ import annotations
 

@@ -204,7 +204,11 @@ def test_any_sequence_of_re_plans_is_one_curve_that_lr_at_and_lr_table_agree_on(
         assert (now[: at + 1] == before[: at + 1]).all(), "the past is unchanged"
     n = s.total_steps + 5
     table = s.lr_table(range(n))
-    assert all((table[t] == s.lr_at(t)).all() for t in range(n)), "lr_table and lr_at agree bit for bit"
+    scalar = np.array([s.lr_at(t) for t in range(n)])
+    if any(p.get("type") == "polynomial" and p.get("power", 1.0) != 1 for p in kw.get("phases", [])):
+        np.testing.assert_array_max_ulp(scalar, table, maxulp=1)  # libm's and numpy's pow (README)
+    else:
+        assert (table == scalar).all(), "lr_table and lr_at agree bit for bit"
     fresh = build(name, kw)
     for at, total in in_effect:
         fresh.replan(total, at_step=at)
