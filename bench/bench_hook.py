@@ -2,8 +2,9 @@
 
 1. No sync, one process: our LRSchedulerHook vs colossalai's LRSchedulerHook + scheduler, same trainer calls.
 2. Sync every step at world 2/4/8 (gloo, 127.0.0.1): ``hook.step(n)`` (one ``all_to_all_single`` plus the
-   checks) vs one bare ``dist.broadcast`` of the same payload and one bare ``all_to_all_single`` of the same
-   buffers, at the same world size, in the same processes.
+   checks) vs one bare ``dist.broadcast`` of the same payload, and vs each bare gloo collective in which every
+   rank hears from every rank (what a collective verdict needs): ``all_to_all_single`` of the same buffers,
+   ``all_gather``, ``all_reduce(MAX)``, ``gather`` then ``broadcast``; same world size, same processes.
 3. The same inside a training iteration (lr sync, ~1 ms of compute, ``optimizer.step()``): what a bare
    broadcast, ``hook.step`` and ``hook.step`` with ``overlap=True`` add to the iteration.
 
@@ -82,10 +83,23 @@ def _worker(rank, world, port, calls, out):
     pg = b.process_group  # the same gloo group, so the comparison is like for like
     row = torch.zeros(b._row, dtype=torch.int64)  # the payload one rank sends each peer per sync
     send, recv = torch.zeros_like(b._send), torch.zeros_like(b._recv)
-    bare = {
+    gathered = [torch.zeros_like(row) for _ in range(world)] if rank == 0 else None
+    bare = {  # the broadcast, then every collective in which every rank hears from every rank
         "broadcast": lambda n: dist.broadcast(row, src=0, group=pg),
         "all_to_all": lambda n: dist.all_to_all_single(recv, send, group=pg),
+        "all_gather": lambda n: dist.all_gather_single(recv, row, group=pg),
+        "all_reduce": lambda n: dist.all_reduce(row, op=dist.ReduceOp.MAX, group=pg),
+        "gather+broadcast": lambda n: (dist.gather(row, gathered, dst=0, group=pg), dist.broadcast(recv, src=0, group=pg)),
     }
+    plain = cs.OneCycleLR(optimizer(), 10**7)
+
+    def unchecked(n):  # the least a synced hook does: step the schedule, broadcast the source's lrs, write them
+        plain.step_to(n)
+        lrs = torch.tensor(plain.get_last_lr(), dtype=torch.float64)
+        dist.broadcast(lrs, src=0, group=pg)
+        for g, lr in zip(plain.optimizer.param_groups, lrs.tolist()):
+            g["lr"] = lr
+
     x = torch.rand(96, 96) / 96
     opt = lapped.lr_scheduler.optimizer
 
@@ -96,7 +110,7 @@ def _worker(rank, world, port, calls, out):
     tight, loops = [], {"cpu": [], "gpu": []}
     for r in range(5):
         steps = range(r * calls, (r + 1) * calls)
-        tight.append({name: _timed(fn, steps) for name, fn in {**bare, "hook": hook.step}.items()})
+        tight.append({name: _timed(fn, steps) for name, fn in {**bare, "unchecked": unchecked, "hook": hook.step}.items()})
         for kind, work in (("cpu", _compute), ("gpu", _accelerator)):
             its = range(r * calls // 4, (r + 1) * calls // 4)
             loops[kind].append({name: _timed(iteration(fn, work), its) for name, fn in syncs.items()})
@@ -113,6 +127,9 @@ def _timed(fn, steps):
     return (time.perf_counter() - t0) / len(steps) * 1e6
 
 
+FLOOR = ("broadcast", "all_to_all", "all_gather", "all_reduce", "gather+broadcast")
+
+
 def with_sync(worlds, calls):
     tight_rows, loop_rows = [], []
     for world in worlds:
@@ -122,19 +139,23 @@ def with_sync(worlds, calls):
         out = mp.Manager().dict()
         mp.spawn(_worker, args=(world, port, calls, out), nprocs=world, join=True)
         med = lambda kind, k: statistics.median(rnd[k] for rank in out.values() for rnd in rank[kind])  # noqa: E731
-        t = {k: med("tight", k) for k in ("broadcast", "all_to_all", "hook")}
-        tight_rows.append(f"| {world} | {t['broadcast']:.1f} | {t['all_to_all']:.1f} | {t['hook']:.1f} "
-                          f"| {t['hook'] / t['broadcast']:.2f}x | {t['hook'] / t['all_to_all']:.2f}x |")
+        t = {k: med("tight", k) for k in (*FLOOR, "unchecked", "hook")}
+        tight_rows.append(f"| {world} | {t['broadcast']:.1f} | " + " | ".join(
+            f"{t[k]:.1f} ({t[k] / t['broadcast']:.2f}x)" for k in (*FLOOR[1:], "unchecked")) +
+            f" | {t['hook']:.1f} | {t['hook'] / t['broadcast']:.2f}x | {t['hook'] / t['all_to_all']:.2f}x |")
         for kind, label in (("cpu", "CPU compute"), ("gpu", "host idle (GPU compute)")):
             lp = {k: med(kind, k) for k in ("none", "broadcast", "hook", "overlap")}
             add = {k: lp[k] - lp["none"] for k in ("broadcast", "hook", "overlap")}
             loop_rows.append(f"| {world} | {label} | {lp['none']:.1f} | {add['broadcast']:.1f} | {add['hook']:.1f} "
                              f"| {add['overlap']:.1f} | {add['hook'] / add['broadcast']:.2f}x "
                              f"| {add['overlap'] / add['broadcast']:.2f}x |")
-    print("| world | bare dist.broadcast of the payload us | bare all_to_all_single us | hook.step with sync us "
-          "| vs broadcast | vs all_to_all |\n|---|---|---|---|---|---|")
+    print("| world | bare dist.broadcast of the payload us | " + " | ".join(f"bare {k} us" for k in FLOOR[1:])
+          + " | step_to + broadcast, no checks us | hook.step with sync us | vs broadcast | vs all_to_all |\n|---|"
+          + "---|" * (len(FLOOR) + 4))
     print("\n".join(tight_rows))
-    print(f"\nmedians over 5 rounds x {calls} steps x every rank; payload: one int64 row of the sync table per peer\n")
+    print(f"\nmedians over 5 rounds x {calls} steps x every rank; payload: one int64 row of the sync table per peer "
+          "(all_to_all: one per peer); gather+broadcast is two collectives; 'no checks': step the schedule, broadcast "
+          "its lrs from rank 0, write them (what a sync hook does before any check)\n")
     print("| world | forward/backward | iteration without lr sync us | added by a bare broadcast us | added by hook.step us "
           "| added by hook.step(overlap=True) us | hook vs broadcast | overlap vs broadcast |\n|---|---|---|---|---|---|---|---|")
     print("\n".join(loop_rows))

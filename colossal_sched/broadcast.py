@@ -14,7 +14,7 @@ import warnings
 import zlib
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -289,12 +289,14 @@ class LRBroadcaster:
         index = np.array(self._index, dtype=np.int64)
         self._slots = (index, n + index, 2 * n + index)
         self._my_layout = layout
+        self._my_names = group_names(s.optimizer)
         # what a row holds where every rank agrees: each group's value is its holder's, NaN where not held
         held = np.array([[k in lay for k in union] for lay in layouts])
         self._held = held
         self._ref_rows = np.tile(self._holder, 3)
         self._ref_cols = np.arange(_HEADER, self._row)
         self._held_cols = np.concatenate([held] * 3, axis=1)
+        self._uniform = bool(held.all() and (self._holder == i_src).all())
 
     def _check_specs(self, specs: list[Any], bases: list[dict[str, float]]) -> None:
         """ScheduleMismatchError on every rank if any rank's schedule or matched base lr differs from the source's."""
@@ -330,30 +332,46 @@ class LRBroadcaster:
         or a failure before the sync); every rank then raises (:class:`~colossal_sched.errors.ReplanError`,
         ``ValueError`` for a step, ``RuntimeError`` for a failure) naming the refusing ranks.
         """
-        row = self._mine
-        row[_STEP], row[_PREV], row[_SEQ] = requested, self._prev_request, self.syncs
-        row[_FINGERPRINT], row[_LAYOUT], row[_SYNC_EVERY] = s.fingerprint(), self._layout_key, self.sync_every
-        row[_HAS_MOMENTUM] = self._cycles_momentum
-        row[_WARN_IS_ERROR] = self.on_divergence == "warn" and _warning_is_error(self.rank, requested, self.src)
         if self._deferred is not None and refusal is None:
             refusal, self._deferred = self._deferred, None
-        row[_REFUSED] = 0 if refusal is None else _REFUSAL_FLAGS.get(type(refusal), _REFUSED_REPLAN)
-        floats, (lr_at, mom_at, base_at) = self._floats, self._slots
-        floats[:] = np.nan
-        groups = s.optimizer.param_groups
-        if len(groups) == len(self._index) and group_layout(s.optimizer) == self._my_layout:
-            floats[lr_at] = _held_values(groups, s.get_last_lr(), lambda g: g["lr"])
-            if self._cycles_momentum:
-                floats[mom_at] = _momenta(groups, s)
-            floats[base_at] = s.base_lrs
-        else:
-            row[_LAYOUT] = -1  # the param groups changed since the connection
+        head = [0] * _HEADER
+        head[_STEP], head[_PREV], head[_SEQ] = requested, self._prev_request, self.syncs
+        head[_LAYOUT], head[_SYNC_EVERY], head[_HAS_MOMENTUM] = self._layout_key, self.sync_every, self._cycles_momentum
+        try:  # what this rank holds; a failure to read it is refused on every rank, never raised here alone
+            head[_FINGERPRINT] = s.fingerprint()
+            head[_WARN_IS_ERROR] = self.on_divergence == "warn" and _warning_is_error(self.rank, requested, self.src)
+            if not self._read_values(s):
+                head[_LAYOUT] = -1  # the param groups changed since the connection
+        except Exception as e:
+            refusal = refusal or _LocalFailure(f"reading this rank's schedule and lrs for the sync failed: {type(e).__name__}: {e}")
+            self._floats[:] = np.nan
+        head[_REFUSED] = 0 if refusal is None else _REFUSAL_FLAGS.get(type(refusal), _REFUSED_REPLAN)
+        row = self._mine
+        row[:_HEADER] = head
         self._rows[:] = row
         work = dist.all_to_all_single(self._recv, self._send, group=self.process_group, async_op=async_op)
         self.syncs += 1
         self._prev_request = requested
         self._pending = (work, requested, refusal)
         return None if async_op else self.finish(s)
+
+    def _read_values(self, s: ClosedFormLR) -> bool:
+        """Write this rank's lrs, momenta and base lrs into its row (NaN where it holds no group); False
+        where its param groups changed since the connection."""
+        floats, (lr_at, mom_at, base_at) = self._floats, self._slots
+        groups = s.optimizer.param_groups
+        floats[:] = np.nan
+        if len(groups) != len(self._index) or (
+            [g.get("name") for g in groups] != self._my_names and group_layout(s.optimizer) != self._my_layout
+        ):
+            return False
+        lrs = _held_values([g["lr"] for g in groups], s.get_last_lr)
+        moms = _momenta(groups, s) if self._cycles_momentum else [math.nan] * len(groups)
+        if self._uniform:  # every rank holds the groups in the common order
+            floats[:] = [*lrs, *moms, *s.base_lrs]
+        else:
+            floats[lr_at], floats[mom_at], floats[base_at] = lrs, moms, list(s.base_lrs)
+        return True
 
     @property
     def pending(self) -> bool:
@@ -376,10 +394,10 @@ class LRBroadcaster:
     def _verdict(self, s: ClosedFormLR, requested: int, refusal: Exception | None) -> int:
         table, ranks, n, i_src = self._table, self.ranks, len(self.layout), self._i_src
         src = table[i_src]
-        head = table[:, :_HEADER]
-        if (head == src[:_HEADER]).all() and not src[_REFUSED] and src[_LAYOUT] == self._layout_key and (
-            (table[:, _HEADER:] == table[self._ref_rows, self._ref_cols]) | ~self._held_cols
-        ).all():  # every rank agrees (the fast path: no Python loop)
+        if not src[_REFUSED] and src[_LAYOUT] == self._layout_key and (
+            (table == src).all() if self._uniform else (table[:, :_HEADER] == src[:_HEADER]).all()
+            and ((table[:, _HEADER:] == table[self._ref_rows, self._ref_cols]) | ~self._held_cols).all()
+        ):  # every rank agrees (the fast path: no Python loop; with one layout everywhere, every row is the source's)
             return requested
         if (table[:, _LAYOUT] != self._layout_key).any():
             bad = [r for r, row in zip(ranks, table) if row[_LAYOUT] != self._layout_key]
@@ -531,22 +549,19 @@ class LRBroadcaster:
         )
 
 
-def _held_values(groups: list[dict[str, Any]], scheduled: list[float], read: Any) -> list[float]:
-    """What each param group holds (``read(group)``): a CPU tensor is read, a device tensor is taken as the
-    scheduler's value (``scheduled``), so the sync adds no host-device synchronisation."""
-    out = []
-    for g, value in zip(groups, scheduled):
-        v = read(g)
+def _held_values(values: list[Any], scheduled: Callable[[], list[float]]) -> list[Any]:
+    """What each param group holds: a CPU tensor is read, a device tensor is taken as the scheduler's
+    value (``scheduled()``), so the sync adds no host-device synchronisation."""
+    for i, v in enumerate(values):
         if isinstance(v, torch.Tensor):
-            v = float(v) if v.device.type == "cpu" and v.numel() == 1 else value
-        out.append(v)
-    return out
+            values[i] = float(v) if v.device.type == "cpu" and v.numel() == 1 else scheduled()[i]
+    return values
 
 
-def _momenta(groups: list[dict[str, Any]], s: ClosedFormLR) -> list[float]:
+def _momenta(groups: list[dict[str, Any]], s: ClosedFormLR) -> list[Any]:
     """The momentum each param group holds (``momentum``, or Adam's ``betas[0]``)."""
-    return _held_values(groups, s.momentum_at(s.last_epoch),
-                        lambda g: g["betas"][0] if "betas" in g else g.get("momentum", math.nan))
+    return _held_values([g["betas"][0] if "betas" in g else g.get("momentum", math.nan) for g in groups],
+                        lambda: s.momentum_at(s.last_epoch))
 
 
 def _relative(a: np.ndarray, b: np.ndarray) -> float:

@@ -224,6 +224,29 @@ def groups_changed(rank, world):
     return {}
 
 
+class _Unequal:
+    """A value whose comparison raises (what a hyperparameter swapped after construction might be)."""
+
+    def __eq__(self, other):
+        raise RuntimeError("this value cannot be compared")
+
+    __hash__ = None
+
+
+def unreadable(rank, world, what):
+    """Rank 1's row for the sync cannot be written: its scheduler holds one base lr more than it has param
+    groups (so it cannot step, and the refusal's own row fails too), or its fingerprint cannot be computed.
+    The failure reaches every rank in the sync instead of raising on rank 1 alone."""
+    hook = hook_for(cs.CosineAnnealingLR(optimizer(), 40))
+    hook.step(0)
+    if rank == 1 and what == "base_lrs":
+        hook.lr_scheduler.base_lrs.append(0.5)
+    if rank == 1 and what == "fingerprint":
+        hook.lr_scheduler.eta_min = _Unequal()
+    hook.step(1)
+    return {}
+
+
 def warn_is_error(rank, world):
     """``on_divergence="warn"`` where rank 1 runs with ``-W error``: its warning would raise on it alone, so
     every rank raises instead."""
@@ -398,6 +421,8 @@ SCENARIOS = {
     "groups_changed": groups_changed,
     "warn_is_error": warn_is_error,
     "lambda_differs": lambda_differs,
+    "unreadable_base_lrs": lambda r, w: unreadable(r, w, "base_lrs"),
+    "unreadable_fingerprint": lambda r, w: unreadable(r, w, "fingerprint"),
     "overlap_fix": overlap_fix,
     "overlap_skip": overlap_skip,
     "options_on_divergence": lambda r, w: options_differ(r, w, "on_divergence"),

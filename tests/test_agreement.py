@@ -244,6 +244,15 @@ def test_param_groups_changed_on_one_rank_are_refused_on_every_rank(world):
 
 
 @pytest.mark.timeout(200)
+@pytest.mark.parametrize("what,why", [("base_lrs", "has 3 lrs to write but the optimizer now has 2 param groups"),
+                                      ("fingerprint", "reading this rank's schedule and lrs for the sync failed: RuntimeError")])
+def test_a_rank_whose_row_cannot_be_written_is_refused_on_every_rank(world, what, why):
+    outs = by_rank(world, f"unreadable_{what}")
+    assert_everyone_raises(outs, "RuntimeError", "ranks [1] failed before the sync", same_message=False)
+    assert why in outs[1]["error"]
+
+
+@pytest.mark.timeout(200)
 def test_warn_on_a_rank_that_turns_warnings_into_errors_raises_on_every_rank(world):
     assert_everyone_raises(by_rank(world, "warn_is_error"), "LRDivergenceError", "ranks [1] turn warnings into errors")
 
