@@ -277,7 +277,7 @@ class LRBroadcaster:
         self._index = [union.index(k) for k in layout]
         self._layout_key = _layout_key(union)
         self._cycles_momentum = s.momentum_at(0) is not None
-        self._deferred: Warning | None = None  # a divergence warning that raised here: refused at the next sync
+        self._deferred: Exception | None = None  # a failure after a sync on this rank: refused at the next sync
         n = len(union)
         self._row = _HEADER + 3 * n
         self._send = torch.zeros(len(self.ranks) * self._row, dtype=torch.int64)
@@ -296,7 +296,7 @@ class LRBroadcaster:
         self._ref_rows = np.tile(self._holder, 3)
         self._ref_cols = np.arange(_HEADER, self._row)
         self._held_cols = np.concatenate([held] * 3, axis=1)
-        self._uniform = bool(held.all() and (self._holder == i_src).all())
+        self._uniform = all(lay == layouts[i_src] for lay in layouts)  # one layout, in one order, everywhere
 
     def _check_specs(self, specs: list[Any], bases: list[dict[str, float]]) -> None:
         """ScheduleMismatchError on every rank if any rank's schedule or matched base lr differs from the source's."""
@@ -338,7 +338,10 @@ class LRBroadcaster:
         head[_STEP], head[_PREV], head[_SEQ] = requested, self._prev_request, self.syncs
         head[_LAYOUT], head[_SYNC_EVERY], head[_HAS_MOMENTUM] = self._layout_key, self.sync_every, self._cycles_momentum
         try:  # what this rank holds; a failure to read it is refused on every rank, never raised here alone
-            head[_FINGERPRINT] = s.fingerprint()
+            fingerprint = s.fingerprint()
+            if type(fingerprint) is not int or not 0 <= fingerprint < 2**63:
+                raise ValueError(f"fingerprint() must return an int in [0, 2^63), got {fingerprint!r}")
+            head[_FINGERPRINT] = fingerprint
             head[_WARN_IS_ERROR] = self.on_divergence == "warn" and _warning_is_error(self.rank, requested, self.src)
             if not self._read_values(s):
                 head[_LAYOUT] = -1  # the param groups changed since the connection
@@ -386,6 +389,11 @@ class LRBroadcaster:
         if work is not None:
             work.wait()
         return self._verdict(s, requested, refusal)
+
+    def defer(self, refusal: Exception) -> None:
+        """Refuse at this rank's next sync (every rank raises there): for a failure after a sync that this
+        rank alone would otherwise raise, e.g. rank 0's logging."""
+        self._deferred = self._deferred or refusal
 
     def reset_sequence(self) -> None:
         """Forget the previous sync's step (after a resume: the step may jump; every rank resumes alike)."""
@@ -452,9 +460,10 @@ class LRBroadcaster:
                 off.append((k, r, worst))
         if not off:
             return requested
-        adopt = np.where(held[i_src], lrs[i_src], np.where(at_src[holder], ref_lrs, np.nan))
-        adopt_m = np.where(held[i_src], moms[i_src], np.where(at_src[holder], ref_moms, np.nan))
-        return self._disagree(s, requested, table, off, i_src, lrs, adopt, adopt_m)
+        given = held[i_src] | at_src[holder]  # a value to adopt (the source's, else its reference holder's)
+        adopt = np.where(held[i_src], lrs[i_src], ref_lrs)
+        adopt_m = np.where(held[i_src], moms[i_src], ref_moms)
+        return self._disagree(s, requested, table, off, i_src, lrs, adopt, adopt_m, given)
 
     def _check_sequence(self, table: np.ndarray, i_src: int) -> None:
         """SyncSequenceError where a rank's step moved by another amount since its previous sync than the others'."""
@@ -475,10 +484,11 @@ class LRBroadcaster:
         )
 
     def _disagree(self, s: ClosedFormLR, requested: int, table: np.ndarray, off: list, i_src: int,
-                  lrs: np.ndarray, new_lrs: np.ndarray, new_moms: np.ndarray) -> int:
+                  lrs: np.ndarray, new_lrs: np.ndarray, new_moms: np.ndarray, given: np.ndarray) -> int:
         """Some ranks are off the source: the same verdict on every rank. A fixed rank adopts the source's step
         and ``new_lrs``/``new_moms`` per group of the common layout: the source's values, else those of the
-        group's reference rank at the source's step, else (NaN: no holder is) its closed form at that step."""
+        group's reference rank at the source's step, else (``given`` False: no holder is) its closed form at that
+        step. A value to adopt that is not a valid lr or momentum (NaN included) is refused on every rank."""
         src, held, ranks = table[i_src], self._held, self.ranks
         src_lrs = lrs[i_src][held[i_src]].tolist()
         self.disagreements += 1
@@ -497,16 +507,16 @@ class LRBroadcaster:
         )
         step = int(src[_STEP])
         # what a fixed rank will write, checked on every rank alike (the same table), so a refusal is collective
-        given = ~np.isnan(new_lrs)
-        bad_src = [v for v in new_lrs[given] if not 0.0 <= v <= _MAX_FLOAT] + (
-            [v for v in new_moms[given] if not 0.0 <= v < 1.0] if self._cycles_momentum else [])
+        bad_src = [v for v in new_lrs[given].tolist() if not 0.0 <= v <= _MAX_FLOAT] + (
+            [v for v in new_moms[given].tolist() if not 0.0 <= v < 1.0] if self._cycles_momentum else [])
         mine = [k for k, r, _ in off if r == self.rank]
         if mine:
             self.divergences += 1
         if self.on_divergence == "raise":
             raise LRDivergenceError(message + ' (on_divergence="raise")')
         if bad_src:
-            raise InvalidLRError(message + f"; the source's values {bad_src} are not a valid lr/momentum, so no rank adopts them")
+            raise InvalidLRError(message + f"; the reference values {bad_src} (the source's, or a group's reference "
+                                 "holder's) are not a valid lr/momentum, so no rank adopts them")
         if self.on_divergence == "warn":
             loud = [r for k, r, _ in off if table[k, _WARN_IS_ERROR]]
             if loud:  # a rank whose filters turn the warning into an exception: every rank raises together
@@ -517,11 +527,12 @@ class LRBroadcaster:
         ours = np.array(self._index)
         lrs_out = [float(v) for v in new_lrs[ours]]
         moms_out = [float(v) for v in new_moms[ours]] if self._cycles_momentum else None
-        if any(math.isnan(v) for v in lrs_out):  # no rank holding the group is at the source's step
+        mine_given = given[ours].tolist()
+        if not all(mine_given):  # no rank holding the group is at the source's step: its closed form there
             closed, closed_m = s.lr_at(step), s.momentum_at(step)
-            lrs_out = [c if math.isnan(v) else v for v, c in zip(lrs_out, closed)]
+            lrs_out = [v if ok else c for v, c, ok in zip(lrs_out, closed, mine_given)]
             if moms_out is not None:
-                moms_out = [c if math.isnan(v) else v for v, c in zip(moms_out, closed_m)]
+                moms_out = [v if ok else c for v, c, ok in zip(moms_out, closed_m, mine_given)]
         s.write(step, lrs_out, moms_out)
         self.fixes += 1
         if self.on_divergence == "warn":
@@ -531,7 +542,7 @@ class LRBroadcaster:
                 warnings.warn(_divergence_message(self.rank, int(table[k, _STEP]), lrs[k][held[k]].tolist(), self.src,
                                                   step, lrs_out, worst), LRDivergenceWarning, stacklevel=2)
             except Warning as w:  # a filter the probe did not foresee: refused on every rank at the next sync
-                self._deferred = _WarningRaised(str(w))
+                self.defer(_WarningRaised(str(w)))
         return step
 
     def _fingerprint_mismatch(self, s: ClosedFormLR) -> None:

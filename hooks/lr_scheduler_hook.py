@@ -257,7 +257,19 @@ class LRSchedulerHook(EngineHook):
         return out
 
     def _log(self, global_step: int) -> None:
-        """Rank 0 logs the lrs at every new global step, and ``sync/*`` at each new disagreement."""
+        """Rank 0 logs the lrs at every new global step, and ``sync/*`` at each new disagreement. Where
+        ``writer``/``log_fn`` raises in a synced run, rank 0 warns and every rank raises at the next sync
+        (rank 0 raising alone would leave its peers waiting in their next collective)."""
+        try:
+            self._emit(global_step)
+        except Exception as e:
+            if self.broadcaster is None:
+                raise
+            what = f"writer/log_fn failed at step {global_step}: {type(e).__name__}: {e}"
+            warnings.warn(f"{what}; every rank raises at the next sync", RuntimeWarning, stacklevel=3)
+            self.broadcaster.defer(_LocalFailure(what))
+
+    def _emit(self, global_step: int) -> None:
         fresh = self.disagreements != self._logged_disagreements
         if global_step == self._logged_step and not fresh:
             return

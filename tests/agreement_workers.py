@@ -247,6 +247,70 @@ def unreadable(rank, world, what):
     return {}
 
 
+def _named(lrs_by_name):
+    """An SGD optimizer whose groups are named, in the given order, each with its own lr."""
+    groups = [{"params": [torch.nn.Parameter(torch.zeros(2))], "lr": lr, "name": name} for name, lr in lrs_by_name]
+    return torch.optim.SGD(groups, lr=0.1, momentum=0.9)
+
+
+def swapped_order(rank, world):
+    """Rank 1 holds the same named groups in the other order: matched by name, synced without a false alarm,
+    and fixed by name when its counter runs ahead."""
+    opt = _named([("a", 0.1), ("b", 0.2)][:: -1 if rank == 1 else 1])
+    hook = hook_for(cs.CosineAnnealingLR(opt, 40))
+    for n in range(3):
+        hook.step(n)
+    quiet = hook.disagreements
+    sched = cs.CosineAnnealingLR(opt, 40)
+    hook = hook_for(sched)  # a new hook: rank 1's counter runs one ahead from its first sync
+    hook.step(5 + (rank == 1))
+    return {"quiet": quiet, "fixes": hook.fixes, "global_step": hook.global_step,
+            "lrs": {g["name"]: g["lr"] for g in opt.param_groups},
+            "expected": {g["name"]: lr for g, lr in zip(opt.param_groups, sched.lr_at(5))}}
+
+
+def reference_invalid(rank, world, value, mode):
+    """The value every fixed rank would adopt is not a valid lr: the source's (``value`` written into its
+    optimizer before the first sync), or, with pipeline stages (world > 2), the 'x' group's reference
+    holder's (rank 1; the source does not hold 'x'). Refused on every rank, whatever on_divergence."""
+    stages = world > 2
+    opt = _named([("a", 0.1)] if stages and rank == 0 else [("x", 0.3)] if stages else [("a", 0.1), ("b", 0.2)])
+    hook = hook_for(cs.CosineAnnealingLR(opt, 40), on_divergence=mode)
+    if rank == (1 if stages else 0):
+        opt.param_groups[0]["lr"] = value
+    hook.step(0)  # the step the scheduler holds: the optimizer's values are read as they are
+    return {"lrs": [g["lr"] for g in opt.param_groups]}
+
+
+def fingerprint_out_of_range(rank, world):
+    """Rank 1's fingerprint() (overridden) returns a value a row cannot carry: refused on every rank."""
+    hook = hook_for(cs.CosineAnnealingLR(optimizer(), 40))
+    hook.step(0)
+    if rank == 1:
+        hook.lr_scheduler.fingerprint = lambda: 2**63
+    hook.step(1)
+    return {}
+
+
+def log_fn_fails(rank, world):
+    """Rank 0's log_fn raises at step 1 (a logger not set up): rank 0 warns, and every rank raises at step 2."""
+    def log_fn(step, values):
+        if step == 1:
+            raise KeyError("run not initialised")
+
+    hook = hook_for(cs.CosineAnnealingLR(optimizer(), 40), log_fn=log_fn)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        hook.step(0)
+        hook.step(1)
+    warned = [str(w.message) for w in caught if "log_fn" in str(w.message)]
+    try:
+        hook.step(2)
+    except Exception as e:
+        return {"error": str(e), "type": type(e).__name__, "warned": warned}
+    return {"warned": warned}
+
+
 def warn_is_error(rank, world):
     """``on_divergence="warn"`` where rank 1 runs with ``-W error``: its warning would raise on it alone, so
     every rank raises instead."""
@@ -423,6 +487,11 @@ SCENARIOS = {
     "lambda_differs": lambda_differs,
     "unreadable_base_lrs": lambda r, w: unreadable(r, w, "base_lrs"),
     "unreadable_fingerprint": lambda r, w: unreadable(r, w, "fingerprint"),
+    "swapped_order": swapped_order,
+    **{f"reference_{v}_{mode}": (lambda r, w, v=v, mode=mode: reference_invalid(r, w, float(v), mode))
+       for v in ("nan", "inf") for mode in ("fix", "warn")},
+    "fingerprint_out_of_range": fingerprint_out_of_range,
+    "log_fn_fails": log_fn_fails,
     "overlap_fix": overlap_fix,
     "overlap_skip": overlap_skip,
     "options_on_divergence": lambda r, w: options_differ(r, w, "on_divergence"),

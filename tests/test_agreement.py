@@ -253,6 +253,39 @@ def test_a_rank_whose_row_cannot_be_written_is_refused_on_every_rank(world, what
 
 
 @pytest.mark.timeout(200)
+def test_the_same_named_groups_in_another_order_sync_quietly_and_are_fixed_by_name(world):
+    for rank, out in enumerate(by_rank(world, "swapped_order")):
+        assert out["type"] is None, f"rank {rank}: {out}"
+        assert out["quiet"] == 0
+        assert out["global_step"] == 5 and out["lrs"] == out["expected"], f"rank {rank}: {out}"
+        assert out["fixes"] == (1 if rank == 1 else 0)
+
+
+@pytest.mark.timeout(200)
+@pytest.mark.parametrize("value", ["nan", "inf"])
+@pytest.mark.parametrize("mode", ["fix", "warn"])
+def test_an_invalid_value_to_adopt_is_refused_on_every_rank_nan_included(world, value, mode):
+    # world 2: the source's value; world 4: the reference holder's value of a group the source does not hold
+    assert_everyone_raises(by_rank(world, f"reference_{value}_{mode}"), "InvalidLRError", f"values [{value}]",
+                           "are not a valid lr/momentum, so no rank adopts them")
+
+
+@pytest.mark.timeout(200)
+def test_a_fingerprint_a_row_cannot_carry_is_refused_on_every_rank(world):
+    outs = by_rank(world, "fingerprint_out_of_range")
+    assert_everyone_raises(outs, "RuntimeError", "ranks [1] failed before the sync", same_message=False)
+    assert "fingerprint() must return an int in [0, 2^63), got 9223372036854775808" in outs[1]["error"]
+
+
+@pytest.mark.timeout(200)
+def test_a_failing_log_fn_on_rank_0_warns_there_and_every_rank_raises_at_the_next_sync(world):
+    outs = by_rank(world, "log_fn_fails")
+    assert_everyone_raises(outs, "RuntimeError", "ranks [0] failed before the sync", same_message=False)
+    assert "writer/log_fn failed at step 1: KeyError" in outs[0]["error"]
+    assert [len(out["warned"]) for out in outs] == [1] + [0] * (len(outs) - 1)
+
+
+@pytest.mark.timeout(200)
 def test_warn_on_a_rank_that_turns_warnings_into_errors_raises_on_every_rank(world):
     assert_everyone_raises(by_rank(world, "warn_is_error"), "LRDivergenceError", "ranks [1] turn warnings into errors")
 
