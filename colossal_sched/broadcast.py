@@ -9,6 +9,7 @@ refusal is raised by every rank of the group in the same sync, naming every disa
 from __future__ import annotations
 
 import math
+import operator
 import sys
 import warnings
 import zlib
@@ -65,6 +66,13 @@ class _WarningRaised(RuntimeError):
 
 
 _REFUSAL_FLAGS = {_StepRefusal: _REFUSED_STEP, _LocalFailure: _REFUSED_LOCAL, _WarningRaised: _REFUSED_WARNING}
+_REFUSALS = (  # flag, the error every rank raises, why (in this order: the first present gives the error type)
+    (_REFUSED_WARNING, LRDivergenceError,
+     "turned the divergence warning of their previous sync into an error (their warning filters)"),
+    (_REFUSED_LOCAL, RuntimeError, "failed before the sync"),
+    (_REFUSED_STEP, ValueError, "were given an invalid global_step"),
+    (_REFUSED_REPLAN, ReplanError, "refused the re-plan"),
+)
 _UNKNOWN = -1  # no previous sync (first sync, or after a resume)
 
 
@@ -339,9 +347,9 @@ class LRBroadcaster:
         head[_LAYOUT], head[_SYNC_EVERY], head[_HAS_MOMENTUM] = self._layout_key, self.sync_every, self._cycles_momentum
         try:  # what this rank holds; a failure to read it is refused on every rank, never raised here alone
             fingerprint = s.fingerprint()
-            if type(fingerprint) is not int or not 0 <= fingerprint < 2**63:
-                raise ValueError(f"fingerprint() must return an int in [0, 2^63), got {fingerprint!r}")
-            head[_FINGERPRINT] = fingerprint
+            if isinstance(fingerprint, bool) or not -(2**63) <= operator.index(fingerprint) < 2**63:
+                raise ValueError(f"fingerprint() must return an int64, got {fingerprint!r}")
+            head[_FINGERPRINT] = operator.index(fingerprint)
             head[_WARN_IS_ERROR] = self.on_divergence == "warn" and _warning_is_error(self.rank, requested, self.src)
             if not self._read_values(s):
                 head[_LAYOUT] = -1  # the param groups changed since the connection
@@ -413,18 +421,13 @@ class LRBroadcaster:
                 f"ranks {bad}: param groups changed since the broadcaster connected (the group's layout {self.layout}); "
                 "build the hook again on every rank after changing param groups"
             )
-        if table[:, _REFUSED].any():
-            refused = [r for r, row in zip(ranks, table) if row[_REFUSED]]
+        if table[:, _REFUSED].any():  # every refusing rank named under its reason; the first reason's error type
             why = f"; rank {self.rank}: {V.short(str(refusal), 300)}" if refusal is not None else ""
-            flags = set(table[:, _REFUSED].tolist())
-            if _REFUSED_WARNING in flags:
-                raise LRDivergenceError(f"ranks {refused} turned the divergence warning of their previous sync into "
-                                        f"an error (their warning filters), so no rank goes on{why}")
-            if _REFUSED_LOCAL in flags:
-                raise RuntimeError(f"ranks {refused} failed before the sync, so no rank goes on{why}") from refusal
-            if _REFUSED_STEP in flags:
-                raise ValueError(f"ranks {refused} were given an invalid global_step, so no rank goes on{why}")
-            raise ReplanError(f"ranks {refused} refused the re-plan, so no rank applies it{why}")
+            parts = [(error, f"ranks {who} {text}") for flag, error, text in _REFUSALS
+                     if (who := [r for r, row in zip(ranks, table) if row[_REFUSED] == flag])]
+            error = parts[0][0]
+            text = "; ".join(p for _, p in parts) + (", so no rank applies it" if error is ReplanError else ", so no rank goes on")
+            raise error(text + why) from (refusal if error is RuntimeError else None)
         if (table[:, _FINGERPRINT] != src[_FINGERPRINT]).any():
             self._fingerprint_mismatch(s)
         floats = table[:, _HEADER:].view(np.float64)
@@ -507,16 +510,18 @@ class LRBroadcaster:
         )
         step = int(src[_STEP])
         # what a fixed rank will write, checked on every rank alike (the same table), so a refusal is collective
-        bad_src = [v for v in new_lrs[given].tolist() if not 0.0 <= v <= _MAX_FLOAT] + (
-            [v for v in new_moms[given].tolist() if not 0.0 <= v < 1.0] if self._cycles_momentum else [])
+        bad_src = [f"lr[{self.layout[j]}]={new_lrs[j]}" for j in np.flatnonzero(given)
+                   if not 0.0 <= new_lrs[j] <= _MAX_FLOAT] + [
+                   f"momentum[{self.layout[j]}]={new_moms[j]}" for j in np.flatnonzero(given)
+                   if self._cycles_momentum and not 0.0 <= new_moms[j] < 1.0]
         mine = [k for k, r, _ in off if r == self.rank]
         if mine:
             self.divergences += 1
         if self.on_divergence == "raise":
             raise LRDivergenceError(message + ' (on_divergence="raise")')
         if bad_src:
-            raise InvalidLRError(message + f"; the reference values {bad_src} (the source's, or a group's reference "
-                                 "holder's) are not a valid lr/momentum, so no rank adopts them")
+            raise InvalidLRError(message + f"; the values to adopt {', '.join(bad_src)} (the source's, or a group's "
+                                 "reference holder's) are not a valid lr/momentum, so no rank adopts them")
         if self.on_divergence == "warn":
             loud = [r for k, r, _ in off if table[k, _WARN_IS_ERROR]]
             if loud:  # a rank whose filters turn the warning into an exception: every rank raises together

@@ -204,11 +204,11 @@ class LRSchedulerHook(EngineHook):
         self.settle()
         if not callable(getattr(s, "replan", None)):
             raise ReplanError(f"{type(s).__name__} cannot be re-planned (it has no replan())")
-        before = s.state_dict()
         refusal: Exception | None = None
-        try:
+        try:  # any failure here is a refusal told to the group, never raised on this rank alone
+            before = s.state_dict()
             s.replan(total_steps, at_step)
-        except (ValueError, TypeError) as e:
+        except Exception as e:
             refusal = e
         if self.broadcaster is None:
             if refusal is not None:
@@ -266,8 +266,11 @@ class LRSchedulerHook(EngineHook):
             if self.broadcaster is None:
                 raise
             what = f"writer/log_fn failed at step {global_step}: {type(e).__name__}: {e}"
-            warnings.warn(f"{what}; every rank raises at the next sync", RuntimeWarning, stacklevel=3)
             self.broadcaster.defer(_LocalFailure(what))
+            try:
+                warnings.warn(f"{what}; every rank raises at the next sync", RuntimeWarning, stacklevel=3)
+            except Warning:  # warnings as errors: raising here alone would leave the peers waiting
+                pass
 
     def _emit(self, global_step: int) -> None:
         fresh = self.disagreements != self._logged_disagreements

@@ -41,11 +41,24 @@ CLI_SCHEDULERS = sorted(name for name in SCHEDULERS if name not in ("LambdaLR", 
 
 class _Parser(argparse.ArgumentParser):
     """Bad arguments: one line on stderr, printed by rank 0 only (every rank parses the same argv and
-    refuses alike, before any process group exists), and exit status 2."""
+    refuses alike, before any process group exists), and exit status 2. Under torchrun the other ranks
+    exit only once rank 0 has printed (a mark in torchrun's own store), since torchrun stops every
+    worker as soon as one exits."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        if os.environ.get("RANK", "0") == "0":
+        rank0 = os.environ.get("RANK", "0") == "0"
+        if rank0:
             print(f"{self.prog}: error: {message}", file=sys.stderr, flush=True)
+        if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
+            try:
+                from datetime import timedelta
+
+                store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False,
+                                      timeout=timedelta(seconds=30))
+                key = f"colossal_sched/usage_error/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}"
+                store.set(key, "printed") if rank0 else store.wait([key])
+            except Exception:  # no store to reach: exit all the same
+                pass
         sys.exit(2)
 
 

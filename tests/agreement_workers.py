@@ -187,6 +187,22 @@ def replan_refused_by_one(rank, world):
     return {"unchanged": hook.lr_scheduler.fingerprint() == fp}
 
 
+def replan_fails_on_one(rank, world):
+    """Rank 1's replan raises something other than a refusal (a RuntimeError): still refused on every rank."""
+    hook = hook_for(cs.CosineAnnealingLR(optimizer(), 40))
+    hook.step(0)
+    fp = hook.lr_scheduler.fingerprint()
+    if rank == 1:
+        def broken(total_steps, at_step=None):
+            raise RuntimeError("replan backend unavailable")
+        hook.lr_scheduler.replan = broken
+    try:
+        hook.replan(60)
+    except Exception as e:
+        return {"error": str(e), "type": type(e).__name__, "unchanged": hook.lr_scheduler.fingerprint() == fp}
+    return {"unchanged": hook.lr_scheduler.fingerprint() == fp}
+
+
 def _stage_names(rank):
     """Two pipeline stages (even ranks hold the first, odd the second) with no group name in common."""
     return ["embed", "block0"] if rank % 2 == 0 else ["block1", "head"]
@@ -257,16 +273,16 @@ def swapped_order(rank, world):
     """Rank 1 holds the same named groups in the other order: matched by name, synced without a false alarm,
     and fixed by name when its counter runs ahead."""
     opt = _named([("a", 0.1), ("b", 0.2)][:: -1 if rank == 1 else 1])
-    hook = hook_for(cs.CosineAnnealingLR(opt, 40))
+    hook = hook_for(cs.OneCycleLR(opt, 40))  # lrs and momenta, both mapped by name
     for n in range(3):
         hook.step(n)
     quiet = hook.disagreements
-    sched = cs.CosineAnnealingLR(opt, 40)
+    sched = cs.OneCycleLR(opt, 40)
     hook = hook_for(sched)  # a new hook: rank 1's counter runs one ahead from its first sync
     hook.step(5 + (rank == 1))
     return {"quiet": quiet, "fixes": hook.fixes, "global_step": hook.global_step,
-            "lrs": {g["name"]: g["lr"] for g in opt.param_groups},
-            "expected": {g["name"]: lr for g, lr in zip(opt.param_groups, sched.lr_at(5))}}
+            "lrs": {g["name"]: (g["lr"], g["momentum"]) for g in opt.param_groups},
+            "expected": {g["name"]: v for g, v in zip(opt.param_groups, zip(sched.lr_at(5), sched.momentum_at(5)))}}
 
 
 def reference_invalid(rank, world, value, mode):
@@ -282,30 +298,35 @@ def reference_invalid(rank, world, value, mode):
     return {"lrs": [g["lr"] for g in opt.param_groups]}
 
 
-def fingerprint_out_of_range(rank, world):
-    """Rank 1's fingerprint() (overridden) returns a value a row cannot carry: refused on every rank."""
+def fingerprint_override(rank, world, value):
+    """fingerprint() overridden (a subclass's own hash): every rank returns ``value`` (a negative int64 is
+    carried), but rank 1 returns 2**63 from step 2 on, which a row cannot carry: refused on every rank."""
     hook = hook_for(cs.CosineAnnealingLR(optimizer(), 40))
+    hook.lr_scheduler.fingerprint = lambda: value
     hook.step(0)
+    hook.step(1)
     if rank == 1:
         hook.lr_scheduler.fingerprint = lambda: 2**63
-    hook.step(1)
+    hook.step(2)
     return {}
 
 
-def log_fn_fails(rank, world):
-    """Rank 0's log_fn raises at step 1 (a logger not set up): rank 0 warns, and every rank raises at step 2."""
+def log_fn_fails(rank, world, strict, bad_step):
+    """Rank 0's log_fn raises at step 1 (a logger not set up): rank 0 warns (``strict``: under warnings as
+    errors, where the warning cannot be shown), and every rank raises at step 2; ``bad_step``: rank 1
+    also passes an invalid step there, and both refusals are named."""
     def log_fn(step, values):
         if step == 1:
             raise KeyError("run not initialised")
 
     hook = hook_for(cs.CosineAnnealingLR(optimizer(), 40), log_fn=log_fn)
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+        warnings.simplefilter("error" if strict else "always")
         hook.step(0)
         hook.step(1)
     warned = [str(w.message) for w in caught if "log_fn" in str(w.message)]
     try:
-        hook.step(2)
+        hook.step(-2 if bad_step and rank == 1 else 2)
     except Exception as e:
         return {"error": str(e), "type": type(e).__name__, "warned": warned}
     return {"warned": warned}
@@ -490,8 +511,11 @@ SCENARIOS = {
     "swapped_order": swapped_order,
     **{f"reference_{v}_{mode}": (lambda r, w, v=v, mode=mode: reference_invalid(r, w, float(v), mode))
        for v in ("nan", "inf") for mode in ("fix", "warn")},
-    "fingerprint_out_of_range": fingerprint_out_of_range,
-    "log_fn_fails": log_fn_fails,
+    "fingerprint_positive": lambda r, w: fingerprint_override(r, w, 12345),
+    "fingerprint_negative": lambda r, w: fingerprint_override(r, w, -(2**63)),
+    **{f"log_fn_fails_{name}": (lambda r, w, a=args: log_fn_fails(r, w, *a))
+       for name, args in {"plain": (False, False), "strict": (True, False), "with_bad_step": (False, True)}.items()},
+    "replan_fails_on_one": replan_fails_on_one,
     "overlap_fix": overlap_fix,
     "overlap_skip": overlap_skip,
     "options_on_divergence": lambda r, w: options_differ(r, w, "on_divergence"),

@@ -265,24 +265,43 @@ def test_the_same_named_groups_in_another_order_sync_quietly_and_are_fixed_by_na
 @pytest.mark.parametrize("value", ["nan", "inf"])
 @pytest.mark.parametrize("mode", ["fix", "warn"])
 def test_an_invalid_value_to_adopt_is_refused_on_every_rank_nan_included(world, value, mode):
-    # world 2: the source's value; world 4: the reference holder's value of a group the source does not hold
-    assert_everyone_raises(by_rank(world, f"reference_{value}_{mode}"), "InvalidLRError", f"values [{value}]",
+    # world 2: the source's value of group 'a'; world 4: the reference holder's value of 'x' (the source lacks it)
+    size, _ = world
+    assert_everyone_raises(by_rank(world, f"reference_{value}_{mode}"), "InvalidLRError",
+                           f"values to adopt lr[{'x' if size > 2 else 'a'}]={value}",
                            "are not a valid lr/momentum, so no rank adopts them")
 
 
 @pytest.mark.timeout(200)
-def test_a_fingerprint_a_row_cannot_carry_is_refused_on_every_rank(world):
-    outs = by_rank(world, "fingerprint_out_of_range")
+@pytest.mark.parametrize("sign", ["positive", "negative"])
+def test_any_int64_fingerprint_is_carried_and_one_a_row_cannot_carry_is_refused_on_every_rank(world, sign):
+    outs = by_rank(world, f"fingerprint_{sign}")
     assert_everyone_raises(outs, "RuntimeError", "ranks [1] failed before the sync", same_message=False)
-    assert "fingerprint() must return an int in [0, 2^63), got 9223372036854775808" in outs[1]["error"]
+    assert "fingerprint() must return an int64, got 9223372036854775808" in outs[1]["error"]
 
 
 @pytest.mark.timeout(200)
-def test_a_failing_log_fn_on_rank_0_warns_there_and_every_rank_raises_at_the_next_sync(world):
-    outs = by_rank(world, "log_fn_fails")
+@pytest.mark.parametrize("case", ["plain", "strict"])
+def test_a_failing_log_fn_on_rank_0_warns_there_and_every_rank_raises_at_the_next_sync(world, case):
+    outs = by_rank(world, f"log_fn_fails_{case}")
     assert_everyone_raises(outs, "RuntimeError", "ranks [0] failed before the sync", same_message=False)
     assert "writer/log_fn failed at step 1: KeyError" in outs[0]["error"]
-    assert [len(out["warned"]) for out in outs] == [1] + [0] * (len(outs) - 1)
+    assert [len(out["warned"]) for out in outs] == [0 if case == "strict" else 1] + [0] * (len(outs) - 1)
+
+
+@pytest.mark.timeout(200)
+def test_refusals_for_different_reasons_in_one_sync_are_all_named(world):
+    outs = by_rank(world, "log_fn_fails_with_bad_step")
+    assert_everyone_raises(outs, "RuntimeError", "ranks [0] failed before the sync; ranks [1] were given an invalid "
+                           "global_step, so no rank goes on", same_message=False)
+
+
+@pytest.mark.timeout(200)
+def test_a_replan_that_fails_otherwise_on_one_rank_is_refused_on_every_rank(world):
+    outs = by_rank(world, "replan_fails_on_one")
+    assert_everyone_raises(outs, "ReplanError", "ranks [1] refused the re-plan, so no rank applies it", same_message=False)
+    assert "replan backend unavailable" in outs[1]["error"]
+    assert all(out["unchanged"] for out in outs)
 
 
 @pytest.mark.timeout(200)

@@ -82,6 +82,19 @@ def test_torchrun_refusal_is_printed_by_rank_0_only():
 
 
 @pytest.mark.multiprocess
+@pytest.mark.timeout(300)
+def test_the_refusal_is_printed_when_rank_0_refuses_last():
+    """torchrun stops every worker as soon as one exits: the other ranks exit only once rank 0 has printed."""
+    late = [sys.executable, *command(2)[1:-1], os.path.join(ROOT, "tests", "late_rank0.py"), "--dp", "2", *SMALL,
+            "--warmup-steps", "9"]
+    out = subprocess.run(late, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+                         timeout=240)
+    assert out.returncode != 0
+    lines = [line for line in (out.stdout + out.stderr).splitlines() if "error:" in line and "warmup_steps" in line]
+    assert len(lines) == 1 and "warmup_steps must be an int in [0, 7]" in lines[0], out.stderr[-2000:]
+
+
+@pytest.mark.multiprocess
 @pytest.mark.timeout(420)
 def test_resume_mismatch_names_the_flag_and_messages_come_from_rank_0_only(tmp_path):
     """FSDP2 (dp2), tensor (tp2) and pipeline (pp2) runs print no warning; a changed schedule names
