@@ -27,6 +27,14 @@ def by_rank(world, name):
     return [res[name] for res in results]
 
 
+def assert_failed_before_the_sync(world, name, rank, why):
+    """Every rank raises RuntimeError naming ``rank``, whose own message says ``why``."""
+    outs = by_rank(world, name)
+    assert_everyone_raises(outs, "RuntimeError", f"ranks [{rank}] failed before the sync", same_message=False)
+    assert why in outs[rank]["error"], outs[rank]
+    return outs
+
+
 def assert_everyone_raises(outs, error_type, *fragments, same_message=True):
     for rank, out in enumerate(outs):
         assert out["type"] == error_type, f"rank {rank}: {out}"
@@ -247,9 +255,7 @@ def test_param_groups_changed_on_one_rank_are_refused_on_every_rank(world):
 @pytest.mark.parametrize("what,why", [("base_lrs", "has 3 lrs to write but the optimizer now has 2 param groups"),
                                       ("fingerprint", "reading this rank's schedule and lrs for the sync failed: RuntimeError")])
 def test_a_rank_whose_row_cannot_be_written_is_refused_on_every_rank(world, what, why):
-    outs = by_rank(world, f"unreadable_{what}")
-    assert_everyone_raises(outs, "RuntimeError", "ranks [1] failed before the sync", same_message=False)
-    assert why in outs[1]["error"]
+    assert_failed_before_the_sync(world, f"unreadable_{what}", 1, why)
 
 
 @pytest.mark.timeout(200)
@@ -275,17 +281,13 @@ def test_an_invalid_value_to_adopt_is_refused_on_every_rank_nan_included(world, 
 @pytest.mark.timeout(200)
 @pytest.mark.parametrize("sign", ["positive", "negative"])
 def test_any_int64_fingerprint_is_carried_and_one_a_row_cannot_carry_is_refused_on_every_rank(world, sign):
-    outs = by_rank(world, f"fingerprint_{sign}")
-    assert_everyone_raises(outs, "RuntimeError", "ranks [1] failed before the sync", same_message=False)
-    assert "fingerprint() must return an int64, got 9223372036854775808" in outs[1]["error"]
+    assert_failed_before_the_sync(world, f"fingerprint_{sign}", 1, "fingerprint() must return an int64, got 9223372036854775808")
 
 
 @pytest.mark.timeout(200)
 @pytest.mark.parametrize("case", ["plain", "strict"])
 def test_a_failing_log_fn_on_rank_0_warns_there_and_every_rank_raises_at_the_next_sync(world, case):
-    outs = by_rank(world, f"log_fn_fails_{case}")
-    assert_everyone_raises(outs, "RuntimeError", "ranks [0] failed before the sync", same_message=False)
-    assert "writer/log_fn failed at step 1: KeyError" in outs[0]["error"]
+    outs = assert_failed_before_the_sync(world, f"log_fn_fails_{case}", 0, "writer/log_fn failed at step 1: KeyError")
     assert [len(out["warned"]) for out in outs] == [0 if case == "strict" else 1] + [0] * (len(outs) - 1)
 
 
