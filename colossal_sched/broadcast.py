@@ -33,7 +33,6 @@ _MAX_FLOAT = sys.float_info.max
 # one row of the sync table: header words, then ``n`` lrs, ``n`` momenta and ``n`` base lrs as float64 bits
 _STEP, _PREV, _SEQ, _FINGERPRINT, _LAYOUT, _SYNC_EVERY, _HAS_MOMENTUM, _REFUSED, _WARN_IS_ERROR = range(9)
 _HEADER = 9
-_REFUSED_REPLAN, _REFUSED_STEP, _REFUSED_LOCAL, _REFUSED_WARNING = 1, 2, 3, 4
 
 
 class _StepRefusal(ValueError):
@@ -65,14 +64,16 @@ class _WarningRaised(RuntimeError):
     """This rank's warning filters turned its divergence warning into an exception (told at the next sync)."""
 
 
-_REFUSAL_FLAGS = {_StepRefusal: _REFUSED_STEP, _LocalFailure: _REFUSED_LOCAL, _WarningRaised: _REFUSED_WARNING}
-_REFUSALS = (  # flag, the error every rank raises, why (in this order: the first present gives the error type)
-    (_REFUSED_WARNING, LRDivergenceError,
+# what a rank refuses, the error every rank then raises, and why; a refusal's flag in the row is its position + 1,
+# and where ranks refuse for several reasons in one sync the first listed gives the error type
+_REFUSALS = (
+    (_WarningRaised, LRDivergenceError,
      "turned the divergence warning of their previous sync into an error (their warning filters)"),
-    (_REFUSED_LOCAL, RuntimeError, "failed before the sync"),
-    (_REFUSED_STEP, ValueError, "were given an invalid global_step"),
-    (_REFUSED_REPLAN, ReplanError, "refused the re-plan"),
+    (_LocalFailure, RuntimeError, "failed before the sync"),
+    (_StepRefusal, ValueError, "were given an invalid global_step"),
+    (None, ReplanError, "refused the re-plan"),  # any other refusal: a re-plan refused or failing
 )
+_REFUSAL_FLAGS = {kind: flag for flag, (kind, _, _) in enumerate(_REFUSALS, 1)}
 _UNKNOWN = -1  # no previous sync (first sync, or after a resume)
 
 
@@ -347,16 +348,17 @@ class LRBroadcaster:
         head[_LAYOUT], head[_SYNC_EVERY], head[_HAS_MOMENTUM] = self._layout_key, self.sync_every, self._cycles_momentum
         try:  # what this rank holds; a failure to read it is refused on every rank, never raised here alone
             fingerprint = s.fingerprint()
-            if isinstance(fingerprint, bool) or not -(2**63) <= operator.index(fingerprint) < 2**63:
+            value = None if isinstance(fingerprint, bool) else operator.index(fingerprint)
+            if value is None or not -(2**63) <= value < 2**63:
                 raise ValueError(f"fingerprint() must return an int64, got {fingerprint!r}")
-            head[_FINGERPRINT] = operator.index(fingerprint)
+            head[_FINGERPRINT] = value
             head[_WARN_IS_ERROR] = self.on_divergence == "warn" and _warning_is_error(self.rank, requested, self.src)
             if not self._read_values(s):
                 head[_LAYOUT] = -1  # the param groups changed since the connection
         except Exception as e:
             refusal = refusal or _LocalFailure(f"reading this rank's schedule and lrs for the sync failed: {type(e).__name__}: {e}")
             self._floats[:] = np.nan
-        head[_REFUSED] = 0 if refusal is None else _REFUSAL_FLAGS.get(type(refusal), _REFUSED_REPLAN)
+        head[_REFUSED] = 0 if refusal is None else _REFUSAL_FLAGS.get(type(refusal), _REFUSAL_FLAGS[None])
         row = self._mine
         row[:_HEADER] = head
         self._rows[:] = row
@@ -423,7 +425,7 @@ class LRBroadcaster:
             )
         if table[:, _REFUSED].any():  # every refusing rank named under its reason; the first reason's error type
             why = f"; rank {self.rank}: {V.short(str(refusal), 300)}" if refusal is not None else ""
-            parts = [(error, f"ranks {who} {text}") for flag, error, text in _REFUSALS
+            parts = [(error, f"ranks {who} {text}") for flag, (_, error, text) in enumerate(_REFUSALS, 1)
                      if (who := [r for r, row in zip(ranks, table) if row[_REFUSED] == flag])]
             error = parts[0][0]
             text = "; ".join(p for _, p in parts) + (", so no rank applies it" if error is ReplanError else ", so no rank goes on")
@@ -492,7 +494,7 @@ class LRBroadcaster:
         and ``new_lrs``/``new_moms`` per group of the common layout: the source's values, else those of the
         group's reference rank at the source's step, else (``given`` False: no holder is) its closed form at that
         step. A value to adopt that is not a valid lr or momentum (NaN included) is refused on every rank."""
-        src, held, ranks = table[i_src], self._held, self.ranks
+        src, held = table[i_src], self._held
         src_lrs = lrs[i_src][held[i_src]].tolist()
         self.disagreements += 1
         parts = [

@@ -17,6 +17,7 @@ import logging
 import os
 import sys
 import warnings
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -51,12 +52,13 @@ class _Parser(argparse.ArgumentParser):
             print(f"{self.prog}: error: {message}", file=sys.stderr, flush=True)
         if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
             try:
-                from datetime import timedelta
-
                 store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False,
                                       timeout=timedelta(seconds=30))
                 key = f"colossal_sched/usage_error/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}"
-                store.set(key, "printed") if rank0 else store.wait([key])
+                if rank0:
+                    store.set(key, "printed")
+                else:
+                    store.wait([key])
             except Exception:  # no store to reach: exit all the same
                 pass
         sys.exit(2)
