@@ -12,6 +12,7 @@ import torch.distributed as dist
 
 import colossal_sched as cs
 from colossal_sched.checkpoint import restore
+from distributed import mark
 from workers import CountingCollectives, optimizer
 
 TIMEOUT = 20.0  # the hook's collective timeout in these scenarios; every refusal must come well within it
@@ -533,7 +534,11 @@ SCENARIOS = {
 
 def suite(rank, world, names, late_port=None):
     """Run ``names`` in order on every rank; the late-process-group scenario last (it re-creates the group)."""
-    out = {name: _outcome(lambda name=name: SCENARIOS[name](rank, world)) for name in names}
+    out = {}
+    for name in names:
+        mark(name)
+        out[name] = _outcome(lambda name=name: SCENARIOS[name](rank, world))
     if late_port is not None:
+        mark("late_group")
         out["late_group"] = late_group(rank, world, late_port)
     return out

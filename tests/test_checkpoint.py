@@ -5,7 +5,6 @@ import logging
 import os
 import pickle
 import shutil
-import subprocess
 import sys
 
 import pytest
@@ -20,6 +19,8 @@ from conftest import make_optimizer
 from distributed import run
 from hooks import LRSchedulerHook
 import workers
+import forked
+
 
 CLI = [sys.executable, "-m", "colossal_sched.cli"]
 
@@ -208,25 +209,25 @@ def test_migrates_a_state_written_by_colossalai_save_lr_scheduler(tmp_path):
     load_booster_state(hook, str(path))
     assert hook.global_step == 17 and hook.lr_scheduler.last_epoch == 17
     assert hook.lr_scheduler.get_last_lr() == pytest.approx(theirs["lr"], rel=0.05)  # colossalai's cosine drifts
-    out = subprocess.run(CLI + ["inspect", str(tmp_path)], capture_output=True, text=True)
+    out = forked.run(CLI + ["inspect", str(tmp_path)], capture_output=True, text=True)
     assert out.returncode == 0 and "step: 17" in out.stdout
 
 
 def test_cli_inspect_dcp_checkpoint(tmp_path):
     dcp_save(tmp_path / "step_00000042", lr_scheduler=hook_at(42))
-    out = subprocess.run(CLI + ["inspect", str(tmp_path)], capture_output=True, text=True)
+    out = forked.run(CLI + ["inspect", str(tmp_path)], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     sched = cs.CosineAnnealingWarmupLR(make_optimizer(), 100, warmup_steps=10)
     assert "CosineAnnealingWarmupLR(total_steps=100, warmup_steps=10, eta_min=0.0)" in out.stdout
     assert "step: 42" in out.stdout and f"next update lr: {sched.lr_at(42)}" in out.stdout
     assert "steps remaining: 58 of 100" in out.stdout
-    bad = subprocess.run(CLI + ["inspect", str(tmp_path / "nope")], capture_output=True, text=True)
+    bad = forked.run(CLI + ["inspect", str(tmp_path / "nope")], capture_output=True, text=True)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and bad.stderr.count("\n") == 1
 
 
 def test_cli_inspect_booster_checkpoint(tmp_path):
     save_booster_state(hook_at(7, "StepLR", total=20, step_size=3, gamma=0.5), str(tmp_path))
-    out = subprocess.run(CLI + ["inspect", str(tmp_path)], capture_output=True, text=True)
+    out = forked.run(CLI + ["inspect", str(tmp_path)], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "StepLR(total_steps=20, step_size=3, gamma=0.5)" in out.stdout and "steps remaining: 13 of 20" in out.stdout
 

@@ -31,6 +31,8 @@ from conftest import make_optimizer
 from distributed import run
 from hooks import LRSchedulerHook
 from torchrun import ROOT, lrs_by_step, read_log, start, train, wait_for_pause
+import forked
+
 
 CLI = [sys.executable, "-m", "colossal_sched.cli"]
 
@@ -109,12 +111,12 @@ def test_the_payload_is_live_under_plain_dcp_and_dead_under_every_reader_of_ours
     with pytest.raises(CheckpointError):
         restore(hook, read_dcp_state(str(root / "step_00000009")))
     assert scheduler_snapshot(hook) == snapshot
-    out = subprocess.run(CLI + ["inspect", str(root / "step_00000009")], capture_output=True, text=True, cwd=ROOT)
+    out = forked.run(CLI + ["inspect", str(root / "step_00000009")], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "posix.system" in out.stderr, out.stderr
     assert "Traceback" not in out.stderr and out.stdout == ""
     only = tmp_path / "only"
     shutil.copytree(root / "step_00000009", only / "step_00000009")
-    out = subprocess.run(CLI + ["inspect", str(only)], capture_output=True, text=True, cwd=ROOT)
+    out = forked.run(CLI + ["inspect", str(only)], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "posix.system" in out.stderr, out.stderr
     assert not (tmp_path / "MARKER").exists()
     assert digest(root) == before  # reading never writes
@@ -150,7 +152,7 @@ def test_metadata_naming_files_outside_the_checkpoint_is_refused(tmp_path):
 def test_yaml_configs_are_read_with_the_safe_loader(tmp_path):
     cfg = tmp_path / "sched.yaml"
     cfg.write_text(f"!!python/object/apply:os.system ['touch {tmp_path / 'YAML'}']\n")
-    out = subprocess.run(CLI + ["show", str(cfg)], capture_output=True, text=True, cwd=ROOT)
+    out = forked.run(CLI + ["show", str(cfg)], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode != 0 and not (tmp_path / "YAML").exists()
 
 

@@ -1,7 +1,6 @@
 """Issues #4/#5: the colossal-sched command, driven as a user would (subprocess)."""
 import json
 import struct
-import subprocess
 import sys
 
 import numpy as np
@@ -9,12 +8,14 @@ import pytest
 
 import colossal_sched as cs
 from colossal_sched.preview import preview_scheduler
+import forked
+
 
 CLI = [sys.executable, "-m", "colossal_sched.cli"]
 
 
 def cli(*args):
-    return subprocess.run(CLI + [str(a) for a in args], capture_output=True, text=True, timeout=120)
+    return forked.run(CLI + [str(a) for a in args], capture_output=True, text=True, timeout=120)
 
 
 def png_size(path):
@@ -144,7 +145,7 @@ def test_show_yaml_without_pyyaml_gives_the_install_hint(tmp_path):
     path.write_text("type: StepLR\ntotal_steps: 10\n")
     code = ("import sys; sys.modules['yaml'] = None; from colossal_sched.cli import main; "
             f"sys.exit(main(['show', {str(path)!r}]))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    out = forked.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and out.stderr.count("\n") == 1
     assert "pip install pyyaml" in out.stderr and "Traceback" not in out.stderr
 

@@ -1,10 +1,11 @@
 """colossal_sched.launch.init_distributed: its arguments, and a world of one process without torchrun.
 (Under torchrun, across restarts and nodes, it is exercised by tests/test_multinode.py.)"""
 import os
-import subprocess
 import sys
 
 import pytest
+
+import forked
 
 from colossal_sched._validate import ArgumentTypeError
 from colossal_sched.launch import BACKENDS, init_distributed
@@ -31,6 +32,8 @@ def test_without_torchrun_it_is_a_world_of_one_process():
     code = """
 import torch, torch.distributed as dist
 from colossal_sched.launch import init_distributed
+import forked
+
 init_distributed("auto", timeout=30)
 t = torch.ones(2)
 dist.all_reduce(t)
@@ -44,7 +47,7 @@ dist.destroy_process_group()
     env = {k: v for k, v in os.environ.items()
            if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RESTART_COUNT",
                         "TORCHELASTIC_USE_AGENT_STORE")}
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**env, "CUDA_VISIBLE_DEVICES": ""},
+    out = forked.run([sys.executable, "-c", code], cwd=ROOT, env={**env, "CUDA_VISIBLE_DEVICES": ""},
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
     lines = out.stdout.splitlines()

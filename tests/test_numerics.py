@@ -1,7 +1,6 @@
 """Issue #10: no non-finite, negative or silently changed lr reaches the optimizer; every entry point validates."""
 import json
 import math
-import subprocess
 import sys
 import warnings
 
@@ -14,6 +13,8 @@ from reference import CONFIGS
 import colossal_sched as cs
 from colossal_sched.builder import COLOSSALAI_SCHEDULERS
 from colossal_sched.errors import CheckpointError, InvalidLRError
+import forked
+
 
 CLI = [sys.executable, "-m", "colossal_sched.cli"]
 T = 20
@@ -80,7 +81,7 @@ def test_other_powers_overflowing_within_total_steps_are_refused(name, kwargs, s
 
 
 def test_cli_plot_of_an_overflowing_schedule_is_one_line_status_2():
-    out = subprocess.run(CLI + ["plot", "ExponentialLR", "--total-steps", "10000", "--param", "gamma=1.1"],
+    out = forked.run(CLI + ["plot", "ExponentialLR", "--total-steps", "10000", "--param", "gamma=1.1"],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.count("\n") == 1 and "gamma=1.1" in out.stderr and "7448" in out.stderr
@@ -548,7 +549,7 @@ def test_chained_scheduler_is_refused_at_its_first_step_pointing_to_composed_lr(
 # ----------------------------------------------------------------------- 7. CLI
 def test_cli_plot_unwritable_out_is_one_line_status_2(tmp_path):
     for out in ("/nonexistent/dir/x.png", str(tmp_path)):
-        res = subprocess.run(CLI + ["plot", "CosineAnnealingLR", "--total-steps", "10", "--out", out],
+        res = forked.run(CLI + ["plot", "CosineAnnealingLR", "--total-steps", "10", "--out", out],
                              capture_output=True, text=True, timeout=120)
         assert res.returncode == 2 and "Traceback" not in res.stderr
         assert res.stderr.count("\n") == 1 and "--out" in res.stderr

@@ -6,17 +6,19 @@ import sys
 
 import pytest
 
+import forked
 from torchrun import ROOT, command
 
 TRAIN = os.path.join(ROOT, "launch_scripts", "train.py")
 SMALL = ["--total-steps", "8", "--warmup-steps", "2", "--log-every", "4", "--layers", "2"]
 
 
-def plain(*args, timeout=300):
-    """``python launch_scripts/train.py ...``: no torchrun, one process."""
+def plain(*args, timeout=300, runner=subprocess.run):
+    """``python launch_scripts/train.py ...``: no torchrun, one process (``forked.run``: one forked from the
+    session's forkserver, for tests that need no fresh interpreter)."""
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
-    return subprocess.run([sys.executable, TRAIN, *map(str, args)], cwd=ROOT, env={**env, "OMP_NUM_THREADS": "1"},
-                          capture_output=True, text=True, timeout=timeout)
+    return runner([sys.executable, TRAIN, *map(str, args)], cwd=ROOT, env={**env, "OMP_NUM_THREADS": "1"},
+                  capture_output=True, text=True, timeout=timeout)
 
 
 def torchrun(nproc, *args, timeout=300):
@@ -44,7 +46,7 @@ def torchrun(nproc, *args, timeout=300):
     (["--sync-every", "0"], "--sync-every must be an int >= 1"),
 ])
 def test_bad_values_are_one_line_and_status_2(args, needle):
-    out = plain(*args)
+    out = plain(*args, runner=forked.run)
     assert out.returncode == 2, out.stdout + out.stderr
     assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr, out.stderr
     assert needle in out.stderr and out.stderr.startswith("train.py: error: "), out.stderr
