@@ -413,12 +413,8 @@ class ClosedFormLR(LRScheduler):
 def stand_in_optimizer(lrs: Iterable[float], names: Iterable[str | None] | None = None) -> Optimizer:
     """An SGD optimizer with one param group per lr (named ``names``), to rebuild a schedule on."""
     lrs = list(lrs)
-    names = list(names) if names is not None else [None] * len(lrs)
-    groups = [{"params": [torch.nn.Parameter(torch.zeros(1))], "lr": lr} for lr in lrs]
-    for group, name in zip(groups, names):
-        if name is not None:
-            group["name"] = name
-    return torch.optim.SGD(groups, lr=0.1, momentum=0.9)
+    return torch.optim.SGD([{"params": [torch.nn.Parameter(torch.zeros(1))], "lr": lr, "name": name}
+                            for lr, name in zip(lrs, names or [None] * len(lrs))], lr=0.1, momentum=0.9)
 
 
 @contextmanager

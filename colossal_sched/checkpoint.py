@@ -71,9 +71,13 @@ def pack_state(scheduler_state: Mapping[str, Any], global_step: int | None, layo
     One entry, because DCP stores every non-tensor leaf as a file record of its own (about 1 KiB
     each): this way the state adds about 1.6 KiB to a checkpoint instead of about 14 KiB.
     """
-    payload = {"format_version": FORMAT_VERSION, "scheduler": dict(scheduler_state), "global_step": global_step,
-               "world_layout": world_layout(layout)}
-    return {HOOK_KEY: json.dumps(payload, allow_nan=False)}
+    return {HOOK_KEY: json.dumps(_payload(scheduler_state, global_step, layout), allow_nan=False)}
+
+
+def _payload(scheduler_state: Mapping[str, Any], global_step: int | None, layout: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What a hook's entry and a Booster JSON file hold (:func:`~colossal_sched.state.read_state` reads both)."""
+    return {"format_version": FORMAT_VERSION, "scheduler": dict(scheduler_state), "global_step": global_step,
+            "world_layout": world_layout(layout)}
 
 
 # ---------------------------------------------------------------- resume rules
@@ -368,9 +372,7 @@ def save_booster_state(obj: Any, checkpoint_dir: str, layout: Mapping[str, Any] 
     path = os.path.join(checkpoint_dir, BOOSTER_FILE)
     if _is_coordinator():
         os.makedirs(checkpoint_dir, exist_ok=True)
-        sched_state, step = unpack_state(obj.state_dict())
-        payload = {"format_version": FORMAT_VERSION, "scheduler": sched_state, "global_step": step,
-                   "world_layout": world_layout(layout)}
+        payload = _payload(*unpack_state(obj.state_dict()), layout)
         tmp = path + ".tmp"
         with open(tmp, "w") as f:
             json.dump(payload, f, allow_nan=False)
