@@ -12,8 +12,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from contextlib import contextmanager
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from . import _validate as V
 from .errors import CheckpointError
@@ -122,14 +123,10 @@ class SavedState:
         """This state in this package's form, for ``scheduler``: per-group entries in the order of its param
         groups (by name where both name them); a torch/ColossalAI state gets ``hyperparams=None``, its class
         only where ``scheduler`` is of that class, and ``foreign_diffs`` (each field it holds that differs)."""
-        try:
+        with _malformed():
             if self.native:
                 return _remap_groups(self.scheduler_state(), group_names(scheduler.optimizer))
             return self._from_foreign(scheduler)
-        except CheckpointError:
-            raise
-        except (TypeError, ValueError, KeyError, AttributeError, OverflowError, RecursionError) as e:
-            raise CheckpointError(f"malformed scheduler state: {V.short(str(e), 600)}") from None
 
     def _from_foreign(self, sched: Any) -> dict[str, Any]:
         state, base, step = self.scheduler_state(), list(self.base_lrs), self.step
@@ -167,9 +164,7 @@ def read_state(obj: Any) -> SavedState:
         obj = _unpack_json(obj[HOOK_KEY])
     wrapped = isinstance(obj.get("scheduler"), Mapping)
     state = obj["scheduler"] if wrapped else obj
-    hyperparams = _hyperparams(state)
-    fields = {f"hyperparams.{k}": v for k, v in (hyperparams or {}).items()}
-    fields.update((str(k), v) for k, v in state.items() if k != "hyperparams" or hyperparams is None)
+    fields = _fields(state)
     if wrapped:
         fields.update((f"hook.{k}", v) for k, v in obj.items() if k != "scheduler")
     check_plain(fields)
@@ -179,13 +174,20 @@ def read_state(obj: Any) -> SavedState:
             step = V.step("global_step", step)
         except ValueError as e:
             raise CheckpointError(f"corrupt hook state: {e}") from None
-    try:
+    with _malformed():
         saved = _check_native(state) if is_native(state) else _check_foreign(state)
+    return dataclasses.replace(saved, global_step=step)
+
+
+@contextmanager
+def _malformed() -> Iterator[None]:
+    """Any error but our own from reading untrusted data becomes a short :class:`CheckpointError`."""
+    try:
+        yield
     except CheckpointError:
         raise
     except (TypeError, ValueError, KeyError, AttributeError, OverflowError, RecursionError) as e:
         raise CheckpointError(f"malformed scheduler state: {V.short(str(e), 600)}") from None
-    return dataclasses.replace(saved, global_step=step)
 
 
 def unpack_state(obj: Any) -> tuple[dict[str, Any], int | None]:
@@ -208,14 +210,15 @@ def _unpack_json(text: Any) -> Mapping[str, Any]:
     return obj
 
 
-def _hyperparams(state: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    """A native state's hyperparameters, each checked as a field of its own; None if it has no dict of them."""
+def _fields(state: Mapping[str, Any]) -> dict[str, Any]:
+    """A state's fields, each checked on its own by :func:`check_plain`: a native state's every hyperparameter,
+    and every other entry."""
+    if not is_native(state):
+        return {str(k): v for k, v in state.items()}
     hp = state.get("hyperparams")
-    if not isinstance(hp, Mapping) or not is_native(state):
-        return None
-    if len(hp) > 64 or not all(isinstance(k, str) and len(k) <= 100 for k in hp):
+    if not isinstance(hp, Mapping) or len(hp) > 64 or not all(isinstance(k, str) and len(k) <= 100 for k in hp):
         raise CheckpointError(f"corrupt scheduler state: 'hyperparams' must be a dict of names to values, got {V.short(hp)}")
-    return hp
+    return {**{f"hyperparams.{k}": v for k, v in hp.items()}, **{str(k): v for k, v in state.items() if k != "hyperparams"}}
 
 
 def is_native(state: Any) -> bool:
@@ -227,11 +230,9 @@ def _check_native(state: Mapping[str, Any]) -> SavedState:
     version = state["format_version"]
     if type(version) is not int or not 1 <= version <= FORMAT_VERSION:
         raise CheckpointError(f"scheduler state has format_version={V.short(version)}; this colossal_sched reads 1..{FORMAT_VERSION}")
-    cls, hp = state.get("class"), state.get("hyperparams")
+    cls = state.get("class")
     if not isinstance(cls, str) or len(cls) > 200:
         raise CheckpointError(f"corrupt scheduler state: 'class' must be a str (a scheduler name), got {V.short(cls)}")
-    if not isinstance(hp, Mapping):
-        raise CheckpointError(f"corrupt scheduler state: 'hyperparams' must be a dict of names to values, got {V.short(hp)}")
     out = dict(state)
     out["base_lrs"] = _reals("base_lrs", state.get("base_lrs"))
     last = state.get("last_epoch")
