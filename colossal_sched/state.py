@@ -5,7 +5,8 @@ ColossalAI's, a hook's packed entry, a Booster JSON payload) into one checked, f
 ``ClosedFormLR.load_state_dict``, ``checkpoint.resume`` / ``restore`` and ``colossal-sched inspect`` take that
 value and parse nothing again. :func:`check_plain` is the one plain-data validator, with one set of limits
 (:data:`MAX_DEPTH`, :data:`MAX_VALUES`, :data:`MAX_STR`); ``ComposedLR`` checks its spec with it too, so every
-accepted spec loads back.
+accepted spec loads back. Another torch/ColossalAI scheduler's state is recognised by its keys (``_SIGNATURES``)
+and compared field by field (``_foreign_fields``): a new one goes there.
 """
 from __future__ import annotations
 
