@@ -8,7 +8,8 @@ import json
 import math
 import sys
 import warnings
-from typing import Any, ClassVar, Iterable
+from contextlib import contextmanager
+from typing import Any, ClassVar, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -18,11 +19,10 @@ from torch.optim.lr_scheduler import LRScheduler
 from . import _validate as V
 from ._ops import SCALAR, VECTOR, Ops
 from .errors import CheckpointError, InvalidLRError, MissingInitialLRError, ReplanError, ScheduleMismatchError
+from .state import FORMAT_VERSION, SavedState, group_names, read_state
 
 _CHAINED_STEP = torch.optim.lr_scheduler.ChainedScheduler.step.__code__
 _MAX_FLOAT = sys.float_info.max
-
-FORMAT_VERSION = 1
 
 #: every scheduler class of this package by name, registered when its class statement runs
 REGISTRY: dict[str, type["ClosedFormLR"]] = {}
@@ -44,6 +44,9 @@ class ClosedFormLR(LRScheduler):
     """One of ``colossalai.nn.lr_scheduler``'s 14 schedulers: the same name and constructor signature."""
     compat_kwargs: ClassVar[tuple[str, ...]] = ("num_steps_per_epoch",)
     """Keywords a constructor with ``**kwargs`` accepts that do not change the schedule (ColossalAI's builders pass them)."""
+    rebuildable: ClassVar[bool] = True
+    """A saved state holds the whole schedule, so it can be rebuilt from it (:meth:`from_state`); False where
+    user functions decide the lr (LambdaLR, MultiplicativeLR), which a state cannot hold."""
     total_steps: int
 
     def __init_subclass__(cls, abstract: bool = False, **kwargs: Any) -> None:
@@ -66,18 +69,11 @@ class ClosedFormLR(LRScheduler):
         if hyperparams:
             self._configure(**hyperparams)
         last_epoch = V.step("last_epoch", last_epoch, -1)
-        groups = optimizer.param_groups
-        kept = [dict(g) for g in groups]  # a refused schedule leaves the optimizer as it was
-        try:
+        with unchanged_on_error(self):  # a refused schedule leaves the optimizer as it was
             self.base_lrs = self._initial_lrs(last_epoch)
             self._check_range()
             self._step_count = 0
             self._apply(max(last_epoch, 0))
-        except Exception:
-            for group, before in zip(groups, kept):
-                group.clear()
-                group.update(before)
-            raise
 
     @property
     def last_epoch(self) -> int:
@@ -312,59 +308,80 @@ class ClosedFormLR(LRScheduler):
     def _load_extra_state(self, state: dict[str, Any]) -> None:
         pass
 
-    def load_state_dict(self, state_dict: dict[str, Any], strict: bool = True) -> None:
+    def load_state_dict(self, state_dict: dict[str, Any] | SavedState, strict: bool = True) -> None:
         """Restore a state and write that step's lrs into the optimizer; all or nothing.
 
         Accepts this package's states and those of torch's and colossalai's schedulers of the
-        same name. A state from another class, or with other hyperparameters, raises
-        :class:`ScheduleMismatchError` naming every differing field; with ``strict=False`` it is
-        accepted (with a warning): the saved hyperparameters are adopted where the class is the
-        same, the saved step is taken in any case. The saved base lrs are always adopted (the
-        optimizer's ``initial_lr`` may already hold the resumed run's lr), with a warning where they
-        differ from this scheduler's. The whole state is checked before anything changes: a
-        malformed one raises :class:`CheckpointError` and leaves the scheduler and optimizer as they were.
+        same name (or their :class:`~colossal_sched.state.SavedState`, read once). A state from another
+        class, or with other hyperparameters, raises :class:`ScheduleMismatchError` naming every
+        differing field; with ``strict=False`` it is accepted (with a warning): the saved hyperparameters
+        are adopted where the class is the same, the saved step is taken in any case. The saved base lrs
+        are always adopted (the optimizer's ``initial_lr`` may already hold the resumed run's lr), with a
+        warning where they differ from this scheduler's. A malformed state raises :class:`CheckpointError`;
+        any refusal leaves the scheduler and optimizer as they were.
         """
-        from .compat import to_native_state  # local: compat knows every scheduler class
-
-        state = to_native_state(self, state_dict)
-        saved_lrs = list(state["base_lrs"])
-        if len(saved_lrs) != len(self.base_lrs):
+        state = read_state(state_dict).for_scheduler(self)
+        saved_lrs, base_lrs = state["base_lrs"], list(self.base_lrs)
+        if len(saved_lrs) != len(base_lrs):
             raise CheckpointError(
                 f"saved scheduler state has {len(saved_lrs)} param group(s), this optimizer has "
-                f"{len(self.base_lrs)}: base_lrs saved={V.short(saved_lrs)}, current={V.short(self.base_lrs)}"
+                f"{len(base_lrs)}: base_lrs saved={V.short(saved_lrs)}, current={V.short(base_lrs)}"
             )
         diffs = self.diff_state(state)
         if diffs and strict:
             raise ScheduleMismatchError(diffs)
-        new, step = self._candidate(state)
-        values = new._values(step) if step >= 0 else None
+        with unchanged_on_error(self):
+            self._load(state)
         if diffs:
             warnings.warn(str(ScheduleMismatchError(diffs, hint="accepted with strict=False")), stacklevel=2)
-        if new.base_lrs != list(self.base_lrs):
-            warnings.warn(f"adopting the saved base_lrs {V.short(new.base_lrs)} in place of {V.short(self.base_lrs)}", stacklevel=2)
-        self.__dict__.update(new.__dict__)
-        if values is None:  # saved before its first step (e.g. a later stage of SequentialLR)
-            self.last_epoch = -1
-        else:
-            self.write(step, *values)
+        if saved_lrs != base_lrs:
+            warnings.warn(f"adopting the saved base_lrs {V.short(saved_lrs)} in place of {V.short(base_lrs)}", stacklevel=2)
 
-    def _candidate(self, state: dict[str, Any]) -> tuple["ClosedFormLR", int]:
-        """A copy of this scheduler with ``state`` applied and checked, and the saved step; ``self`` is untouched."""
-        new = copy.copy(self)
+    def _load(self, state: dict[str, Any]) -> None:
+        """Apply ``state`` (:meth:`SavedState.for_scheduler`'s form) and write the saved step's lrs: the
+        saved hyperparameters where the class is this one's, base lrs and extra state. A state that does
+        not give a valid schedule raises :class:`CheckpointError`; the caller rolls back (:func:`unchanged_on_error`)."""
         try:
             if state["class"] == type(self).__name__ and state["hyperparams"] is not None:
-                new._configure(**state["hyperparams"])
-            new.base_lrs = [V.real(f"base_lrs[{i}]", lr, low=0.0) for i, lr in enumerate(state["base_lrs"])]
-            new._load_extra_state(state)
-            new._check_range()
-            step = V.step("last_epoch", state["last_epoch"], -1)
+                self._configure(**state["hyperparams"])
+            self.base_lrs = list(state["base_lrs"])  # checked by read_state
+            self._load_extra_state(state)
+            self._check_range()
         except (TypeError, ValueError, OverflowError, RecursionError, KeyError) as e:
             raise CheckpointError(f"invalid {type(self).__name__} state: {V.short(str(e), 600)}") from None
-        return new, step
-
-    def _values(self, step: int) -> tuple[list[float], list[float] | None]:
+        step = state["last_epoch"]
+        if step < 0:  # saved before its first step (e.g. a later stage of SequentialLR)
+            self.last_epoch = -1
+            return
         t = step if step < self.total_steps else self.total_steps
-        return self._lrs(t, SCALAR), self._momenta(t, SCALAR)
+        self.write(step, self._lrs(t, SCALAR), self._momenta(t, SCALAR))
+
+    @classmethod
+    def from_state(cls, state: Any, optimizer: Optimizer | None = None) -> "ClosedFormLR":
+        """The schedule a saved state holds, rebuilt on ``optimizer`` (default: a stand-in with the saved base
+        lrs, for inspection) at the saved step. :class:`CheckpointError` where the state does not hold a whole
+        schedule (torch's or ColossalAI's; user functions, see :attr:`rebuildable`) or it does not build."""
+        saved = read_state(state)
+        if not saved.native:
+            raise CheckpointError("only colossal_sched states carry the schedule; this one is a torch/colossalai state")
+        kind = REGISTRY.get(saved.cls)
+        if kind is None:
+            raise CheckpointError(f"unknown scheduler class in checkpoint: {V.short(saved.cls)}; valid types: "
+                                  f"{V.short(sorted(REGISTRY), 300)}")
+        if not kind.rebuildable:
+            raise CheckpointError(f"{saved.cls} is defined by user functions that are not stored in the checkpoint")
+        try:
+            with warnings.catch_warnings():
+                if optimizer is None:
+                    warnings.simplefilter("ignore")
+                    optimizer = stand_in_optimizer(saved.base_lrs, saved.fields.get("group_names"))
+                sched = kind(optimizer, **saved.hyperparams)
+                sched.load_state_dict(saved)
+        except CheckpointError:
+            raise
+        except (ValueError, TypeError, KeyError, OverflowError, RecursionError) as e:
+            raise CheckpointError(f"the checkpoint's schedule does not build: {V.short(str(e), 600)}") from None
+        return sched
 
     def diff_state(self, state: dict[str, Any], with_base_lrs: bool = False) -> list[tuple[str, Any, Any]]:
         """``(field, saved, current)`` for each field where a native state differs from this scheduler:
@@ -393,9 +410,37 @@ class ClosedFormLR(LRScheduler):
         return f"{type(self).__name__}({args}, last_epoch={self.last_epoch})"
 
 
-def group_names(optimizer: Optimizer) -> list[str | None]:
-    """Each param group's ``name``, or None where it has none."""
-    return [g.get("name") for g in optimizer.param_groups]
+def stand_in_optimizer(lrs: Iterable[float], names: Iterable[str | None] | None = None) -> Optimizer:
+    """An SGD optimizer with one param group per lr (named ``names``), to rebuild a schedule on."""
+    lrs = list(lrs)
+    return torch.optim.SGD([{"params": [torch.nn.Parameter(torch.zeros(1))], "lr": lr, "name": name}
+                            for lr, name in zip(lrs, names or [None] * len(lrs))], lr=0.1, momentum=0.9)
+
+
+@contextmanager
+def unchanged_on_error(scheduler: ClosedFormLR, hook: Any = None) -> Iterator[None]:
+    """Put ``scheduler`` (its attributes and its optimizer's param-group settings, a tensor lr's value
+    included) and ``hook``'s attributes back as they were if the body raises: the one rollback of
+    construction, :meth:`~ClosedFormLR.load_state_dict` and ``checkpoint.resume`` / ``restore``.
+
+    Attributes are kept by reference: what the body changes it rebinds (a load configures, a step writes),
+    never mutates in place.
+    """
+    groups = scheduler.optimizer.param_groups
+    kept = [(dict(g), {k: v.clone() for k, v in g.items() if isinstance(v, torch.Tensor)}) for g in groups]
+    objects = [(obj, dict(vars(obj))) for obj in (scheduler, hook) if obj is not None]
+    try:
+        yield
+    except BaseException:
+        for obj, before in objects:
+            vars(obj).clear()
+            vars(obj).update(before)
+        for group, (before, tensors) in zip(groups, kept):
+            group.clear()
+            group.update(before)
+            for k, value in tensors.items():
+                group[k].copy_(value)
+        raise
 
 
 def _as_float(value: Any) -> Any:

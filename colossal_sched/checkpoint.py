@@ -11,10 +11,12 @@
   the shards that ``booster.save_model(..., shard=True)`` writes.
 * :func:`resume` applies the resume rules: a different schedule raises unless ``on_mismatch``
   says which one to keep.
+
+Reading and checking a state is :mod:`colossal_sched.state`'s (:func:`~colossal_sched.state.read_state`);
+this module holds the file IO and the resume decision.
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import logging
@@ -31,12 +33,10 @@ from torch.distributed.checkpoint import FileSystemWriter
 from torch.distributed.checkpoint.api import CheckpointException
 
 from . import _validate as V
-from .base import FORMAT_VERSION, ClosedFormLR
-from .builder import scheduler_class
+from .base import ClosedFormLR, stand_in_optimizer, unchanged_on_error
 from .ckpt_lock import LOCK_FILE, RunLock
-from .compat import is_native, to_native_state
 from .errors import CheckpointError, ScheduleMismatchError
-from .lambdas import LambdaLR, MultiplicativeLR
+from .state import FORMAT_VERSION, HOOK_KEY, MAX_STATE_CHARS, SavedState, group_names, read_state, unpack_state
 from .rank_agreement import agree, describe_refusals, fingerprint, share_verdict
 from .safe_reader import SafeFileSystemReader, SafeLoadPlanner, missing_files, read_metadata_file
 
@@ -65,116 +65,25 @@ def world_layout(extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     return {"world_size": world, **(dict(extra) if extra else {})}
 
 
-HOOK_KEY = "colossal_sched"
-
-
 def pack_state(scheduler_state: Mapping[str, Any], global_step: int | None, layout: Mapping[str, Any] | None = None) -> dict[str, str]:
     """A hook's state as one JSON entry: scheduler state, global step and world layout.
 
     One entry, because DCP stores every non-tensor leaf as a file record of its own (about 1 KiB
     each): this way the state adds about 1.6 KiB to a checkpoint instead of about 14 KiB.
     """
-    payload = {"format_version": FORMAT_VERSION, "scheduler": dict(scheduler_state), "global_step": global_step,
-               "world_layout": world_layout(layout)}
-    return {HOOK_KEY: json.dumps(payload, allow_nan=False)}
+    return {HOOK_KEY: json.dumps(_payload(scheduler_state, global_step, layout), allow_nan=False)}
 
 
-MAX_STATE_CHARS = 1 << 20
-"""A packed hook state longer than this is refused before it is parsed (a real one is about 2 KiB)."""
-_MAX_DEPTH = 32
-_MAX_NODES = 1 << 16
-
-
-def unpack_state(obj: Any) -> tuple[dict[str, Any], int | None]:
-    """``(scheduler state, global step or None)`` from a packed hook state, a ``{"scheduler": ...,
-    "global_step": ...}`` dict, or a bare scheduler state (ours, torch's or colossalai's).
-
-    Malformed input (bad JSON, deep nesting, wrong types, huge fields) raises :class:`CheckpointError`
-    with a message under 1 KiB.
-    """
-    if not isinstance(obj, Mapping):
-        raise CheckpointError(f"expected a scheduler or hook state (a dict), got {type(obj).__name__}")
-    if HOOK_KEY in obj:
-        text = obj[HOOK_KEY]
-        if not isinstance(text, (str, bytes, bytearray)):
-            raise CheckpointError(f"corrupt hook state: {HOOK_KEY!r} must be a JSON str, got {type(text).__name__}")
-        if len(text) > MAX_STATE_CHARS:
-            raise CheckpointError(f"corrupt hook state: {len(text)} characters, more than the {MAX_STATE_CHARS} allowed")
-        try:
-            obj = json.loads(text)
-        except (ValueError, TypeError, RecursionError) as e:
-            raise CheckpointError(f"corrupt or truncated hook state ({type(e).__name__}: {V.short(str(e), 200)})") from None
-        if not isinstance(obj, Mapping) or not isinstance(obj.get("scheduler"), Mapping):
-            raise CheckpointError("corrupt hook state: no 'scheduler' entry")
-    _check_plain(obj)
-    if isinstance(obj.get("scheduler"), Mapping):
-        step = obj.get("global_step")
-        if step is not None:
-            try:
-                step = V.step("global_step", step)
-            except ValueError as e:
-                raise CheckpointError(f"corrupt hook state: {e}") from None
-        return dict(obj["scheduler"]), step
-    return dict(obj), None
-
-
-def _check_plain(obj: Mapping[str, Any]) -> None:
-    """Refuse nesting deeper than 32 levels, more than 65536 values, or a str/bytes over 64 KiB."""
-    todo: list[tuple[Any, int, str]] = [(obj, 0, "state")]
-    seen = 0
-    while todo:
-        value, depth, where = todo.pop()
-        seen += 1
-        if seen > _MAX_NODES:
-            raise CheckpointError(f"corrupt scheduler state: more than {_MAX_NODES} values")
-        if depth > _MAX_DEPTH:
-            raise CheckpointError(f"corrupt scheduler state: nested deeper than {_MAX_DEPTH} levels at {where[:200]}")
-        if isinstance(value, (str, bytes, bytearray)):
-            if len(value) > 65536:
-                raise CheckpointError(f"corrupt scheduler state: {where[:200]} is a {type(value).__name__} of "
-                                      f"{len(value)} characters (at most 65536)")
-        elif isinstance(value, (Mapping, list, tuple)) and seen + len(todo) + len(value) > _MAX_NODES:
-            raise CheckpointError(f"corrupt scheduler state: more than {_MAX_NODES} values")
-        elif isinstance(value, Mapping):
-            todo.extend((v, depth + 1, f"{where}.{V.short(k, 40)}") for k, v in value.items())
-        elif isinstance(value, (list, tuple)):
-            todo.extend((v, depth + 1, f"{where}[{i}]") for i, v in enumerate(value))
-
-
-def schedule_from_state(state: Mapping[str, Any]) -> ClosedFormLR:
-    """Rebuild a saved schedule on a stand-in optimizer (for inspection, lr comparisons and to check a
-    state before it is applied); a state that does not build raises :class:`CheckpointError`."""
-    state, _ = unpack_state(state)
-    if not is_native(state):
-        raise CheckpointError("only colossal_sched states carry the schedule; this one is a torch/colossalai state")
-    if not isinstance(state.get("class"), str) or not isinstance(state.get("hyperparams"), Mapping):
-        raise CheckpointError(f"corrupt scheduler state: class {V.short(state.get('class'))}, "
-                              f"hyperparams {V.short(state.get('hyperparams'))}")
-    try:
-        cls = scheduler_class(state["class"])
-    except (KeyError, ValueError, TypeError) as e:
-        raise CheckpointError(f"unknown scheduler class in checkpoint: {V.short(str(e), 300)}") from None
-    if issubclass(cls, (LambdaLR, MultiplicativeLR)):
-        raise CheckpointError(f"{state['class']} is defined by user functions that are not stored in the checkpoint")
-    try:
-        base_lrs = [V.real("base_lrs", lr, low=0.0) for lr in state["base_lrs"]][: 1 << 16]
-        params = [torch.nn.Parameter(torch.zeros(1)) for _ in base_lrs]
-        opt = torch.optim.SGD([{"params": [p], "lr": lr} for p, lr in zip(params, base_lrs)], lr=0.1, momentum=0.9)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            sched = cls(opt, **state["hyperparams"])
-            sched.load_state_dict(state)
-    except CheckpointError:
-        raise
-    except (ValueError, TypeError, KeyError, OverflowError, RecursionError) as e:
-        raise CheckpointError(f"the checkpoint's schedule does not build: {V.short(str(e), 600)}") from None
-    return sched
+def _payload(scheduler_state: Mapping[str, Any], global_step: int | None, layout: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What a hook's entry and a Booster JSON file hold (:func:`~colossal_sched.state.read_state` reads both)."""
+    return {"format_version": FORMAT_VERSION, "scheduler": dict(scheduler_state), "global_step": global_step,
+            "world_layout": world_layout(layout)}
 
 
 # ---------------------------------------------------------------- resume rules
 def resume(
     scheduler: ClosedFormLR,
-    saved: Mapping[str, Any],
+    saved: Mapping[str, Any] | SavedState,
     on_mismatch: str = "raise",
     logger: Callable[[str], None] | None = None,
 ) -> ClosedFormLR:
@@ -186,17 +95,18 @@ def resume(
     keeps the new one and continues from the saved step. The choice is logged with the old and
     new lr at that step. Either way the optimizer holds the lr of the saved step afterwards.
 
-    The whole state is checked before anything is applied: a refusal (:class:`CheckpointError`,
-    :class:`ScheduleMismatchError`) leaves the scheduler and its optimizer exactly as they were.
+    The state is read once (:func:`~colossal_sched.state.read_state`) and checked before anything is
+    kept: a refusal (:class:`CheckpointError`, :class:`ScheduleMismatchError`) leaves the scheduler and
+    its optimizer exactly as they were.
     """
     V.choice("on_mismatch", on_mismatch, ON_MISMATCH)
-    with _unchanged_on_error(scheduler):
+    saved = read_state(saved)
+    with _refused_unchanged(scheduler):
         return _resume(scheduler, saved, on_mismatch, logger or log.warning)
 
 
-def _resume(scheduler: ClosedFormLR, saved: Mapping[str, Any], on_mismatch: str, say: Callable[[str], None]) -> ClosedFormLR:
-    raw, _ = unpack_state(saved)
-    state = to_native_state(scheduler, raw)
+def _resume(scheduler: ClosedFormLR, saved: SavedState, on_mismatch: str, say: Callable[[str], None]) -> ClosedFormLR:
+    state = saved.for_scheduler(scheduler)
     if len(state["base_lrs"]) != len(scheduler.base_lrs):
         raise ScheduleMismatchError(
             [("param groups", len(state["base_lrs"]), len(scheduler.base_lrs))],
@@ -206,70 +116,49 @@ def _resume(scheduler: ClosedFormLR, saved: Mapping[str, Any], on_mismatch: str,
     step = V.step("last_epoch", max(state["last_epoch"], 0))
     if diffs and on_mismatch == "raise":
         raise ScheduleMismatchError(diffs, hint='pass on_mismatch="use_checkpoint" or "use_current" to choose one')
-    if is_native(raw) and not isinstance(scheduler, (LambdaLR, MultiplicativeLR)) and not (
-            diffs and on_mismatch == "use_current"):
-        schedule_from_state(raw)  # the saved schedule builds and loads: checked before anything changes
     if not diffs:
-        scheduler.load_state_dict(raw)
+        scheduler._load(state)
         return scheduler
-    old = _saved_lr(state, step)
-    new = scheduler.lr_at(step)
     fields = ", ".join(f"{n}: {V.short(s, 80)} -> {V.short(c, 80)}" for n, s, c in diffs)
+    new = scheduler.lr_at(step)
     if on_mismatch == "use_current":
+        old = _saved_lr(saved, state, step, group_names(scheduler.optimizer))
         scheduler.step_to(step)
         say(f"resume at step {step}: keeping the current schedule ({fields}); lr {old} (checkpoint) -> {new} (current)")
         return scheduler
     if state["class"] == type(scheduler).__name__:
-        _adopt(scheduler, raw)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the choice is logged below
+            scheduler._load(state)
         chosen = scheduler
     else:
-        chosen = scheduler_class(state["class"])(scheduler.optimizer, **state["hyperparams"])
-        chosen.load_state_dict(raw)
+        chosen = ClosedFormLR.from_state(saved, scheduler.optimizer)
+    old = chosen.lr_at(step) if saved.native and chosen.rebuildable else state.get("last_lr")
     say(f"resume at step {step}: keeping the checkpoint's schedule ({fields}); lr {new} (current) -> {old} (checkpoint)")
     return chosen
 
 
 @contextmanager
-def _unchanged_on_error(scheduler: ClosedFormLR, hook: Any = None) -> Iterator[None]:
-    """Put the scheduler, its optimizer's param-group settings and ``hook`` back as they were if the
-    body raises; errors other than refusals become :class:`CheckpointError`."""
-    optimizer = scheduler.optimizer
+def _refused_unchanged(scheduler: ClosedFormLR, hook: Any = None) -> Iterator[None]:
+    """:func:`~colossal_sched.base.unchanged_on_error`, with any error but a refusal reported as a refused state."""
     try:
-        sched_vars = copy.deepcopy(vars(scheduler), memo={id(optimizer): optimizer})
-    except Exception:  # an attribute that cannot be copied (e.g. a user object in a lambda schedule)
-        sched_vars = {k: copy.copy(v) for k, v in vars(scheduler).items()}
-    groups = [{k: copy.deepcopy(v) for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
-    hook_vars = dict(vars(hook)) if hook is not None else None
-    try:
-        yield
-    except BaseException as e:
-        vars(scheduler).clear()
-        vars(scheduler).update(sched_vars)
-        for g, before in zip(optimizer.param_groups, groups):
-            for k in [k for k in g if k != "params" and k not in before]:
-                del g[k]
-            g.update(before)
-        if hook_vars is not None:
-            vars(hook).clear()
-            vars(hook).update(hook_vars)
-        if isinstance(e, (ValueError, TypeError, KeyError, OverflowError, RecursionError)) and not isinstance(
-                e, (CheckpointError, ScheduleMismatchError)):
-            raise CheckpointError(f"scheduler state refused: {type(e).__name__}: {V.short(str(e), 600)}") from None
-        raise
+        with unchanged_on_error(scheduler, hook):
+            yield
+    except (ValueError, TypeError, KeyError, OverflowError, RecursionError) as e:
+        if isinstance(e, (CheckpointError, ScheduleMismatchError)):
+            raise
+        raise CheckpointError(f"scheduler state refused: {type(e).__name__}: {V.short(str(e), 600)}") from None
 
 
-def _saved_lr(state: dict[str, Any], step: int) -> Any:
-    """The checkpoint schedule's lr at ``step``: rebuilt where it can be, else the saved last lr."""
+def _saved_lr(saved: SavedState, state: dict[str, Any], step: int, names: list[str | None]) -> Any:
+    """The checkpoint schedule's lr at ``step`` for the param groups ``names`` (rebuilt on a stand-in
+    optimizer where the state holds the schedule), else the saved last lr."""
     try:
-        return schedule_from_state(state).lr_at(step)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return ClosedFormLR.from_state(saved, stand_in_optimizer(state["base_lrs"], names)).lr_at(step)
     except (CheckpointError, ValueError, TypeError):
         return state.get("last_lr")
-
-
-def _adopt(scheduler: ClosedFormLR, state: dict[str, Any]) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the choice is logged by resume()
-        scheduler.load_state_dict(state, strict=False)
 
 
 # ------------------------------------------------------------------------ DCP
@@ -483,9 +372,7 @@ def save_booster_state(obj: Any, checkpoint_dir: str, layout: Mapping[str, Any] 
     path = os.path.join(checkpoint_dir, BOOSTER_FILE)
     if _is_coordinator():
         os.makedirs(checkpoint_dir, exist_ok=True)
-        sched_state, step = unpack_state(obj.state_dict())
-        payload = {"format_version": FORMAT_VERSION, "scheduler": sched_state, "global_step": step,
-                   "world_layout": world_layout(layout)}
+        payload = _payload(*unpack_state(obj.state_dict()), layout)
         tmp = path + ".tmp"
         with open(tmp, "w") as f:
             json.dump(payload, f, allow_nan=False)
@@ -497,9 +384,10 @@ def save_booster_state(obj: Any, checkpoint_dir: str, layout: Mapping[str, Any] 
     return path
 
 
-def read_booster_state(checkpoint: str) -> dict[str, Any]:
-    """The state in a Booster checkpoint: our JSON file in a directory, or a file written by
-    ColossalAI's ``booster.save_lr_scheduler`` (read with ``weights_only=True``), for migration."""
+def read_booster_state(checkpoint: str) -> SavedState:
+    """The state in a Booster checkpoint, checked (:func:`~colossal_sched.state.read_state`): our JSON file in a
+    directory, or a file written by ColossalAI's ``booster.save_lr_scheduler`` (read with ``weights_only=True``),
+    for migration."""
     path = os.path.join(checkpoint, BOOSTER_FILE) if os.path.isdir(checkpoint) else checkpoint
     if not os.path.isfile(path):
         raise CheckpointError(f"no scheduler state at {path}")
@@ -514,16 +402,14 @@ def read_booster_state(checkpoint: str) -> dict[str, Any]:
                                   f"{V.short(str(e), 200)})") from None
         if not isinstance(payload, Mapping) or not isinstance(payload.get("scheduler"), Mapping):
             raise CheckpointError(f"{path}: not a colossal_sched scheduler state (no 'scheduler' entry)")
-        unpack_state(payload)  # CheckpointError for anything malformed
-        return payload
+        return read_state(payload)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise CheckpointError(f"{path}: not a plain-data scheduler state ({type(e).__name__}: {str(e)[:200]})") from None
     if not isinstance(state, Mapping):
         raise CheckpointError(f"{path}: expected a dict, got {type(state).__name__}")
-    unpack_state(state)
-    return dict(state)
+    return read_state(state)
 
 
 def load_booster_state(obj: Any, checkpoint: str, on_mismatch: str = "raise") -> ClosedFormLR:
@@ -532,7 +418,7 @@ def load_booster_state(obj: Any, checkpoint: str, on_mismatch: str = "raise") ->
     return restore(obj, saved, on_mismatch)
 
 
-def restore(obj: Any, saved: Mapping[str, Any], on_mismatch: str = "raise") -> ClosedFormLR:
+def restore(obj: Any, saved: Mapping[str, Any] | SavedState, on_mismatch: str = "raise") -> ClosedFormLR:
     """Apply :func:`resume` to a scheduler, or to a hook (then its global step follows).
 
     Nothing changes on a refusal: neither the scheduler, its optimizer, nor the hook's global step.
@@ -540,12 +426,12 @@ def restore(obj: Any, saved: Mapping[str, Any], on_mismatch: str = "raise") -> C
     V.choice("on_mismatch", on_mismatch, ON_MISMATCH)
     hook = obj if hasattr(obj, "lr_scheduler") else None
     scheduler = obj.lr_scheduler if hook is not None else obj
-    _, step = unpack_state(saved)  # checked before anything changes
-    with _unchanged_on_error(scheduler, hook):
+    saved = read_state(saved)
+    with _refused_unchanged(scheduler, hook):
         chosen = _resume(scheduler, saved, on_mismatch, log.warning)
         if hook is not None:
             hook.lr_scheduler = chosen
-            hook.step(V.step("global_step", chosen.last_epoch if step is None else step))
+            hook.step(V.step("global_step", chosen.last_epoch if saved.global_step is None else saved.global_step))
     return chosen
 
 
@@ -558,6 +444,6 @@ def _fsync_dir(path: str) -> None:
 
 
 __all__ = ["ON_MISMATCH", "BOOSTER_FILE", "HOOK_KEY", "LOCK_FILE", "STEP_DIR", "RunLock", "SafeFileSystemReader",
-           "SafeLoadPlanner", "AgreedFileSystemWriter", "pack_state", "unpack_state", "schedule_from_state", "resume", "restore", "save_dcp",
+           "SafeLoadPlanner", "AgreedFileSystemWriter", "pack_state", "unpack_state", "resume", "restore", "save_dcp",
            "latest_checkpoint", "agree_on_checkpoint", "read_dcp_state", "save_booster_state", "read_booster_state",
            "load_booster_state", "world_layout", "CheckpointError", "ScheduleMismatchError"]

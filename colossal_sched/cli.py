@@ -42,7 +42,7 @@ def _build(name: str, total_steps: int, lr: float, params: dict[str, Any]):
 
     if name not in SCHEDULERS:
         raise UsageError(f"unknown scheduler {name!r}; choose from {', '.join(sorted(SCHEDULERS))}")
-    if name in ("LambdaLR", "MultiplicativeLR"):
+    if not SCHEDULERS[name].rebuildable:
         raise UsageError(f"{name} is defined by a Python function and cannot be built from the command line")
     try:
         return preview_scheduler(name, total_steps, lr, **params)
@@ -342,9 +342,9 @@ def _newest_step_dir(path: str) -> str:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from .checkpoint import (BOOSTER_FILE, CheckpointError, latest_checkpoint, read_booster_state, read_dcp_state,
-                             schedule_from_state, unpack_state)
-    from .compat import foreign_step, is_native
+    from .base import ClosedFormLR
+    from .checkpoint import BOOSTER_FILE, CheckpointError, read_booster_state, read_dcp_state
+    from .state import read_state
 
     path = args.checkpoint
     if not os.path.exists(path):
@@ -353,56 +353,53 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         if os.path.isdir(path) and not os.path.lexists(os.path.join(path, ".metadata")):
             path = _newest_step_dir(path)
         if os.path.lexists(os.path.join(path, ".metadata")):
-            kind, state = "torch.distributed.checkpoint", read_dcp_state(path, args.key)
+            kind, saved = "torch.distributed.checkpoint", read_state(read_dcp_state(path, args.key))
         elif os.path.isdir(path) and not os.path.exists(os.path.join(path, BOOSTER_FILE)):
             candidates = [f for f in os.listdir(path) if "lr_scheduler" in f or "scheduler" in f]
             if not candidates:
                 raise CheckpointError(f"{path}: no DCP .metadata, no {BOOSTER_FILE} and no lr_scheduler file")
-            kind, state = "ColossalAI booster.save_lr_scheduler", read_booster_state(os.path.join(path, candidates[0]))
+            kind, saved = "ColossalAI booster.save_lr_scheduler", read_booster_state(os.path.join(path, candidates[0]))
         else:
-            state = read_booster_state(path)
-            kind = _file_kind(path, state)
+            saved = read_booster_state(path)
+            kind = _file_kind(path, saved)
     except CheckpointError as e:
         raise UsageError(str(e)) from None
-    sched_state, global_step = unpack_state(state)
     print(f"checkpoint: {path}  ({kind})")
-    if not is_native(sched_state):
-        step = foreign_step(sched_state)
-        kind = sched_state.get("after_scheduler_type", "")
-        print(f"scheduler: torch/colossalai state{' (two-stage, then ' + kind + ')' if kind else ''}, keys {sorted(sched_state)}")
-        print(f"step: {step}  base lrs: {sched_state.get('base_lrs')}  last lr: {sched_state.get('_last_lr')}")
+    state = saved.scheduler_state()
+    if not saved.native:
+        kind = state.get("after_scheduler_type", "")
+        print(f"scheduler: torch/colossalai state{' (two-stage, then ' + kind + ')' if kind else ''}, keys {sorted(state)}")
+        print(f"step: {saved.step}  base lrs: {state.get('base_lrs')}  last lr: {state.get('_last_lr')}")
         return 0
-    step = global_step if global_step is not None else sched_state["last_epoch"]
-    hp = sched_state["hyperparams"]
-    print(f"schedule: {sched_state['class']}(" + ", ".join(f"{k}={v!r}" for k, v in hp.items()) + ")")
-    print(f"base lrs: {sched_state['base_lrs']}")
+    step = saved.global_step if saved.global_step is not None else saved.step
+    hp = saved.hyperparams
+    print(f"schedule: {saved.cls}(" + ", ".join(f"{k}={v!r}" for k, v in hp.items()) + ")")
+    print(f"base lrs: {state['base_lrs']}")
     print(f"step: {step} (updates done)")
     total = hp["total_steps"]
-    for at, new_total in sched_state.get("replans") or []:
+    for at, new_total in state.get("replans") or []:
         print(f"re-planned at step {at} to end at {new_total}")
         total = new_total
     try:
-        sched = schedule_from_state(sched_state)
+        sched = ClosedFormLR.from_state(saved)
         print(f"next update lr: {sched.lr_at(step)}")
-        marks = [f"{what} {at}" for what, at in getattr(sched, "phase_boundaries", lambda: [])()]
+        marks = [f"{what} {at}" for what, at in sched.phase_boundaries()]
         if marks:
             print(f"phases: {', '.join(marks)}")
     except CheckpointError as e:
-        print(f"next update lr: {sched_state.get('last_lr')} ({e})")
+        print(f"next update lr: {state.get('last_lr')} ({e})")
     print(f"steps remaining: {max(total - step, 0)} of {total}")
     return 0
 
 
-def _file_kind(path: str, state: dict[str, Any]) -> str:
+def _file_kind(path: str, saved: Any) -> str:
     """How ``inspect`` names a checkpoint file (or a Booster directory) by what it holds."""
-    from .checkpoint import BOOSTER_FILE, unpack_state
-    from .compat import is_native
+    from .checkpoint import BOOSTER_FILE
 
     if os.path.isdir(path) or path.endswith(".json"):
         where = "ColossalAI Booster checkpoint" if os.path.isdir(path) or path.endswith(BOOSTER_FILE) else "JSON file"
         return f"{where} (colossal_sched JSON)"
-    sched_state, _ = unpack_state(state)
-    if is_native(sched_state):
+    if saved.native:
         return "torch.save file (colossal_sched scheduler state)"
     return "torch.save file (torch/ColossalAI scheduler state_dict, e.g. booster.save_lr_scheduler)"
 

@@ -6,8 +6,10 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 from torch.optim import Optimizer
 
 from . import _validate as V
+from .errors import CheckpointError
 from .phases import (Constant, Cosine, Exponential, InverseSqrt, Linear, Milestones, OneMinusSqrt, Phase, PhasedLR,
                      Polynomial, Product, Restarts, Scaled, Steps, Warmup)
+from .state import MAX_DEPTH, MAX_VALUES, check_plain
 
 
 def _lr(name: str) -> Callable[[Any], float]:
@@ -54,7 +56,7 @@ PHASE_TYPES: dict[str, tuple[dict[str, tuple[Any, Callable[[Any], Any]]], Callab
 
 
 #: how deep ``product`` phases may nest (a product of products of ...); with :data:`MAX_SPEC_DEPTH` it keeps every
-#: accepted spec within what a checkpoint may hold (``compat._MAX_DEPTH``), so every accepted spec loads back
+#: accepted spec within what a checkpoint may hold (``state.MAX_DEPTH``), so every accepted spec loads back
 MAX_PRODUCT_DEPTH = 8
 
 
@@ -76,7 +78,7 @@ def normalize(spec: Any, where: str, depth: int = 0) -> dict[str, Any]:
         raise ValueError(f"{where}.type must be one of {list(PHASE_TYPES)}, got {V.short(kind)}")
     if kind == "product" and depth >= MAX_PRODUCT_DEPTH:
         raise ValueError(f"{where} nests 'product' phases more than {MAX_PRODUCT_DEPTH} deep: phases may nest at most "
-                         f"{MAX_PRODUCT_DEPTH} (and a checkpoint holds phases nested at most {_storage_depth()} levels deep as data)")
+                         f"{MAX_PRODUCT_DEPTH} (and a checkpoint holds phases nested at most {MAX_DEPTH} levels deep as data)")
     keys, _ = PHASE_TYPES[kind]
     allowed = ["type", "scale", *keys]
     unknown = sorted((k for k in spec if k not in allowed), key=repr)
@@ -117,28 +119,21 @@ def build_phase(spec: Mapping[str, Any], length: int) -> Phase:
 
 
 def _check_storable(phases: list[dict[str, Any]]) -> None:
-    """Refuse a spec that its own checkpoint could not hold: the load-time check of ``hyperparams``
-    (``compat._plain_value``: nesting at most ``compat._MAX_DEPTH`` deep, at most ``compat._MAX_LIST``
-    items) is run at construction, so every accepted spec round-trips through ``state_dict``."""
-    from .compat import _MAX_DEPTH, _MAX_LIST, _plain_value
-
-    if _plain_value(phases, [_MAX_LIST]):
-        return
-    for i, phase in enumerate(phases):
-        if _json_depth(phase) + 1 > _MAX_DEPTH:
-            raise ValueError(
-                f"phases[{i}] ({phase['type']}) is nested {_json_depth(phase) + 1} levels deep as data (the phases list, "
-                f"a phase dict, its 'factors' or 'milestones' list, ...); phases may be nested at most {_MAX_DEPTH} "
-                "levels deep, what a checkpoint holds (so a 'product' cannot hold another 'product' nor a 'milestones' "
-                "phase)"
-            )
-    raise ValueError(f"phases holds more than {_MAX_LIST} values in all (what a checkpoint holds)")
-
-
-def _storage_depth() -> int:
-    from .compat import _MAX_DEPTH
-
-    return _MAX_DEPTH
+    """Refuse a spec that its own checkpoint could not hold: the load-time check of a state
+    (:func:`~colossal_sched.state.check_plain`: each hyperparameter nested at most ``MAX_DEPTH`` deep,
+    at most ``MAX_VALUES`` values) is run at construction, so every accepted spec round-trips through ``state_dict``."""
+    try:
+        check_plain({"phases": phases})
+    except CheckpointError:
+        for i, phase in enumerate(phases):
+            if _json_depth(phase) + 1 > MAX_DEPTH:
+                raise ValueError(
+                    f"phases[{i}] ({phase['type']}) is nested {_json_depth(phase) + 1} levels deep as data (the phases "
+                    f"list, a phase dict, its 'factors' or 'milestones' list, ...); phases may be nested at most {MAX_DEPTH} "
+                    "levels deep, what a checkpoint holds (so a 'product' cannot hold another 'product' nor a 'milestones' "
+                    "phase)"
+                ) from None
+        raise ValueError(f"phases holds more than {MAX_VALUES} values in all (what a checkpoint holds)") from None
 
 
 class ComposedLR(PhasedLR):

@@ -19,6 +19,7 @@ _CALL = object()  # _value's default: call the function
 
 class _LambdaBase(ClosedFormLR):
     colossalai = True
+    rebuildable = False  # user functions decide the lr: a state cannot hold them
 
     def __init__(self, optimizer, total_steps, lr_lambda=None, last_epoch: int = -1) -> None:
         self.lr_lambdas = self._check_lambdas(lr_lambda, optimizer)

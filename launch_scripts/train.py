@@ -36,8 +36,8 @@ from launch_scripts.faults import FaultPoints  # noqa: E402
 from launch_scripts.tiny_lm import Stage, batch, stage_layers, tensor_parallel_plan  # noqa: E402
 
 
-#: what --scheduler offers: LambdaLR and MultiplicativeLR need a Python function, which a command line cannot give
-CLI_SCHEDULERS = sorted(name for name in SCHEDULERS if name not in ("LambdaLR", "MultiplicativeLR"))
+#: what --scheduler offers: every scheduler but those user functions decide (not ``rebuildable``), which a command line cannot give
+CLI_SCHEDULERS = sorted(name for name, cls in SCHEDULERS.items() if cls.rebuildable)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -93,9 +93,7 @@ def test_state_is_plain_json_round_trips_and_is_compared_at_resume():
     assert other.fingerprint() != s.fingerprint()
     with pytest.raises(cs.ScheduleMismatchError, match="phases"):
         other.load_state_dict(state)
-    from colossal_sched.checkpoint import schedule_from_state
-
-    rebuilt = schedule_from_state(state)  # what `colossal-sched inspect` does: the spec rebuilds the schedule
+    rebuilt = cs.ClosedFormLR.from_state(state)  # what `colossal-sched inspect` does: the spec rebuilds the schedule
     assert rebuilt.lr_at(42) == s.lr_at(42)
 
 
