@@ -16,7 +16,7 @@ setup(
         "adapters": ["transformers==4.51.3", "lightning==2.6.6"],
         "tensorboard": ["tensorboard==2.21.0"],
         "plot": ["matplotlib"],
-        "test": ["pytest>=7", "pytest-timeout", "hypothesis", "pyyaml", "matplotlib", "pillow", "psutil",
+        "test": ["pytest>=7", "pytest-timeout", "pytest-xdist", "hypothesis", "pyyaml", "matplotlib", "pillow", "psutil",
                  "transformers==4.51.3", "lightning==2.6.6", "tensorboard==2.21.0"],
     },
     entry_points={"console_scripts": ["colossal-sched=colossal_sched.cli:main"]},

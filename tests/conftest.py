@@ -28,3 +28,15 @@ def make_optimizer(n_groups=4, kind="sgd", lrs=BASE_LRS):
 @pytest.fixture
 def optimizer():
     return make_optimizer()
+
+
+def pytest_collection_modifyitems(items):
+    """Files whose tests start torchrun jobs first: ``-n 2 --dist loadfile`` (pytest.ini) then gives each worker
+    a long file at the start and fills in with short ones, instead of ending on one long file alone."""
+    def weight(item):
+        return -(2 * bool(item.get_closest_marker("multinode")) + bool(item.get_closest_marker("multiprocess")))
+
+    heaviest = {}
+    for item in items:
+        heaviest[item.path] = min(heaviest.get(item.path, 0), weight(item))
+    items.sort(key=lambda item: heaviest[item.path])  # stable: the order within a file is kept
