@@ -62,15 +62,22 @@ def case(tensor_lr: bool, sync: bool, steps: int) -> dict:
         if counted:
             hook_syncs, opt_syncs = hook_syncs + h, opt_syncs + o
     torch.cuda.synchronize()
-    same_tensor = (opt.param_groups[0]["lr"] is lr) if tensor_lr else None
-    return {"hook": hook_syncs / steps, "opt": opt_syncs / steps, "lr": float(opt.param_groups[0]["lr"]),
-            "expected": hook.lr_scheduler.lr_at(steps + 1)[0], "same_tensor": same_tensor}
+    held = opt.param_groups[0]["lr"]
+    expected = hook.lr_scheduler.lr_at(steps + 1)[0]
+    if tensor_lr:  # the tensor's own dtype (torch.tensor(1e-3) is float32) rounds what is written
+        expected = float(torch.tensor(expected, dtype=lr.dtype))
+    return {"hook": hook_syncs / steps, "opt": opt_syncs / steps, "lr": float(held), "expected": expected,
+            "same_tensor": held is lr if tensor_lr else None,
+            "dtype": str(held.dtype).replace("torch.", "") if tensor_lr else "float"}
 
 
 def worker(rank: int, world: int, port: int, steps: int, out) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
+    x = torch.ones(4, device="cuda")
+    control = syncs(lambda: x.sum().item())  # the counter works: .item() on a device tensor is one sync
     rows = {(t, s): case(t, s, steps) for t in (False, True) for s in (False, True)}
+    rows["control"] = control
     if rank == 0:
         out.put(rows)
     dist.barrier()
@@ -93,11 +100,13 @@ def main() -> None:
     rows = out.get(timeout=600)
     for proc in procs:
         proc.join()
-    print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}, 2 ranks on one GPU, {args.steps} updates each")
-    print("lr kind     | hook sync | syncs per hook.step | syncs per opt.step | lr written = lr_at | same tensor")
+    print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}, 2 ranks on one GPU, {args.steps} updates each; "
+          f"control: x.sum().item() counted {rows.pop('control')} sync(s)")
+    print("| lr | hook sync | syncs per hook.step | syncs per opt.step | lr written = lr_at | same tensor object |\n"
+          "|---|---|---|---|---|---|")
     for (tensor_lr, sync), r in rows.items():
-        print(f"{'tensor' if tensor_lr else 'float':<11} | {'on' if sync else 'off':<9} | {r['hook']:<19.2f} | "
-              f"{r['opt']:<18.2f} | {r['lr'] == r['expected']!s:<18} | {r['same_tensor']}")
+        print(f"| {r['dtype']} | {'on' if sync else 'off'} | {r['hook']:.2f} | {r['opt']:.2f} | {r['lr'] == r['expected']} "
+              f"| {r['same_tensor']} |")
 
 
 if __name__ == "__main__":

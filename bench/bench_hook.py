@@ -84,10 +84,11 @@ def _worker(rank, world, port, calls, out):
     row = torch.zeros(b._row, dtype=torch.int64)  # the payload one rank sends each peer per sync
     send, recv = torch.zeros_like(b._send), torch.zeros_like(b._recv)
     gathered = [torch.zeros_like(row) for _ in range(world)] if rank == 0 else None
+    gather_single = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor  # torch < 2.13: the latter
     bare = {  # the broadcast, then every collective in which every rank hears from every rank
         "broadcast": lambda n: dist.broadcast(row, src=0, group=pg),
         "all_to_all": lambda n: dist.all_to_all_single(recv, send, group=pg),
-        "all_gather": lambda n: dist.all_gather_single(recv, row, group=pg),
+        "all_gather": lambda n: gather_single(recv, row, group=pg),
         "all_reduce": lambda n: dist.all_reduce(row, op=dist.ReduceOp.MAX, group=pg),
         "gather+broadcast": lambda n: (dist.gather(row, gathered, dst=0, group=pg), dist.broadcast(recv, src=0, group=pg)),
     }
