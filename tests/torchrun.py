@@ -26,9 +26,15 @@ def environment(faults=None, fault_dir=None):
 
 
 def train(nproc, *args, timeout=300, faults=None, fault_dir=None):
-    proc = subprocess.run(command(nproc, *args), cwd=ROOT, env=environment(faults, fault_dir), capture_output=True,
-                          text=True, timeout=timeout)
-    return proc
+    """Run the job to its end; past ``timeout`` every process of its tree is killed (none outlives the test)."""
+    proc = subprocess.Popen(command(nproc, *args), cwd=ROOT, env=environment(faults, fault_dir), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except BaseException:  # the timeout, or pytest-timeout's interrupt
+        kill_job(proc)
+        raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def start(nproc, *args, faults=None, fault_dir=None):
