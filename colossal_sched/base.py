@@ -20,7 +20,6 @@ from ._ops import SCALAR, VECTOR, Ops
 from .errors import CheckpointError, InvalidLRError, MissingInitialLRError, ReplanError, ScheduleMismatchError
 
 _CHAINED_STEP = torch.optim.lr_scheduler.ChainedScheduler.step.__code__
-_MAX_FLOAT = sys.float_info.max
 
 FORMAT_VERSION = 1
 
@@ -103,11 +102,9 @@ class ClosedFormLR(LRScheduler):
         raise NotImplementedError
 
     def _critical_steps(self) -> set[int]:
-        """Steps where the lr of every closed form can take its extreme values: 0, ``total_steps``
-        and each side of every phase boundary (between them each phase is monotone)."""
-        T, w = self.total_steps, getattr(self, "warmup_steps", 0)
-        edges = {0, w, w + getattr(self, "flat_steps", 0), *getattr(self, "milestones", ())}
-        return {min(max(s + d, 0), T) for s in edges for d in (-1, 0)} | {T}
+        """Steps where the lr can take its extreme values: 0 and ``total_steps`` here (a schedule monotone
+        in between); :class:`~colossal_sched.phases.PhasedLR` adds each side of every phase boundary."""
+        return {0, self.total_steps}
 
     def _check_range(self) -> None:
         """Refuse a schedule whose lr is not finite and ``>= 0`` somewhere in ``[0, total_steps]``.
@@ -123,7 +120,7 @@ class ClosedFormLR(LRScheduler):
             except OverflowError:
                 lrs = [math.inf] * len(self.base_lrs)
             for g, lr in enumerate(lrs):
-                if not 0.0 <= lr <= _MAX_FLOAT:
+                if not 0.0 <= lr <= V.MAX_FLOAT:
                     raise InvalidLRError(
                         f"{type(self).__name__}: the lr of param_groups[{g}] at step {t} would be {lr}; every lr in "
                         f"[0, total_steps={self.total_steps}] must be finite and >= 0 (base lr {self.base_lrs[g]}, "
@@ -190,13 +187,17 @@ class ClosedFormLR(LRScheduler):
         """Per-group momentum at step(s) ``t`` where the schedule cycles it, else None."""
         return None
 
+    def _clamp(self, step: int) -> int:
+        """``step`` (``>= -1``) clamped to ``[0, total_steps]``: where the closed forms are evaluated."""
+        return step if 0 <= step < self.total_steps else 0 if step < 0 else self.total_steps
+
     def lr_at(self, step: int) -> list[float]:
         """The lr of every param group after ``step`` scheduler steps (pure: nothing is changed)."""
-        return self._lrs(min(V.step("step", step), self.total_steps), SCALAR)
+        return self._lrs(self._clamp(V.step("step", step)), SCALAR)
 
     def momentum_at(self, step: int) -> list[float] | None:
         """The cycled momentum of every param group after ``step`` steps, or None if not cycled."""
-        return self._momenta(min(V.step("step", step), self.total_steps), SCALAR)
+        return self._momenta(self._clamp(V.step("step", step)), SCALAR)
 
     def lr_table(self, steps: Iterable[int] | np.ndarray) -> np.ndarray:
         """``lr_at`` for many steps at once: an array of shape ``(len(steps), n_groups)``."""
@@ -211,6 +212,8 @@ class ClosedFormLR(LRScheduler):
     def _table(self, steps: Iterable[int] | np.ndarray, fn: Any) -> np.ndarray:
         tc = np.minimum(V.steps("steps", steps), self.total_steps, dtype=np.float64)
         cols = fn(tc, VECTOR)
+        if isinstance(cols, np.ndarray) and cols.ndim == 2:  # already one row per group (PhasedLR)
+            return cols.T
         out = np.empty((len(cols), tc.size))  # filled by rows, returned transposed: no extra copy
         for row, col in zip(out, cols):
             row[:] = col
@@ -242,8 +245,7 @@ class ClosedFormLR(LRScheduler):
         self._apply(V.step("global_step", global_step))
 
     def _apply(self, step: int) -> None:
-        t = step if step < self.total_steps else self.total_steps
-        self._write(step, self._lrs(t, SCALAR), self._momenta(t, SCALAR))
+        self._write(step, *self._values(step))
 
     def write(self, step: int, lrs: list[float], momenta: list[float] | None = None) -> None:
         """Put ``lrs`` (and ``momenta``) into the optimizer as the values of ``step``.
@@ -254,7 +256,7 @@ class ClosedFormLR(LRScheduler):
         anything is written.
         """
         step = V.step("step", step)
-        if not all(0.0 <= lr <= _MAX_FLOAT for lr in lrs) or (momenta is not None and not all(0.0 <= m < 1.0 for m in momenta)):
+        if not all(0.0 <= lr <= V.MAX_FLOAT for lr in lrs) or (momenta is not None and not all(0.0 <= m < 1.0 for m in momenta)):
             raise InvalidLRError(
                 f"{type(self).__name__}: refusing to write lrs {V.short(lrs)} / momenta {V.short(momenta)} for step "
                 f"{step}: every lr must be finite and >= 0, every momentum in [0, 1)"
@@ -363,7 +365,8 @@ class ClosedFormLR(LRScheduler):
         return new, step
 
     def _values(self, step: int) -> tuple[list[float], list[float] | None]:
-        t = step if step < self.total_steps else self.total_steps
+        """The lrs and momenta of ``step`` (``>= 0``)."""
+        t = self._clamp(step)
         return self._lrs(t, SCALAR), self._momenta(t, SCALAR)
 
     def diff_state(self, state: dict[str, Any], with_base_lrs: bool = False) -> list[tuple[str, Any, Any]]:

@@ -2,7 +2,6 @@
 
 import bisect
 import math
-import sys
 import warnings
 from typing import Any
 
@@ -11,8 +10,6 @@ from ._ops import SCALAR, Ops
 from .base import ClosedFormLR, _as_float
 from .errors import InvalidLRError, MissingInitialLRError
 from .phases import Anneal, Joined, Phase, PhasedLR, join
-
-_MAX_FLOAT = sys.float_info.max
 
 
 class OneCycleLR(PhasedLR):
@@ -114,7 +111,7 @@ class OneCycleLR(PhasedLR):
     def _check_ends(self, g: int, peak: float, initial: float) -> None:
         """The initial lr ``max_lr / div_factor`` and the final ``initial / final_div_factor`` must be finite."""
         for name, v in (("div_factor", initial), ("final_div_factor", initial / self.final_div_factor)):
-            if not v <= _MAX_FLOAT:
+            if not v <= V.MAX_FLOAT:
                 raise InvalidLRError(
                     f"OneCycleLR: {name}={getattr(self, name)} gives param_groups[{g}] an lr of {v} (max_lr {peak}, "
                     f"div_factor={self.div_factor}, final_div_factor={self.final_div_factor}): max_lr / div_factor "
@@ -125,10 +122,6 @@ class OneCycleLR(PhasedLR):
         for g, (peak, initial) in enumerate(zip(self.max_lrs, self.base_lrs)):
             self._check_ends(g, peak, initial)
         super()._check_range()
-
-    def _critical_steps(self) -> set[int]:
-        firsts = {min(max(b + d, 0), self.total_steps) for b in self.joined().starts[1:] for d in (-1, 0)}
-        return firsts | super()._critical_steps()
 
     def _initial_lrs(self, last_epoch: int) -> list[float]:
         self._warn_momentum_off()
@@ -191,14 +184,14 @@ class OneCycleLR(PhasedLR):
     def _momenta(self, t: Any, ops: Ops) -> list[Any] | None:
         return self._plans()[1].lrs(ops, t, self.base_lrs) if self.cycle_momentum else None
 
-    def _apply(self, step: int) -> None:  # lr and momentum from one phase lookup and one cosine
-        t = step if step < self.total_steps else self.total_steps
+    def _values(self, step: int) -> tuple[list[float], list[float] | None]:  # lr and momentum from one lookup and one cosine
+        t = self._clamp(step)
         plan, momentum = self._plans()
         i = bisect.bisect_right(plan.starts, t) - 1
         phase = plan.phases[i]
         x = phase.shape(SCALAR, t - phase.origin)
         lrs = [b + h * x for b, h in phase.terms]
-        self._write(step, lrs, [b + h * x for b, h in momentum.phases[i].terms] if self.cycle_momentum else None)
+        return lrs, [b + h * x for b, h in momentum.phases[i].terms] if self.cycle_momentum else None
 
     # made of phases, but its cycle is not re-fitted to a new length: no re-plans, none in its state
     replan = ClosedFormLR.replan

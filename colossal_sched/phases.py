@@ -33,7 +33,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Any, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
 
@@ -44,14 +44,44 @@ from .errors import ReplanError
 
 Levels = Sequence[float]
 
+#: every phase type a spec may name (``ComposedLR``), by ``kind``, in the order the classes are defined
+SPEC_TYPES: dict[str, type["Phase"]] = {}
+
+
+def key(default: Any, check: Callable[[str, Any], Any], required: bool = False) -> Any:
+    """A dataclass field a spec may set: its default and its check, ``check(name, value)`` (``required``: no default
+    in a spec). :func:`spec_keys` reads them: a phase's keys are declared once, here."""
+    return field(default=default, metadata={"check": check, "required": required})
+
+
+def spec_keys(cls: type["Phase"]) -> dict[str, tuple[Any, Callable[[str, Any], Any]]]:
+    """``{key: (default, check)}`` of a spec type, from its dataclass fields (a required key's default is None)."""
+    return {f.name: (None if f.metadata["required"] else f.default, f.metadata["check"])
+            for f in dataclasses.fields(cls) if "check" in f.metadata}
+
+
+def _lr(name: str, v: Any) -> float:
+    return V.real(name, v, low=0.0)
+
+
+def _positive(name: str, v: Any) -> float:
+    return V.real(name, v, low=0.0, low_open=True)
+
 
 @dataclass(frozen=True)
 class Phase:
-    """One shape of a schedule over ``length`` steps; subclasses implement :meth:`lrs`."""
+    """One shape of a schedule over ``length`` steps; subclasses implement :meth:`lrs`. A subclass with a
+    ``kind`` is a phase type of specs (``ComposedLR``), its :func:`key` fields the spec's keys."""
 
     length: int
     kind: ClassVar[str] = ""
     warmup: ClassVar[bool] = False
+    in_specs: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.kind and cls.in_specs and "kind" in cls.__dict__:
+            SPEC_TYPES[cls.kind] = cls
 
     def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
         """Per-group lr at local count(s) ``u`` (already clamped to ``[0, length]``): a float, or an array
@@ -104,62 +134,67 @@ class Constant(Phase):
 
 
 @dataclass(frozen=True)
-class Linear(Phase):
-    """Straight line from the peak to ``end_lr``: :math:`e + (\\mathrm{peak} - e)\\frac{L - u}{L}`."""
+class Decay(Phase):
+    """From the peak to ``end_lr``: :math:`e + (\\mathrm{peak} - e)\\,g(u)`, the shape :math:`g` going from 1 at
+    :math:`u = 0` to 0 at :math:`u = L` (each subclass is one shape: its :meth:`shape`)."""
 
-    end_lr: float = 0.0
+    end_lr: float = key(0.0, _lr)
+
+    def shape(self, ops: Ops, u: Any) -> Any:
+        raise NotImplementedError
+
+    def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
+        e, g = self.end_lr, self.shape(ops, u)
+        return [e + (p - e) * g for p in peaks]
+
+
+@dataclass(frozen=True)
+class Linear(Decay):
+    """:math:`g = (L - u) / L`."""
+
     kind: ClassVar[str] = "linear"
 
-    def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
-        e, n = self.end_lr, self.length
-        left = (n - u) / n if n else 0.0
-        return [e + (p - e) * left for p in peaks]
+    def shape(self, ops: Ops, u: Any) -> Any:
+        n = self.length
+        return (n - u) / n if n else 0.0
 
 
 @dataclass(frozen=True)
-class Cosine(Phase):
-    """Half a cosine from the peak to ``end_lr``: :math:`e + (\\mathrm{peak} - e)\\frac{1 + \\cos(\\pi u / L)}{2}`."""
+class Cosine(Decay):
+    """:math:`g = \\frac{1 + \\cos(\\pi u / L)}{2}`."""
 
-    end_lr: float = 0.0
     kind: ClassVar[str] = "cosine"
 
-    def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
-        c, e = cosine(ops, u, self.length), self.end_lr
-        return [e + (p - e) * c for p in peaks]
+    def shape(self, ops: Ops, u: Any) -> Any:
+        return cosine(ops, u, self.length)
 
 
 @dataclass(frozen=True)
-class Polynomial(Phase):
-    """:math:`(\\mathrm{peak} - e)(1 - u / L)^{p} + e`."""
+class Polynomial(Decay):
+    """:math:`g = (1 - u / L)^{p}`."""
 
-    end_lr: float = 0.0
-    power: float = 1.0
+    power: float = key(1.0, _positive)
     kind: ClassVar[str] = "polynomial"
 
-    def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
-        e = self.end_lr
-        decay = ops.pow(1 - progress(ops, u, self.length), self.power)
-        return [(p - e) * decay + e for p in peaks]
+    def shape(self, ops: Ops, u: Any) -> Any:
+        return ops.pow(1 - progress(ops, u, self.length), self.power)
 
 
 @dataclass(frozen=True)
-class OneMinusSqrt(Phase):
-    """The "1-sqrt" cooldown: :math:`e + (\\mathrm{peak} - e)(1 - \\sqrt{u / L})`."""
+class OneMinusSqrt(Decay):
+    """The "1-sqrt" cooldown: :math:`g = 1 - \\sqrt{u / L}`."""
 
-    end_lr: float = 0.0
     kind: ClassVar[str] = "1-sqrt"
 
-    def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
-        e = self.end_lr
-        left = 1.0 - ops.sqrt(progress(ops, u, self.length))
-        return [e + (p - e) * left for p in peaks]
+    def shape(self, ops: Ops, u: Any) -> Any:
+        return 1.0 - ops.sqrt(progress(ops, u, self.length))
 
 
 @dataclass(frozen=True)
 class Exponential(Phase):
     """:math:`\\mathrm{peak}\\cdot\\gamma^{u}`; a re-plan keeps its end value: :math:`\\gamma' = \\gamma^{R/L'}`."""
 
-    gamma: float = 1.0
+    gamma: float = key(1.0, _positive)
     kind: ClassVar[str] = "exponential"
 
     def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
@@ -189,8 +224,8 @@ class _Staircase(Phase):
 class Steps(_Staircase):
     """:math:`\\mathrm{peak}\\cdot\\gamma^{\\lfloor u / s \\rfloor}` (StepLR)."""
 
-    step_size: int = 1
-    gamma: float = 0.1
+    step_size: int = key(1, lambda name, v: V.integer(name, v, 1))
+    gamma: float = key(0.1, _positive)
     kind: ClassVar[str] = "steps"
 
     def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
@@ -202,8 +237,8 @@ class Steps(_Staircase):
 class Milestones(_Staircase):
     """:math:`\\mathrm{peak}\\cdot\\gamma^{|\\{m \\in \\mathrm{milestones} : m \\le u\\}|}` (local milestones)."""
 
-    milestones: tuple[int, ...] = ()
-    gamma: float = 0.1
+    milestones: tuple[int, ...] = key((), lambda name, v: V.milestones(v), required=True)
+    gamma: float = key(0.1, _positive)
     kind: ClassVar[str] = "milestones"
 
     def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
@@ -226,8 +261,8 @@ class _Continuing(Phase):
 class InverseSqrt(_Continuing):
     """:math:`\\max(e, \\mathrm{peak}\\sqrt{\\tau / (u + \\tau)})`."""
 
-    timescale: float = 1.0
-    min_lr: float = 0.0
+    timescale: float = key(1.0, _positive)
+    min_lr: float = key(0.0, _lr)
     kind: ClassVar[str] = "inverse_sqrt"
 
     def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
@@ -250,11 +285,11 @@ class Restarts(_Continuing):
     cycle starts (computed once), so any step costs O(log cycles).
     """
 
-    first_cycle_steps: int = 1
-    cycle_mult: float = 1.0
-    cycle_decay: float = 1.0
-    warmup_steps: int = 0
-    eta_min: float = 0.0
+    first_cycle_steps: int = key(1, lambda name, v: V.integer(name, v, 1), required=True)
+    cycle_mult: float = key(1.0, lambda name, v: V.real(name, v, low=1.0))
+    cycle_decay: float = key(1.0, _positive)
+    warmup_steps: int = key(0, lambda name, v: V.integer(name, v, 0))
+    eta_min: float = key(0.0, _lr)
     kind: ClassVar[str] = "restarts"
 
     def __post_init__(self) -> None:
@@ -345,11 +380,11 @@ class Restarts(_Continuing):
 
 
 @dataclass(frozen=True)
-class Product(Phase):
+class Product(_Staircase):
     """:math:`\\mathrm{peak}\\cdot\\prod_k f_k(u)`, each factor :math:`f_k` a phase evaluated from peak 1
     (what torch's ``ChainedScheduler`` does with multiplicative schedulers, as data)."""
 
-    factors: tuple[Phase, ...] = ()
+    factors: tuple[Phase, ...] = key((), None, required=True)  # each factor is itself a spec (composed.normalize)
     kind: ClassVar[str] = "product"
 
     def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
@@ -361,12 +396,6 @@ class Product(Phase):
     def critical(self) -> set[int]:
         """Every factor's: between them each factor is monotone."""
         return {0, self.length}.union(*(f.critical() for f in self.factors))
-
-    def rest(self, u0: int, length: int, levels: Levels) -> Phase:
-        return Warped(length, self, u0, self.length - u0, max(length, 1))
-
-    def resized(self, length: int) -> Phase:
-        return Warped(length, self, 0, self.length, max(length, 1))
 
 
 @dataclass(frozen=True)
@@ -382,6 +411,7 @@ class Anneal(Phase):
     levels: tuple[tuple[float, float], ...] = ()
     cos: bool = True
     kind: ClassVar[str] = "anneal"
+    in_specs: ClassVar[bool] = False
 
     @cached_property
     def terms(self) -> tuple[tuple[float, float], ...]:
@@ -401,14 +431,10 @@ class Anneal(Phase):
 
 # ------------------------------------------------------------ re-plan wrappers
 @dataclass(frozen=True)
-class Anchored(Phase):
-    """``inner`` from fixed per-group ``levels`` instead of the peaks it is given."""
+class _Wrapper(Phase):
+    """``inner`` from other peaks, over the same counts: its critical counts, and a re-plan re-fits ``inner``."""
 
     inner: Phase = field(default_factory=lambda: Constant(0))
-    levels: tuple[float, ...] = ()
-
-    def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
-        return self.inner.lrs(ops, u, self.levels)
 
     def critical(self) -> set[int]:
         return {0, self.length} | {u for u in self.inner.critical() if u <= self.length}
@@ -416,12 +442,22 @@ class Anchored(Phase):
     def rest(self, u0: int, length: int, levels: Levels) -> Phase:
         return self.inner.rest(u0, length, levels)
 
+
+@dataclass(frozen=True)
+class Anchored(_Wrapper):
+    """``inner`` from fixed per-group ``levels`` instead of the peaks it is given."""
+
+    levels: tuple[float, ...] = ()
+
+    def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
+        return self.inner.lrs(ops, u, self.levels)
+
     def resized(self, length: int) -> Phase:
         return Anchored(length, self.inner.resized(length), self.levels)
 
 
 @dataclass(frozen=True)
-class Warped(Phase):
+class Warped(_Staircase):
     """``inner`` at local count :math:`u_0 + \\lfloor u \\cdot a / b \\rfloor`: shifted (``a = b = 1``) or stretched."""
 
     inner: Phase = field(default_factory=lambda: Constant(0))
@@ -435,12 +471,6 @@ class Warped(Phase):
         if ops is SCALAR:
             return self.inner.lrs(ops, self.offset + u * self.num // self.den, peaks)
         return self.inner.lrs(ops, self.offset + _muldiv(u, self.num, self.den), peaks)
-
-    def rest(self, u0: int, length: int, levels: Levels) -> Phase:
-        return Warped(length, self, u0, self.length - u0, max(length, 1))
-
-    def resized(self, length: int) -> Phase:
-        return Warped(length, self, 0, self.length, max(length, 1))
 
     def critical(self) -> set[int]:
         """The counts ``u`` around each critical count ``v`` of ``inner``: ``offset + u * num // den`` is monotone
@@ -470,26 +500,19 @@ def _muldiv(u: Any, num: int, den: int) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class Scaled(Phase):
+class Scaled(_Wrapper):
     """``inner`` from ``scale`` times the peaks."""
 
-    inner: Phase = field(default_factory=lambda: Constant(0))
     scale: float = 1.0
 
     def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
         return self.inner.lrs(ops, u, [p * self.scale for p in peaks])
-
-    def rest(self, u0: int, length: int, levels: Levels) -> Phase:
-        return self.inner.rest(u0, length, levels)
 
     def resized(self, length: int) -> Phase:
         return Scaled(length, self.inner.resized(length), self.scale)
 
     def marks(self) -> list[tuple[str, int]]:
         return self.inner.marks()
-
-    def critical(self) -> set[int]:
-        return {0, self.length} | {u for u in self.inner.critical() if u <= self.length}
 
     @property
     def label(self) -> str:
