@@ -113,12 +113,3 @@ def progress(ops: Ops, u: Any, length: float) -> Any:
         return 1.0
     return ops.maximum(ops.minimum(u, length) / length, 0.0)
 
-
-def cosine(ops: Ops, u: Any, length: float) -> Any:
-    """Cosine ramp from 1 to 0 over a phase: ``(1 + cos(pi * min(u, L) / L)) / 2``, 0 once done.
-
-    Written as torch's closed form writes it (``pi * u / L``), so the bits agree.
-    """
-    if length <= 0:
-        return 0.0
-    return (1.0 + ops.cos(math.pi * ops.maximum(ops.minimum(u, length), 0) / length)) / 2.0

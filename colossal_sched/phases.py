@@ -38,7 +38,7 @@ from typing import Any, Callable, ClassVar, Sequence
 import numpy as np
 
 from . import _validate as V
-from ._ops import SCALAR, Ops, cosine, progress
+from ._ops import SCALAR, Ops, progress
 from .base import ClosedFormLR
 from .errors import ReplanError
 
@@ -141,6 +141,7 @@ class Decay(Phase):
     end_lr: float = key(0.0, _lr)
 
     def shape(self, ops: Ops, u: Any) -> Any:
+        """:math:`g` at local count(s) ``u`` in ``[0, L]`` (0 where ``L = 0``)."""
         raise NotImplementedError
 
     def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
@@ -165,8 +166,9 @@ class Cosine(Decay):
 
     kind: ClassVar[str] = "cosine"
 
-    def shape(self, ops: Ops, u: Any) -> Any:
-        return cosine(ops, u, self.length)
+    def shape(self, ops: Ops, u: Any) -> Any:  # torch's closed form writes pi * u / L: the same bits
+        n = self.length
+        return (1.0 + ops.cos(math.pi * u / n)) / 2.0 if n else 0.0
 
 
 @dataclass(frozen=True)
@@ -177,7 +179,8 @@ class Polynomial(Decay):
     kind: ClassVar[str] = "polynomial"
 
     def shape(self, ops: Ops, u: Any) -> Any:
-        return ops.pow(1 - progress(ops, u, self.length), self.power)
+        n = self.length
+        return ops.pow(1 - (u / n if n else 1.0), self.power)
 
 
 @dataclass(frozen=True)
@@ -187,7 +190,8 @@ class OneMinusSqrt(Decay):
     kind: ClassVar[str] = "1-sqrt"
 
     def shape(self, ops: Ops, u: Any) -> Any:
-        return 1.0 - ops.sqrt(progress(ops, u, self.length))
+        n = self.length
+        return 1.0 - ops.sqrt(u / n if n else 1.0)
 
 
 @dataclass(frozen=True)
@@ -520,6 +524,9 @@ class Scaled(_Wrapper):
 
 
 # --------------------------------------------------------------------- join
+#: steps a table evaluates at once: each temporary array stays in the CPU cache
+CHUNK = 1 << 14
+
 @dataclass(frozen=True)
 class Joined:
     """Phases placed on the step axis: ``phases[i]`` is active from ``starts[i]`` (``starts[0] = 0``)
@@ -536,25 +543,25 @@ class Joined:
             phase = self.phases[i]
             u = t - self.origins[i]
             return phase.lrs(ops, u if u < phase.length else phase.length, peaks)
-        # each phase is evaluated only on its own steps: slices of a sorted array, else a selection
+        # each phase is evaluated only on its own steps (slices of a sorted array, else a selection), in chunks
+        # that stay in the cache, written straight into the table's rows
         t = np.asarray(t)
-        out = [np.empty(t.shape) for _ in peaks]
+        out = np.empty((len(peaks), t.size))
         ordered = t.size < 2 or bool((t[1:] >= t[:-1]).all())
         if ordered:
             edges = np.searchsorted(t, self.starts[1:], side="left").tolist()
-            parts: list[Any] = [slice(a, b) for a, b in zip([0] + edges, edges + [t.size])]
+            parts: list[Any] = [range(a, b) for a, b in zip([0] + edges, edges + [t.size])]
         else:
             index = np.searchsorted(np.asarray(self.starts), t, side="right") - 1
             parts = [np.flatnonzero(index == i) for i in range(len(self.phases))]
         for phase, origin, part in zip(self.phases, self.origins, parts):
-            if (part.stop <= part.start) if ordered else not part.size:
-                continue
-            u = t[part] - origin if origin else t[part]
-            if not ordered or t[part.stop - 1] - origin > phase.length:  # past its length: held at its end
-                u = ops.minimum(u, phase.length)
-            lrs = phase.lrs(ops, u, peaks)
-            for column, lr in zip(out, lrs):
-                column[part] = lr
+            for c in range(0, len(part), CHUNK):
+                at = slice(part[c], part[min(c + CHUNK, len(part)) - 1] + 1) if ordered else part[c:c + CHUNK]
+                u = t[at] - origin if origin else t[at]
+                if not ordered or u[-1] > phase.length:  # past its length: held at its end
+                    u = ops.minimum(u, phase.length)
+                for row, lr in zip(out, phase.lrs(ops, u, peaks)):
+                    row[at] = lr
         return out
 
     def end(self) -> int:
@@ -737,7 +744,10 @@ class PhasedLR(ClosedFormLR, abstract=True):
         return plan
 
     def _lrs(self, t: Any, ops: Ops) -> list[Any]:
-        return self.joined().lrs(ops, t, self._base_lrs)
+        compiled = self._compiled  # joined(), inlined: this is every step's path
+        if compiled is None or compiled[0] != self._base_lrs:
+            return self.joined().lrs(ops, t, self._base_lrs)
+        return compiled[1].lrs(ops, t, self._base_lrs)
 
     def _critical_steps(self) -> set[int]:
         """Both sides of every phase boundary of the placed plan (re-plans applied), the end, and the
