@@ -1,4 +1,29 @@
-"""The base class: a learning-rate schedule that is a pure function of the step."""
+"""The base class: a learning-rate schedule that is a pure function of the step.
+
+**A new schedule** is one short module with a :class:`~colossal_sched.plan.PhasedLR` subclass that
+defines three things, as ``linear.py`` does::
+
+    class LinearWarmupLR(PhasedLR):
+        def __init__(self, optimizer, total_steps: int, warmup_steps: int = 0, last_epoch: int = -1, **kwargs):
+            super().__init__(**self._arguments(locals()))        # ColossalAI's signature, nothing else
+
+        def _configure(self, total_steps: int, warmup_steps: int = 0) -> None:
+            self.total_steps = V.integer("total_steps", total_steps, 1)   # each hyperparameter: name, default, check
+            self.warmup_steps = V.warmup(warmup_steps, self.total_steps, decay_follows=True)
+
+        def _plan(self) -> tuple[list[Phase], list[int]]:          # the curve: phases and boundaries
+            w = self.warmup_steps
+            return ([Warmup(w, denominator=w + 1)] if w else []) + [Linear(self.total_steps - w, 0.0)], [w] if w else []
+
+Defining the class registers it (``SCHEDULERS``, ``build_lr_scheduler``, ``colossal-sched list``); ``lr_at``,
+``step``, ``lr_table``, the range check, the state, the fingerprint and ``replan`` follow from the plan.
+The other methods here are for what phases cannot say (user functions in ``lambdas.py``, OneCycleLR's
+momentum). A constructor default and its ``_configure`` default must be equal (tested for every class).
+
+**A new phase** (a shape over a local count) goes in :mod:`colossal_sched.phases`: a frozen dataclass with
+``lrs`` (a decay from the peak to ``end_lr``: a :class:`~colossal_sched.phases.Decay` with only ``shape``);
+given a ``kind`` and :func:`~colossal_sched.phases.key` fields, it is also a ``ComposedLR`` spec type.
+"""
 from __future__ import annotations
 
 import copy
@@ -34,8 +59,9 @@ class ClosedFormLR(LRScheduler):
 
     Subclasses implement ``_configure(**hyperparams)`` (each hyperparameter's name, default and
     check: ``hyperparams``, kept in ``state_dict``, are its parameters) and ``_lrs(t, ops)`` (the
-    formula, written once for a scalar step and for an array of steps); their constructor, with
-    ColossalAI's signature, ends in ``super().__init__(**self._arguments(locals()))``.
+    formula, written once for a scalar step and for an array of steps; :class:`~colossal_sched.plan.PhasedLR`
+    writes it from ``_plan``); their constructor, with ColossalAI's signature, ends in
+    ``super().__init__(**self._arguments(locals()))``. See the module docstring.
     """
 
     hyperparams: tuple[str, ...] = ("total_steps",)
@@ -103,7 +129,7 @@ class ClosedFormLR(LRScheduler):
 
     def _critical_steps(self) -> set[int]:
         """Steps where the lr can take its extreme values: 0 and ``total_steps`` here (a schedule monotone
-        in between); :class:`~colossal_sched.phases.PhasedLR` adds each side of every phase boundary."""
+        in between); :class:`~colossal_sched.plan.PhasedLR` adds each side of every phase boundary."""
         return {0, self.total_steps}
 
     def _check_range(self) -> None:
@@ -172,7 +198,7 @@ class ClosedFormLR(LRScheduler):
 
     def replan(self, total_steps: int, at_step: int | None = None) -> None:
         """Change the length of the running schedule; schedules made of phases
-        (:class:`~colossal_sched.phases.PhasedLR`) can, this one cannot: :class:`ReplanError`."""
+        (:class:`~colossal_sched.plan.PhasedLR`) can, this one cannot: :class:`ReplanError`."""
         raise ReplanError(
             f"{type(self).__name__} cannot be re-planned: its shape is not made of phases that can be re-fitted to a "
             "new total_steps (user functions of the step, or OneCycleLR's cycle); build a new scheduler instead"

@@ -6,7 +6,8 @@ from typing import Any, Mapping, Optional, Sequence
 from torch.optim import Optimizer
 
 from . import _validate as V
-from .phases import SPEC_TYPES, Phase, PhasedLR, Product, Scaled, spec_keys
+from .phases import SPEC_TYPES, Phase, Product, Scaled, spec_keys
+from .plan import PhasedLR
 
 #: every phase type of a spec, by its ``type``: the phase classes of :mod:`~colossal_sched.phases` with a ``kind``;
 #: their keys, defaults and checks are the classes' :func:`~colossal_sched.phases.key` fields (:func:`spec_keys`)

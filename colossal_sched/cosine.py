@@ -1,7 +1,8 @@
 """Cosine annealing, with optional warmup and flat phases."""
 
 from . import _validate as V
-from .phases import Constant, Cosine, Phase, PhasedLR, warmup_then
+from .phases import Constant, Cosine, Phase
+from .plan import PhasedLR, warmup_then
 
 
 class CosineAnnealingLR(PhasedLR):

@@ -3,13 +3,48 @@
 import bisect
 import math
 import warnings
-from typing import Any
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, ClassVar
 
 from . import _validate as V
-from ._ops import SCALAR, Ops
+from ._ops import SCALAR, Ops, progress
 from .base import ClosedFormLR, _as_float
 from .errors import InvalidLRError, MissingInitialLRError
-from .phases import Anneal, Joined, Phase, PhasedLR, join
+from .phases import Levels, Phase
+from .plan import Joined, PhasedLR, join
+
+
+@dataclass(frozen=True)
+class Anneal(Phase):
+    """torch's ``OneCycleLR`` phase: each group from ``levels[g][0]`` to ``levels[g][1]`` (absolute values)
+    at torch's progress :math:`\\mathrm{pct} = (t - s) / (e - s)`, with torch's fractional ``start`` and
+    ``end`` steps :math:`s, e` and the absolute step :math:`t = \\mathrm{origin} + u` (exact), by half a
+    cosine (``cos``) or a straight line, written as torch writes them: the same bits."""
+
+    origin: int = 0
+    start: float = 0.0
+    end: float = 0.0
+    levels: tuple[tuple[float, float], ...] = ()
+    cos: bool = True
+    kind: ClassVar[str] = "anneal"
+    in_specs: ClassVar[bool] = False
+
+    @cached_property
+    def terms(self) -> tuple[tuple[float, float], ...]:
+        """``(b, h)`` per group with value ``b + h * x`` (:meth:`shape`): torch's ``b + (a - b) / 2.0 * x``,
+        ``x = cos(pi * pct) + 1`` for ``'cos'``; ``(b - a) * pct + a``, ``x = pct`` for ``'linear'``."""
+        return tuple((b, (a - b) / 2.0) if self.cos else (a, b - a) for a, b in self.levels)
+
+    def shape(self, ops: Ops, u: Any) -> Any:
+        """``x`` at local count(s) ``u``: ``cos(pi * pct) + 1`` or ``pct``."""
+        pct = progress(ops, self.origin + u - self.start, self.end - self.start)
+        return ops.cos(math.pi * pct) + 1 if self.cos else pct
+
+    def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
+        x = self.shape(ops, u)
+        return [b + h * x for b, h in self.terms]
+
 
 
 class OneCycleLR(PhasedLR):

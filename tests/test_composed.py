@@ -67,7 +67,7 @@ def test_scale_sets_a_phase_peak_relative_to_the_base_lr():
 
 
 def test_join_places_phases_at_boundaries_like_optax():
-    plan = P.join([P.Warmup(4), P.Cosine(6, end_lr=0.0), P.Constant(5)], [4, 10])
+    plan = cs.join([P.Warmup(4), P.Cosine(6, end_lr=0.0), P.Constant(5)], [4, 10])
     peaks = [1.0, 2.0]
     t = np.arange(16, dtype=np.float64)
     table = np.array(plan.lrs(VECTOR, t, peaks)).T
@@ -75,9 +75,9 @@ def test_join_places_phases_at_boundaries_like_optax():
     assert table[3].tolist() == [1.0, 2.0] and table[10].tolist() == [1.0, 2.0]  # the constant restarts from the peak
     assert table[9, 0] == pytest.approx((1 + math.cos(math.pi * 5 / 6)) / 2)
     with pytest.raises(ValueError, match="strictly increasing"):
-        P.join([P.Constant(1), P.Constant(1), P.Constant(1)], [5, 5])
+        cs.join([P.Constant(1), P.Constant(1), P.Constant(1)], [5, 5])
     with pytest.raises(ValueError, match="len\\(phases\\) - 1"):
-        P.join([P.Constant(1)], [3])
+        cs.join([P.Constant(1)], [3])
 
 
 def test_state_is_plain_json_round_trips_and_is_compared_at_resume():
