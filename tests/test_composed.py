@@ -365,3 +365,20 @@ def test_stretched_staircase_table_is_exact_past_int64_products():
     warped = P.Warped(2**62, P.Steps(2**61, step_size=2**59, gamma=0.5), 0, 2**61, 2**62)
     u = np.array([0, 2**60, 2**61 - 1, 2**61, 2**62 - 2**10], dtype=np.float64)
     assert warped.lrs(VECTOR, u, (1.0,))[0].tolist() == [warped.lrs(SCALAR, int(x), (1.0,))[0] for x in u]
+
+
+def test_a_spec_saved_before_the_decays_became_one_phase_still_loads_bit_for_bit():
+    """Issue 19: the state of a ComposedLR saved at b03eb18 (a polynomial, milestones and a product, re-planned)."""
+    state = json.loads(
+        '{"format_version": 1, "class": "ComposedLR", "hyperparams": {"total_steps": 100, "phases": [{"type": "warmup", '
+        '"scale": 1.0}, {"type": "polynomial", "scale": 1.0, "end_lr": 0.001, "power": 2.0}, {"type": "milestones", '
+        '"scale": 1.0, "milestones": [5, 10], "gamma": 0.5}, {"type": "product", "scale": 1.0, "factors": [{"type": '
+        '"exponential", "scale": 1.0, "gamma": 0.99}, {"type": "steps", "scale": 1.0, "step_size": 3, "gamma": 0.1}]}], '
+        '"boundaries": [10, 40, 70]}, "base_lrs": [0.1], "group_names": [null], "last_epoch": 33, '
+        '"last_lr": [0.006389999999999998], "replans": [[33, 150]]}'
+    )
+    s = composed(100, make_optimizer(1, lrs=(0.1,)), **{k: state["hyperparams"][k] for k in ("phases", "boundaries")})
+    s.load_state_dict(state)
+    assert s.last_epoch == 33 and s.get_last_lr() == [0.006389999999999998]
+    assert s.lr_at(120) == [8.863848717161293e-06]  # what b03eb18 computed
+    assert s.state_dict() == state
