@@ -1,28 +1,23 @@
 """The base class: a learning-rate schedule that is a pure function of the step.
 
-**A new schedule** is one short module with a :class:`~colossal_sched.plan.PhasedLR` subclass that
-defines three things, as ``linear.py`` does::
+**A new schedule** is a module with a :class:`~colossal_sched.plan.PhasedLR` subclass of three methods, as ``linear.py``::
 
     class LinearWarmupLR(PhasedLR):
         def __init__(self, optimizer, total_steps: int, warmup_steps: int = 0, last_epoch: int = -1, **kwargs):
-            super().__init__(**self._arguments(locals()))        # ColossalAI's signature, nothing else
+            super().__init__(**self._arguments(locals()))  # ColossalAI's signature, nothing else
 
-        def _configure(self, total_steps: int, warmup_steps: int = 0) -> None:
-            self.total_steps = V.integer("total_steps", total_steps, 1)   # each hyperparameter: name, default, check
+        def _configure(self, total_steps: int, warmup_steps: int = 0) -> None:  # each hyperparameter: default, check
+            self.total_steps = V.integer("total_steps", total_steps, 1)
             self.warmup_steps = V.warmup(warmup_steps, self.total_steps, decay_follows=True)
 
-        def _plan(self) -> tuple[list[Phase], list[int]]:          # the curve: phases and boundaries
+        def _plan(self) -> tuple[list[Phase], list[int]]:  # the curve: phases and boundaries
             w = self.warmup_steps
             return ([Warmup(w, denominator=w + 1)] if w else []) + [Linear(self.total_steps - w, 0.0)], [w] if w else []
 
-Defining the class registers it (``SCHEDULERS``, ``build_lr_scheduler``, ``colossal-sched list``); ``lr_at``,
-``step``, ``lr_table``, the range check, the state, the fingerprint and ``replan`` follow from the plan.
-The other methods here are for what phases cannot say (user functions in ``lambdas.py``, OneCycleLR's
-momentum). A constructor default and its ``_configure`` default must be equal (tested for every class).
-
-**A new phase** (a shape over a local count) goes in :mod:`colossal_sched.phases`: a frozen dataclass with
-``lrs`` (a decay from the peak to ``end_lr``: a :class:`~colossal_sched.phases.Decay` with only ``shape``);
-given a ``kind`` and :func:`~colossal_sched.phases.key` fields, it is also a ``ComposedLR`` spec type.
+Defining it registers it (``SCHEDULERS``, ``build_lr_scheduler``, the CLI); ``step``, ``lr_at``, ``lr_table``, the
+range check, the state, the fingerprint and ``replan`` follow from the plan. Both defaults of a hyperparameter must
+be equal (tested for every class). The other methods here serve what phases cannot say (user functions, OneCycleLR's
+momentum). **A new phase** goes in :mod:`colossal_sched.phases` (see there).
 """
 from __future__ import annotations
 
