@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import operator
 from itertools import repeat
 from typing import Any, Callable, Sequence
 
@@ -44,7 +45,7 @@ SCALAR.maximum = max
 SCALAR.where = lambda cond, a, b: a if cond else b
 SCALAR.count_le = bisect.bisect_right
 SCALAR.ipow = lambda base, k, kmax: math.pow(base, k)
-SCALAR.floordiv = lambda t, d: t // d
+SCALAR.floordiv = operator.floordiv
 
 VECTOR = Ops()
 VECTOR.cos = np.cos

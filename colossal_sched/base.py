@@ -208,17 +208,13 @@ class ClosedFormLR(LRScheduler):
         """Per-group momentum at step(s) ``t`` where the schedule cycles it, else None."""
         return None
 
-    def _clamp(self, step: int) -> int:
-        """``step`` (``>= -1``) clamped to ``[0, total_steps]``: where the closed forms are evaluated."""
-        return step if 0 <= step < self.total_steps else 0 if step < 0 else self.total_steps
-
     def lr_at(self, step: int) -> list[float]:
         """The lr of every param group after ``step`` scheduler steps (pure: nothing is changed)."""
-        return self._lrs(self._clamp(V.step("step", step)), SCALAR)
+        return self._values(V.step("step", step))[0]
 
     def momentum_at(self, step: int) -> list[float] | None:
         """The cycled momentum of every param group after ``step`` steps, or None if not cycled."""
-        return self._momenta(self._clamp(V.step("step", step)), SCALAR)
+        return self._values(V.step("step", step))[1]
 
     def lr_table(self, steps: Iterable[int] | np.ndarray) -> np.ndarray:
         """``lr_at`` for many steps at once: an array of shape ``(len(steps), n_groups)``."""
@@ -256,7 +252,8 @@ class ClosedFormLR(LRScheduler):
             )
         self._step_count += 1
         step = self._last_epoch + 1 if epoch is None else V.step("epoch", epoch)
-        self._write(step, *self._values(step))  # what _apply does, one call less on the hot path
+        lrs, momenta = self._values(step)  # what _apply does, one call less (and no *args: a slow call in CPython)
+        self._write(step, lrs, momenta)
 
     def _update_lr(self, epoch: int | None = None) -> None:
         """torch's internal step (``SequentialLR`` calls ``_update_lr(0)`` at a milestone)."""
@@ -267,7 +264,8 @@ class ClosedFormLR(LRScheduler):
         self._apply(V.step("global_step", global_step))
 
     def _apply(self, step: int) -> None:
-        self._write(step, *self._values(step))
+        lrs, momenta = self._values(step)
+        self._write(step, lrs, momenta)
 
     def write(self, step: int, lrs: list[float], momenta: list[float] | None = None) -> None:
         """Put ``lrs`` (and ``momenta``) into the optimizer as the values of ``step``.
@@ -387,8 +385,9 @@ class ClosedFormLR(LRScheduler):
         return new, step
 
     def _values(self, step: int) -> tuple[list[float], list[float] | None]:
-        """The lrs and momenta of ``step`` (``>= 0``)."""
-        t = self._clamp(step)
+        """The lrs and momenta after ``step >= 0`` steps: the closed forms at ``min(step, total_steps)``
+        (the one place that clamps a step; ``step()``, ``step_to``, ``lr_at`` and loads all come here)."""
+        t = step if step < self.total_steps else self.total_steps
         return self._lrs(t, SCALAR), self._momenta(t, SCALAR)
 
     def diff_state(self, state: dict[str, Any], with_base_lrs: bool = False) -> list[tuple[str, Any, Any]]:

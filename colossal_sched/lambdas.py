@@ -8,6 +8,7 @@ from torch.optim import Optimizer
 
 from . import _validate as V
 from ._ops import SCALAR, Ops
+from ._validate import MAX_FLOAT
 from .base import ClosedFormLR
 from .errors import InvalidLRError
 
@@ -50,7 +51,7 @@ class _LambdaBase(ClosedFormLR):
             try:
                 out = [x * float(fn(t)) for x, fn in zip(scale, self.lr_lambdas)]
                 for v in out:
-                    if not 0.0 <= v <= V.MAX_FLOAT:  # NaN, inf or negative
+                    if not 0.0 <= v <= MAX_FLOAT:  # NaN, inf or negative
                         break
                 else:
                     return out
@@ -58,7 +59,7 @@ class _LambdaBase(ClosedFormLR):
                 pass
         out = [x * self._value(g, t) for g, x in enumerate(scale)]
         for g, v in enumerate(out):
-            if not v <= V.MAX_FLOAT:
+            if not v <= MAX_FLOAT:
                 raise InvalidLRError(
                     f"the {what} of param_groups[{g}] at step {t} would be {v} ({scale[g]} * lr_lambda[{g}]({t})); "
                     "it must be finite (the optimizer keeps its lr)"
@@ -75,7 +76,7 @@ class _LambdaBase(ClosedFormLR):
             raise V.ArgumentTypeError(
                 f"lr_lambda[{group}]({t}) returned {V.short(raw)} ({type(raw).__name__}); it must return a number"
             ) from None
-        if not 0.0 <= value <= V.MAX_FLOAT:
+        if not 0.0 <= value <= MAX_FLOAT:
             raise InvalidLRError(
                 f"lr_lambda[{group}]({t}) returned {value} at step {t}; the factor must be finite and >= 0 "
                 "(the optimizer keeps its lr)"
@@ -104,7 +105,7 @@ class LambdaLR(_LambdaBase):
             try:
                 values = np.array([fn(s) for s in steps], dtype=np.float64)
                 lrs = base * values
-                ok = bool(np.all((values >= 0.0) & (values <= V.MAX_FLOAT) & (lrs <= V.MAX_FLOAT)))
+                ok = bool(np.all((values >= 0.0) & (values <= MAX_FLOAT) & (lrs <= MAX_FLOAT)))
             except (TypeError, ValueError, OverflowError):
                 ok = False
             if not ok:  # call again, one by one, to name the step and the value (or take what the scalar path takes)
@@ -168,7 +169,7 @@ class MultiplicativeLR(_LambdaBase):
         if ops is SCALAR:
             out = [base * f for base, f in zip(self.base_lrs, self._factors_at(t))]
             for lr in out:
-                if not lr <= V.MAX_FLOAT:
+                if not lr <= MAX_FLOAT:
                     g = out.index(lr)
                     raise InvalidLRError(
                         f"the lr of param_groups[{g}] at step {t} would be {lr} (base lr {self.base_lrs[g]} * the running "
@@ -192,7 +193,7 @@ class MultiplicativeLR(_LambdaBase):
         for g, fn in enumerate(self.lr_lambdas):
             try:
                 values = np.array([fn(s) for s in span], dtype=np.float64)
-                bad = np.flatnonzero(~((values >= 0.0) & (values <= V.MAX_FLOAT)))
+                bad = np.flatnonzero(~((values >= 0.0) & (values <= MAX_FLOAT)))
             except (TypeError, ValueError, OverflowError):
                 values, bad = None, [0]
             if len(bad):  # call again, one by one, to name the step and the value
@@ -201,14 +202,14 @@ class MultiplicativeLR(_LambdaBase):
             with np.errstate(over="ignore"):  # an overflow is refused just below, naming its step
                 products = np.cumprod(np.concatenate(([factors[g]], values)))[steps - start]
             lrs = self.base_lrs[g] * products
-            if not np.all(lrs <= V.MAX_FLOAT):
-                s = int(steps[np.flatnonzero(~(lrs <= V.MAX_FLOAT))[0]])
+            if not np.all(lrs <= MAX_FLOAT):
+                s = int(steps[np.flatnonzero(~(lrs <= MAX_FLOAT))[0]])
                 self._lrs(s, SCALAR)  # raises, naming the step where the product or the lr overflows
             out[g] = lrs
         return out
 
     def _extra_state(self) -> dict[str, Any]:
-        step = self._clamp(self.last_epoch)
+        step = min(max(self.last_epoch, 0), self.total_steps)
         return {"factor_step": step, "factors": list(self._factors_at(step))}
 
     def _load_extra_state(self, state: dict[str, Any]) -> None:

@@ -220,7 +220,7 @@ class OneCycleLR(PhasedLR):
         return self._plans()[1].lrs(ops, t, self.base_lrs) if self.cycle_momentum else None
 
     def _values(self, step: int) -> tuple[list[float], list[float] | None]:  # lr and momentum from one lookup and one cosine
-        t = self._clamp(step)
+        t = step  # not clamped: past T the last phase holds its end (its progress is clamped to 1), as at T
         plan, momentum = self._plans()
         i = bisect.bisect_right(plan.starts, t) - 1
         phase = plan.phases[i]
