@@ -11,7 +11,7 @@ from .lambdas import LambdaLR, MultiplicativeLR
 from .linear import LinearWarmupLR
 from .multistep import MultiStepLR, MultiStepWarmupLR
 from .onecycle import OneCycleLR
-from .phases import PhasedLR, join
+from .plan import PhasedLR, join
 from .poly import PolynomialLR, PolynomialWarmupLR
 from .restarts import CosineAnnealingWarmRestartsLR
 from .inverse_sqrt import InverseSqrtLR

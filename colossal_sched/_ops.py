@@ -3,17 +3,21 @@
 Each schedule writes its formula once against an ``Ops`` namespace: :data:`SCALAR` evaluates it
 for one integer step at the cost of a few Python float operations (what ``step()`` pays), and
 :data:`VECTOR` for a whole array of steps without a Python loop (what ``lr_table`` uses).
-Both evaluate the same expression in the same order; ``cos``, the arithmetic and integer
-powers up to 2**16 agree bit for bit; ``pow`` with a float exponent other than 1 (PolynomialLR's power, 2.0
-included) and integer powers past 2**16 may differ by one unit in the last place between libm and numpy.
+Both evaluate the same expression in the same order and agree bit for bit: ``cos``, ``sqrt`` and the
+arithmetic are numpy's and libm's alike, and powers are libm's ``pow`` in both (numpy's SIMD ``pow`` may
+differ from it by an ulp), so ``lr_table`` equals ``lr_at`` exactly.
 """
 from __future__ import annotations
 
 import bisect
 import math
+import operator
+from itertools import repeat
 from typing import Any, Callable, Sequence
 
 import numpy as np
+
+from ._validate import MAX_FLOAT
 
 
 class Ops:
@@ -41,17 +45,15 @@ SCALAR.maximum = max
 SCALAR.where = lambda cond, a, b: a if cond else b
 SCALAR.count_le = bisect.bisect_right
 SCALAR.ipow = lambda base, k, kmax: math.pow(base, k)
-SCALAR.floordiv = lambda t, d: t // d
+SCALAR.floordiv = operator.floordiv
 
 VECTOR = Ops()
 VECTOR.cos = np.cos
 VECTOR.sqrt = np.sqrt
-VECTOR.pow = np.power
 VECTOR.minimum = np.minimum
 VECTOR.maximum = np.maximum
 VECTOR.where = np.where
 VECTOR.count_le = lambda seq, t: np.searchsorted(np.asarray(seq, dtype=np.float64), t, side="right")
-_POW_TABLE_MAX = 1 << 16
 
 
 def _pow(base: float, k: int) -> float:
@@ -69,7 +71,7 @@ def power_overflow(gamma: float, kmax: int, bases: Sequence[float]) -> int | Non
 
     def bad(k: int) -> bool:
         p = _pow(gamma, k)
-        return not (p <= _MAX_FLOAT and top * p <= _MAX_FLOAT)
+        return not (p <= MAX_FLOAT and top * p <= MAX_FLOAT)
 
     if gamma <= 1.0 or not bad(kmax):
         return None
@@ -80,17 +82,28 @@ def power_overflow(gamma: float, kmax: int, bases: Sequence[float]) -> int | Non
     return hi
 
 
-_MAX_FLOAT = float(np.finfo(np.float64).max)
+def _vector_pow(x: Any, y: float) -> Any:
+    """libm's ``x ** y`` for each element of ``x`` (bit-identical to :data:`SCALAR`)."""
+    if np.ndim(x) == 0:
+        return math.pow(x, y)
+    if y == 1.0:  # exact in both
+        return np.array(x, dtype=np.float64)
+    return np.fromiter(map(math.pow, np.asarray(x, dtype=np.float64).tolist(), repeat(y)), np.float64, np.size(x))
 
 
 def _vector_ipow(base: float, k: Any, kmax: int) -> Any:
-    """Integer powers from a table of libm's ``pow`` (bit-identical to :data:`SCALAR`) while it is small."""
-    if kmax < _POW_TABLE_MAX:
-        table = np.array([_pow(base, i) for i in range(kmax + 1)])
-        return table[np.asarray(k, dtype=np.int64)]  # no copy when k is already int64
-    return np.power(base, k)
+    """``base ** k`` from a table of libm's ``pow`` over the powers ``k`` spans (bit-identical to :data:`SCALAR`)."""
+    k = np.asarray(k, dtype=np.int64)  # no copy when k is already int64
+    if not k.size:
+        return np.empty(0)
+    lo, hi = int(k.min()), int(k.max())
+    if hi - lo >= k.size:  # sparse powers: one pow each
+        return np.fromiter(map(_pow, repeat(base), k.tolist()), np.float64, k.size)
+    table = np.fromiter(map(_pow, repeat(base), range(lo, hi + 1)), np.float64, hi - lo + 1)
+    return table[k - lo] if lo else table[k]
 
 
+VECTOR.pow = _vector_pow
 VECTOR.ipow = _vector_ipow
 VECTOR.floordiv = lambda t, d: np.asarray(t).astype(np.int64) // d
 
@@ -101,12 +114,3 @@ def progress(ops: Ops, u: Any, length: float) -> Any:
         return 1.0
     return ops.maximum(ops.minimum(u, length) / length, 0.0)
 
-
-def cosine(ops: Ops, u: Any, length: float) -> Any:
-    """Cosine ramp from 1 to 0 over a phase: ``(1 + cos(pi * min(u, L) / L)) / 2``, 0 once done.
-
-    Written as torch's closed form writes it (``pi * u / L``), so the bits agree.
-    """
-    if length <= 0:
-        return 0.0
-    return (1.0 + ops.cos(math.pi * ops.maximum(ops.minimum(u, length), 0) / length)) / 2.0

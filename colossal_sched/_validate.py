@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from numbers import Integral, Real
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -30,6 +31,9 @@ def integer(name: str, value: Any, minimum: int) -> int:
         raise ValueError(f"{name} must be an int >= {minimum}, got {value}")
     return int(value)
 
+
+MAX_FLOAT = sys.float_info.max
+"""The largest finite float: every lr must lie in ``[0, MAX_FLOAT]``."""
 
 MAX_STEP = 1 << 62
 """The largest step any entry point accepts: it travels exactly in one int64 across ranks."""

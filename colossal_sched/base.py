@@ -1,4 +1,24 @@
-"""The base class: a learning-rate schedule that is a pure function of the step."""
+"""The base class: a learning-rate schedule that is a pure function of the step.
+
+**A new schedule** is a module with a :class:`~colossal_sched.plan.PhasedLR` subclass of three methods, as ``linear.py``::
+
+    class LinearWarmupLR(PhasedLR):
+        def __init__(self, optimizer, total_steps: int, warmup_steps: int = 0, last_epoch: int = -1, **kwargs):
+            super().__init__(**self._arguments(locals()))  # ColossalAI's signature, nothing else
+
+        def _configure(self, total_steps: int, warmup_steps: int = 0) -> None:  # each hyperparameter: default, check
+            self.total_steps = V.integer("total_steps", total_steps, 1)
+            self.warmup_steps = V.warmup(warmup_steps, self.total_steps, decay_follows=True)
+
+        def _plan(self) -> tuple[list[Phase], list[int]]:  # the curve: phases and boundaries
+            w = self.warmup_steps
+            return ([Warmup(w, denominator=w + 1)] if w else []) + [Linear(self.total_steps - w, 0.0)], [w] if w else []
+
+Defining it registers it (``SCHEDULERS``, ``build_lr_scheduler``, the CLI); ``step``, ``lr_at``, ``lr_table``, the
+range check, the state, the fingerprint and ``replan`` follow from the plan. Both defaults of a hyperparameter must
+be equal (tested for every class). The other methods here serve what phases cannot say (user functions, OneCycleLR's
+momentum). **A new phase** goes in :mod:`colossal_sched.phases` (see there).
+"""
 from __future__ import annotations
 
 import copy
@@ -22,7 +42,6 @@ from .errors import CheckpointError, InvalidLRError, MissingInitialLRError, Repl
 from .state import FORMAT_VERSION, SavedState, group_names, read_state
 
 _CHAINED_STEP = torch.optim.lr_scheduler.ChainedScheduler.step.__code__
-_MAX_FLOAT = sys.float_info.max
 
 #: every scheduler class of this package by name, registered when its class statement runs
 REGISTRY: dict[str, type["ClosedFormLR"]] = {}
@@ -35,8 +54,9 @@ class ClosedFormLR(LRScheduler):
 
     Subclasses implement ``_configure(**hyperparams)`` (each hyperparameter's name, default and
     check: ``hyperparams``, kept in ``state_dict``, are its parameters) and ``_lrs(t, ops)`` (the
-    formula, written once for a scalar step and for an array of steps); their constructor, with
-    ColossalAI's signature, ends in ``super().__init__(**self._arguments(locals()))``.
+    formula, written once for a scalar step and for an array of steps; :class:`~colossal_sched.plan.PhasedLR`
+    writes it from ``_plan``); their constructor, with ColossalAI's signature, ends in
+    ``super().__init__(**self._arguments(locals()))``. See the module docstring.
     """
 
     hyperparams: tuple[str, ...] = ("total_steps",)
@@ -99,11 +119,9 @@ class ClosedFormLR(LRScheduler):
         raise NotImplementedError
 
     def _critical_steps(self) -> set[int]:
-        """Steps where the lr of every closed form can take its extreme values: 0, ``total_steps``
-        and each side of every phase boundary (between them each phase is monotone)."""
-        T, w = self.total_steps, getattr(self, "warmup_steps", 0)
-        edges = {0, w, w + getattr(self, "flat_steps", 0), *getattr(self, "milestones", ())}
-        return {min(max(s + d, 0), T) for s in edges for d in (-1, 0)} | {T}
+        """Steps where the lr can take its extreme values: 0 and ``total_steps`` here (a schedule monotone
+        in between); :class:`~colossal_sched.plan.PhasedLR` adds each side of every phase boundary."""
+        return {0, self.total_steps}
 
     def _check_range(self) -> None:
         """Refuse a schedule whose lr is not finite and ``>= 0`` somewhere in ``[0, total_steps]``.
@@ -119,7 +137,7 @@ class ClosedFormLR(LRScheduler):
             except OverflowError:
                 lrs = [math.inf] * len(self.base_lrs)
             for g, lr in enumerate(lrs):
-                if not 0.0 <= lr <= _MAX_FLOAT:
+                if not 0.0 <= lr <= V.MAX_FLOAT:
                     raise InvalidLRError(
                         f"{type(self).__name__}: the lr of param_groups[{g}] at step {t} would be {lr}; every lr in "
                         f"[0, total_steps={self.total_steps}] must be finite and >= 0 (base lr {self.base_lrs[g]}, "
@@ -171,7 +189,7 @@ class ClosedFormLR(LRScheduler):
 
     def replan(self, total_steps: int, at_step: int | None = None) -> None:
         """Change the length of the running schedule; schedules made of phases
-        (:class:`~colossal_sched.phases.PhasedLR`) can, this one cannot: :class:`ReplanError`."""
+        (:class:`~colossal_sched.plan.PhasedLR`) can, this one cannot: :class:`ReplanError`."""
         raise ReplanError(
             f"{type(self).__name__} cannot be re-planned: its shape is not made of phases that can be re-fitted to a "
             "new total_steps (user functions of the step, or OneCycleLR's cycle); build a new scheduler instead"
@@ -188,11 +206,11 @@ class ClosedFormLR(LRScheduler):
 
     def lr_at(self, step: int) -> list[float]:
         """The lr of every param group after ``step`` scheduler steps (pure: nothing is changed)."""
-        return self._lrs(min(V.step("step", step), self.total_steps), SCALAR)
+        return self._values(V.step("step", step))[0]
 
     def momentum_at(self, step: int) -> list[float] | None:
         """The cycled momentum of every param group after ``step`` steps, or None if not cycled."""
-        return self._momenta(min(V.step("step", step), self.total_steps), SCALAR)
+        return self._values(V.step("step", step))[1]
 
     def lr_table(self, steps: Iterable[int] | np.ndarray) -> np.ndarray:
         """``lr_at`` for many steps at once: an array of shape ``(len(steps), n_groups)``."""
@@ -207,6 +225,8 @@ class ClosedFormLR(LRScheduler):
     def _table(self, steps: Iterable[int] | np.ndarray, fn: Any) -> np.ndarray:
         tc = np.minimum(V.steps("steps", steps), self.total_steps, dtype=np.float64)
         cols = fn(tc, VECTOR)
+        if isinstance(cols, np.ndarray) and cols.ndim == 2:  # already one row per group (PhasedLR)
+            return cols.T
         out = np.empty((len(cols), tc.size))  # filled by rows, returned transposed: no extra copy
         for row, col in zip(out, cols):
             row[:] = col
@@ -227,7 +247,9 @@ class ClosedFormLR(LRScheduler):
                 "colossal_sched.LambdaLR of the product, or torch's SequentialLR (one after another)"
             )
         self._step_count += 1
-        self._apply(self._last_epoch + 1 if epoch is None else V.step("epoch", epoch))
+        step = self._last_epoch + 1 if epoch is None else V.step("epoch", epoch)
+        lrs, momenta = self._values(step)  # what _apply does, one call less (and no *args: a slow call in CPython)
+        self._write(step, lrs, momenta)
 
     def _update_lr(self, epoch: int | None = None) -> None:
         """torch's internal step (``SequentialLR`` calls ``_update_lr(0)`` at a milestone)."""
@@ -238,8 +260,8 @@ class ClosedFormLR(LRScheduler):
         self._apply(V.step("global_step", global_step))
 
     def _apply(self, step: int) -> None:
-        t = step if step < self.total_steps else self.total_steps
-        self._write(step, self._lrs(t, SCALAR), self._momenta(t, SCALAR))
+        lrs, momenta = self._values(step)
+        self._write(step, lrs, momenta)
 
     def write(self, step: int, lrs: list[float], momenta: list[float] | None = None) -> None:
         """Put ``lrs`` (and ``momenta``) into the optimizer as the values of ``step``.
@@ -250,7 +272,7 @@ class ClosedFormLR(LRScheduler):
         anything is written.
         """
         step = V.step("step", step)
-        if not all(0.0 <= lr <= _MAX_FLOAT for lr in lrs) or (momenta is not None and not all(0.0 <= m < 1.0 for m in momenta)):
+        if not all(0.0 <= lr <= V.MAX_FLOAT for lr in lrs) or (momenta is not None and not all(0.0 <= m < 1.0 for m in momenta)):
             raise InvalidLRError(
                 f"{type(self).__name__}: refusing to write lrs {V.short(lrs)} / momenta {V.short(momenta)} for step "
                 f"{step}: every lr must be finite and >= 0, every momentum in [0, 1)"
@@ -353,8 +375,13 @@ class ClosedFormLR(LRScheduler):
         if step < 0:  # saved before its first step (e.g. a later stage of SequentialLR)
             self.last_epoch = -1
             return
+        self.write(step, *self._values(step))
+
+    def _values(self, step: int) -> tuple[list[float], list[float] | None]:
+        """The lrs and momenta after ``step >= 0`` steps: the closed forms at ``min(step, total_steps)``
+        (the one place that clamps a step; ``step()``, ``step_to``, ``lr_at`` and loads all come here)."""
         t = step if step < self.total_steps else self.total_steps
-        self.write(step, self._lrs(t, SCALAR), self._momenta(t, SCALAR))
+        return self._lrs(t, SCALAR), self._momenta(t, SCALAR)
 
     @classmethod
     def from_state(cls, state: Any, optimizer: Optimizer | None = None) -> "ClosedFormLR":

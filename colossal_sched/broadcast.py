@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import operator
-import sys
 import warnings
 import zlib
 from dataclasses import dataclass
@@ -23,12 +22,12 @@ import torch.distributed as dist
 
 from . import _validate as V
 from .base import ClosedFormLR, group_names
+from ._validate import MAX_FLOAT as _MAX_FLOAT
 from .errors import InvalidLRError, LayoutMismatchError, LRDivergenceWarning, LRDivergenceError, ReplanError, ScheduleMismatchError, SyncSequenceError
 
 ON_DIVERGENCE = ("fix", "warn", "raise")
 RELATIVE_TOLERANCE = 1e-12
 MIN_TIMEOUT = 0.001
-_MAX_FLOAT = sys.float_info.max
 
 # one row of the sync table: header words, then ``n`` lrs, ``n`` momenta and ``n`` base lrs as float64 bits
 _STEP, _PREV, _SEQ, _FINGERPRINT, _LAYOUT, _SYNC_EVERY, _HAS_MOMENTUM, _REFUSED, _WARN_IS_ERROR = range(9)

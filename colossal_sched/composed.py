@@ -1,58 +1,19 @@
 """A schedule written as data: phases and boundaries from a plain dict / YAML spec."""
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 from torch.optim import Optimizer
 
 from . import _validate as V
 from .errors import CheckpointError
-from .phases import (Constant, Cosine, Exponential, InverseSqrt, Linear, Milestones, OneMinusSqrt, Phase, PhasedLR,
-                     Polynomial, Product, Restarts, Scaled, Steps, Warmup)
+from .phases import SPEC_TYPES, Phase, Product, Scaled, spec_keys
+from .plan import PhasedLR
 from .state import MAX_DEPTH, MAX_VALUES, check_plain
 
-
-def _lr(name: str) -> Callable[[Any], float]:
-    return lambda v: V.real(name, v, low=0.0)
-
-
-def _gamma(v: Any) -> float:
-    return V.real("gamma", v, low=0.0, low_open=True)
-
-
-#: every phase type of a spec: its keys with (default, validator), and how to build it from them and the length
-PHASE_TYPES: dict[str, tuple[dict[str, tuple[Any, Callable[[Any], Any]]], Callable[..., Phase]]] = {
-    "warmup": ({}, lambda n: Warmup(n)),
-    "constant": ({}, lambda n: Constant(n)),
-    "linear": ({"end_lr": (0.0, _lr("end_lr"))}, lambda n, end_lr: Linear(n, end_lr)),
-    "cosine": ({"end_lr": (0.0, _lr("end_lr"))}, lambda n, end_lr: Cosine(n, end_lr)),
-    "polynomial": (
-        {"end_lr": (0.0, _lr("end_lr")), "power": (1.0, lambda v: V.real("power", v, low=0.0, low_open=True))},
-        lambda n, end_lr, power: Polynomial(n, end_lr, power),
-    ),
-    "1-sqrt": ({"end_lr": (0.0, _lr("end_lr"))}, lambda n, end_lr: OneMinusSqrt(n, end_lr)),
-    "exponential": ({"gamma": (1.0, _gamma)}, lambda n, gamma: Exponential(n, gamma)),
-    "steps": (
-        {"step_size": (1, lambda v: V.integer("step_size", v, 1)), "gamma": (0.1, _gamma)},
-        lambda n, step_size, gamma: Steps(n, step_size, gamma),
-    ),
-    "milestones": (
-        {"milestones": (None, V.milestones), "gamma": (0.1, _gamma)},
-        lambda n, milestones, gamma: Milestones(n, tuple(milestones), gamma),
-    ),
-    "inverse_sqrt": (
-        {"timescale": (1.0, lambda v: V.real("timescale", v, low=0.0, low_open=True)), "min_lr": (0.0, _lr("min_lr"))},
-        lambda n, timescale, min_lr: InverseSqrt(n, timescale, min_lr),
-    ),
-    "restarts": (
-        {"first_cycle_steps": (None, lambda v: V.integer("first_cycle_steps", v, 1)),
-         "cycle_mult": (1.0, lambda v: V.real("cycle_mult", v, low=1.0)),
-         "cycle_decay": (1.0, lambda v: V.real("cycle_decay", v, low=0.0, low_open=True)),
-         "warmup_steps": (0, lambda v: V.integer("warmup_steps", v, 0)), "eta_min": (0.0, _lr("eta_min"))},
-        lambda n, **kw: Restarts(n, **kw),
-    ),
-    "product": ({"factors": (None, None)}, None),  # built by _phase: each factor is itself a spec
-}  # fmt: skip
+#: every phase type of a spec, by its ``type``: the phase classes of :mod:`~colossal_sched.phases` with a ``kind``;
+#: their keys, defaults and checks are the classes' :func:`~colossal_sched.phases.key` fields (:func:`spec_keys`)
+PHASE_TYPES: dict[str, type[Phase]] = SPEC_TYPES
 
 
 #: how deep ``product`` phases may nest (a product of products of ...); with :data:`MAX_SPEC_DEPTH` it keeps every
@@ -79,7 +40,7 @@ def normalize(spec: Any, where: str, depth: int = 0) -> dict[str, Any]:
     if kind == "product" and depth >= MAX_PRODUCT_DEPTH:
         raise ValueError(f"{where} nests 'product' phases more than {MAX_PRODUCT_DEPTH} deep: phases may nest at most "
                          f"{MAX_PRODUCT_DEPTH} (and a checkpoint holds phases nested at most {MAX_DEPTH} levels deep as data)")
-    keys, _ = PHASE_TYPES[kind]
+    keys = spec_keys(PHASE_TYPES[kind])
     allowed = ["type", "scale", *keys]
     unknown = sorted((k for k in spec if k not in allowed), key=repr)
     if unknown:
@@ -96,7 +57,7 @@ def normalize(spec: Any, where: str, depth: int = 0) -> dict[str, Any]:
             elif value is None:
                 raise ValueError(f"{key} is required for a {kind!r} phase")
             else:
-                out[key] = check(value)
+                out[key] = check(key, value)
     except (ValueError, TypeError) as e:
         if str(e).startswith(where):
             raise
@@ -113,8 +74,8 @@ def build_phase(spec: Mapping[str, Any], length: int) -> Phase:
     if kind == "product":
         phase: Phase = Product(length, tuple(build_phase(f, length) for f in spec["factors"]))
     else:
-        keys, make = PHASE_TYPES[kind]
-        phase = make(length, **{k: spec[k] for k in keys})
+        keys = {k: tuple(spec[k]) if isinstance(spec[k], list) else spec[k] for k in spec_keys(PHASE_TYPES[kind])}
+        phase = PHASE_TYPES[kind](length, **keys)
     return phase if spec["scale"] == 1.0 else Scaled(length, phase, spec["scale"])
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 from torch.optim import Optimizer
 
 from . import _validate as V
-from .phases import Constant, Phase, PhasedLR, warmup_then
+from .phases import Constant, Phase
+from .plan import PhasedLR, warmup_then
 
 
 class ConstantWarmupLR(PhasedLR):

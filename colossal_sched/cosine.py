@@ -1,7 +1,8 @@
 """Cosine annealing, with optional warmup and flat phases."""
 
 from . import _validate as V
-from .phases import Constant, Cosine, Phase, PhasedLR, warmup_then
+from .phases import Constant, Cosine, Phase
+from .plan import PhasedLR, warmup_then
 
 
 class CosineAnnealingLR(PhasedLR):
@@ -21,7 +22,7 @@ class CosineAnnealingLR(PhasedLR):
     def __init__(self, optimizer, total_steps: int, eta_min: int = 0, last_epoch: int = -1, **kwargs):
         super().__init__(**self._arguments(locals()))
 
-    def _configure(self, total_steps: int, eta_min: float = 0.0) -> None:
+    def _configure(self, total_steps: int, eta_min: float = 0) -> None:
         self.total_steps = V.integer("total_steps", total_steps, 1)
         self.eta_min = V.real("eta_min", eta_min, low=0.0)
 
@@ -124,7 +125,7 @@ class FlatAnnealingWarmupLR(PhasedLR):
     ):
         super().__init__(**self._arguments(locals()))
 
-    def _configure(self, total_steps: int, warmup_steps: int = 0, pct_start: float = 0.72, eta_min: float = 0.0) -> None:
+    def _configure(self, total_steps: int, warmup_steps: int = 0, pct_start: float = 0.72, eta_min: float = 0) -> None:
         self.total_steps = V.integer("total_steps", total_steps, 1)
         self.warmup_steps = V.warmup(warmup_steps, self.total_steps, decay_follows=True)
         self.pct_start = V.real("pct_start", pct_start, low=0.0, high=1.0)

@@ -5,7 +5,8 @@ from typing import Any
 from . import _validate as V
 from ._ops import power_overflow
 from .base import ClosedFormLR
-from .phases import Exponential, Phase, PhasedLR, Steps
+from .phases import Exponential, Phase, Steps
+from .plan import PhasedLR
 from .errors import InvalidLRError
 
 

@@ -6,7 +6,8 @@ from typing import Optional
 from torch.optim import Optimizer
 
 from . import _validate as V
-from .phases import InverseSqrt, Phase, PhasedLR, warmup_then
+from .phases import InverseSqrt, Phase
+from .plan import PhasedLR, warmup_then
 
 
 class InverseSqrtLR(PhasedLR):

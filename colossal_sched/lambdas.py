@@ -1,7 +1,6 @@
 """Schedules given by user functions of the step."""
 
 import bisect
-import sys
 from typing import Any, Callable
 
 import numpy as np
@@ -9,10 +8,10 @@ from torch.optim import Optimizer
 
 from . import _validate as V
 from ._ops import SCALAR, Ops
+from ._validate import MAX_FLOAT
 from .base import ClosedFormLR
 from .errors import InvalidLRError
 
-_MAX_FLOAT = sys.float_info.max
 _CALL = object()  # _value's default: call the function
 
 
@@ -53,7 +52,7 @@ class _LambdaBase(ClosedFormLR):
             try:
                 out = [x * float(fn(t)) for x, fn in zip(scale, self.lr_lambdas)]
                 for v in out:
-                    if not 0.0 <= v <= _MAX_FLOAT:  # NaN, inf or negative
+                    if not 0.0 <= v <= MAX_FLOAT:  # NaN, inf or negative
                         break
                 else:
                     return out
@@ -61,7 +60,7 @@ class _LambdaBase(ClosedFormLR):
                 pass
         out = [x * self._value(g, t) for g, x in enumerate(scale)]
         for g, v in enumerate(out):
-            if not v <= _MAX_FLOAT:
+            if not v <= MAX_FLOAT:
                 raise InvalidLRError(
                     f"the {what} of param_groups[{g}] at step {t} would be {v} ({scale[g]} * lr_lambda[{g}]({t})); "
                     "it must be finite (the optimizer keeps its lr)"
@@ -78,7 +77,7 @@ class _LambdaBase(ClosedFormLR):
             raise V.ArgumentTypeError(
                 f"lr_lambda[{group}]({t}) returned {V.short(raw)} ({type(raw).__name__}); it must return a number"
             ) from None
-        if not 0.0 <= value <= _MAX_FLOAT:
+        if not 0.0 <= value <= MAX_FLOAT:
             raise InvalidLRError(
                 f"lr_lambda[{group}]({t}) returned {value} at step {t}; the factor must be finite and >= 0 "
                 "(the optimizer keeps its lr)"
@@ -107,7 +106,7 @@ class LambdaLR(_LambdaBase):
             try:
                 values = np.array([fn(s) for s in steps], dtype=np.float64)
                 lrs = base * values
-                ok = bool(np.all((values >= 0.0) & (values <= _MAX_FLOAT) & (lrs <= _MAX_FLOAT)))
+                ok = bool(np.all((values >= 0.0) & (values <= MAX_FLOAT) & (lrs <= MAX_FLOAT)))
             except (TypeError, ValueError, OverflowError):
                 ok = False
             if not ok:  # call again, one by one, to name the step and the value (or take what the scalar path takes)
@@ -144,10 +143,6 @@ class MultiplicativeLR(_LambdaBase):
             cache = self._products = _Products(len(self.base_lrs))
         return cache
 
-    def _apply(self, step: int) -> None:
-        t = step if step < self.total_steps else self.total_steps
-        self._write(step, self._lrs(t, SCALAR), None)
-
     def _factors_at(self, t: int) -> list[float]:
         """The running products after ``t`` steps (pure: from the cached product nearest below ``t``)."""
         cache = self._cache()
@@ -175,7 +170,7 @@ class MultiplicativeLR(_LambdaBase):
         if ops is SCALAR:
             out = [base * f for base, f in zip(self.base_lrs, self._factors_at(t))]
             for lr in out:
-                if not lr <= _MAX_FLOAT:
+                if not lr <= MAX_FLOAT:
                     g = out.index(lr)
                     raise InvalidLRError(
                         f"the lr of param_groups[{g}] at step {t} would be {lr} (base lr {self.base_lrs[g]} * the running "
@@ -199,7 +194,7 @@ class MultiplicativeLR(_LambdaBase):
         for g, fn in enumerate(self.lr_lambdas):
             try:
                 values = np.array([fn(s) for s in span], dtype=np.float64)
-                bad = np.flatnonzero(~((values >= 0.0) & (values <= _MAX_FLOAT)))
+                bad = np.flatnonzero(~((values >= 0.0) & (values <= MAX_FLOAT)))
             except (TypeError, ValueError, OverflowError):
                 values, bad = None, [0]
             if len(bad):  # call again, one by one, to name the step and the value
@@ -208,8 +203,8 @@ class MultiplicativeLR(_LambdaBase):
             with np.errstate(over="ignore"):  # an overflow is refused just below, naming its step
                 products = np.cumprod(np.concatenate(([factors[g]], values)))[steps - start]
             lrs = self.base_lrs[g] * products
-            if not np.all(lrs <= _MAX_FLOAT):
-                s = int(steps[np.flatnonzero(~(lrs <= _MAX_FLOAT))[0]])
+            if not np.all(lrs <= MAX_FLOAT):
+                s = int(steps[np.flatnonzero(~(lrs <= MAX_FLOAT))[0]])
                 self._lrs(s, SCALAR)  # raises, naming the step where the product or the lr overflows
             out[g] = lrs
         return out

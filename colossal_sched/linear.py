@@ -1,7 +1,8 @@
 """Linear warmup followed by linear decay to zero."""
 
 from . import _validate as V
-from .phases import Linear, Phase, PhasedLR, Warmup
+from .phases import Linear, Phase, Warmup
+from .plan import PhasedLR
 
 
 class LinearWarmupLR(PhasedLR):

@@ -4,7 +4,8 @@ import warnings
 from typing import List
 
 from . import _validate as V
-from .phases import Milestones, Phase, PhasedLR, warmup_then
+from .phases import Milestones, Phase
+from .plan import PhasedLR, warmup_then
 from .decay import check_power
 
 

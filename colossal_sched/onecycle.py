@@ -2,17 +2,49 @@
 
 import bisect
 import math
-import sys
 import warnings
-from typing import Any
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, ClassVar
 
 from . import _validate as V
-from ._ops import SCALAR, Ops
+from ._ops import SCALAR, Ops, progress
 from .base import ClosedFormLR, _as_float
 from .errors import InvalidLRError, MissingInitialLRError
-from .phases import Anneal, Joined, Phase, PhasedLR, join
+from .phases import Levels, Phase
+from .plan import Joined, PhasedLR, join
 
-_MAX_FLOAT = sys.float_info.max
+
+@dataclass(frozen=True)
+class Anneal(Phase):
+    """torch's ``OneCycleLR`` phase: each group from ``levels[g][0]`` to ``levels[g][1]`` (absolute values)
+    at torch's progress :math:`\\mathrm{pct} = (t - s) / (e - s)`, with torch's fractional ``start`` and
+    ``end`` steps :math:`s, e` and the absolute step :math:`t = \\mathrm{origin} + u` (exact), by half a
+    cosine (``cos``) or a straight line, written as torch writes them: the same bits."""
+
+    origin: int = 0
+    start: float = 0.0
+    end: float = 0.0
+    levels: tuple[tuple[float, float], ...] = ()
+    cos: bool = True
+    kind: ClassVar[str] = "anneal"
+    in_specs: ClassVar[bool] = False
+
+    @cached_property
+    def terms(self) -> tuple[tuple[float, float], ...]:
+        """``(b, h)`` per group with value ``b + h * x`` (:meth:`shape`): torch's ``b + (a - b) / 2.0 * x``,
+        ``x = cos(pi * pct) + 1`` for ``'cos'``; ``(b - a) * pct + a``, ``x = pct`` for ``'linear'``."""
+        return tuple((b, (a - b) / 2.0) if self.cos else (a, b - a) for a, b in self.levels)
+
+    def shape(self, ops: Ops, u: Any) -> Any:
+        """``x`` at local count(s) ``u``: ``cos(pi * pct) + 1`` or ``pct``."""
+        pct = progress(ops, self.origin + u - self.start, self.end - self.start)
+        return ops.cos(math.pi * pct) + 1 if self.cos else pct
+
+    def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
+        x = self.shape(ops, u)
+        return [b + h * x for b, h in self.terms]
+
 
 
 class OneCycleLR(PhasedLR):
@@ -114,7 +146,7 @@ class OneCycleLR(PhasedLR):
     def _check_ends(self, g: int, peak: float, initial: float) -> None:
         """The initial lr ``max_lr / div_factor`` and the final ``initial / final_div_factor`` must be finite."""
         for name, v in (("div_factor", initial), ("final_div_factor", initial / self.final_div_factor)):
-            if not v <= _MAX_FLOAT:
+            if not v <= V.MAX_FLOAT:
                 raise InvalidLRError(
                     f"OneCycleLR: {name}={getattr(self, name)} gives param_groups[{g}] an lr of {v} (max_lr {peak}, "
                     f"div_factor={self.div_factor}, final_div_factor={self.final_div_factor}): max_lr / div_factor "
@@ -125,10 +157,6 @@ class OneCycleLR(PhasedLR):
         for g, (peak, initial) in enumerate(zip(self.max_lrs, self.base_lrs)):
             self._check_ends(g, peak, initial)
         super()._check_range()
-
-    def _critical_steps(self) -> set[int]:
-        firsts = {min(max(b + d, 0), self.total_steps) for b in self.joined().starts[1:] for d in (-1, 0)}
-        return firsts | super()._critical_steps()
 
     def _initial_lrs(self, last_epoch: int) -> list[float]:
         self._warn_momentum_off()
@@ -191,14 +219,14 @@ class OneCycleLR(PhasedLR):
     def _momenta(self, t: Any, ops: Ops) -> list[Any] | None:
         return self._plans()[1].lrs(ops, t, self.base_lrs) if self.cycle_momentum else None
 
-    def _apply(self, step: int) -> None:  # lr and momentum from one phase lookup and one cosine
-        t = step if step < self.total_steps else self.total_steps
+    def _values(self, step: int) -> tuple[list[float], list[float] | None]:  # lr and momentum from one lookup and one cosine
+        t = step  # not clamped: past T the last phase holds its end (its progress is clamped to 1), as at T
         plan, momentum = self._plans()
         i = bisect.bisect_right(plan.starts, t) - 1
         phase = plan.phases[i]
         x = phase.shape(SCALAR, t - phase.origin)
         lrs = [b + h * x for b, h in phase.terms]
-        self._write(step, lrs, [b + h * x for b, h in momentum.phases[i].terms] if self.cycle_momentum else None)
+        return lrs, [b + h * x for b, h in momentum.phases[i].terms] if self.cycle_momentum else None
 
     # made of phases, but its cycle is not re-fitted to a new length: no re-plans, none in its state
     replan = ClosedFormLR.replan

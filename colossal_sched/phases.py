@@ -1,4 +1,4 @@
-"""Phases and ``join``: a schedule as data (learned from optax's ``join_schedules``).
+"""Phases: the shapes a schedule is made of (:mod:`~colossal_sched.plan` joins them, learned from optax).
 
 A :class:`Phase` is one shape over a local count :math:`u \\in [0, L]` (``L = length``), written
 once against an :class:`~colossal_sched._ops.Ops` namespace, so the same definition serves
@@ -10,7 +10,7 @@ once against an :class:`~colossal_sched._ops.Ops` namespace, so the same definit
 ``Constant``       :math:`\\mathrm{peak}`
 ``Linear``         :math:`e + (\\mathrm{peak} - e)\\,\\frac{L - u}{L}`
 ``Cosine``         :math:`e + (\\mathrm{peak} - e)\\,\\frac{1 + \\cos(\\pi u / L)}{2}`
-``Polynomial``     :math:`(\\mathrm{peak} - e)\\,(1 - u / L)^{p} + e`
+``Polynomial``     :math:`e + (\\mathrm{peak} - e)\\,(1 - u / L)^{p}`
 ``OneMinusSqrt``   :math:`e + (\\mathrm{peak} - e)\\,(1 - \\sqrt{u / L})`
 ``Exponential``    :math:`\\mathrm{peak}\\cdot\\gamma^{u}`
 ``Steps``          :math:`\\mathrm{peak}\\cdot\\gamma^{\\lfloor u / s \\rfloor}`
@@ -18,11 +18,13 @@ once against an :class:`~colossal_sched._ops.Ops` namespace, so the same definit
 ``InverseSqrt``    :math:`\\max(e, \\mathrm{peak}\\sqrt{\\tau / (u + \\tau)})`
 ``Restarts``       cosine cycles :math:`L_i = \\lfloor L_0 m^i \\rfloor` with peaks :math:`\\mathrm{peak}\\cdot d^i`
 ``Product``        :math:`\\mathrm{peak}\\cdot\\prod_k f_k(u)` (each factor a phase from peak 1)
-``Anneal``         torch's OneCycleLR phase between absolute levels, at its fractional start/end steps
 =================  =======================================================================
 
-``e`` (``end_lr``/``min_lr``) is an absolute lr. :func:`join` places phases at boundaries:
-phase :math:`i` is active for :math:`b_{i-1} \\le t < b_i` at local count :math:`u = t - b_{i-1}`
+``e`` (``end_lr``/``min_lr``) is an absolute lr. The four decays to ``e`` are one :class:`Decay`, each a shape
+:math:`g(u)` from 1 to 0. A new phase is a frozen dataclass here; with a ``kind`` and :func:`key` fields (each
+key's default and check, declared once) it is a ``ComposedLR`` spec type too (``SPEC_TYPES``).
+
+:func:`join` places phases at boundaries: phase :math:`i` is active for :math:`b_{i-1} \\le t < b_i` at local count :math:`u = t - b_{i-1}`
 (clamped to :math:`[0, L_i]`, so a phase past its length holds its end value and a phase of
 length 0 is at its end value).
 """
@@ -33,25 +35,53 @@ import dataclasses
 import math
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Any, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
 
 from . import _validate as V
-from ._ops import SCALAR, Ops, cosine, progress
-from .base import ClosedFormLR
-from .errors import ReplanError
+from ._ops import SCALAR, Ops
 
 Levels = Sequence[float]
+
+#: every phase type a spec may name (``ComposedLR``), by ``kind``, in the order the classes are defined
+SPEC_TYPES: dict[str, type["Phase"]] = {}
+
+
+def key(default: Any, check: Callable[[str, Any], Any], required: bool = False) -> Any:
+    """A dataclass field a spec may set: its default and its check, ``check(name, value)`` (``required``: no default
+    in a spec). :func:`spec_keys` reads them: a phase's keys are declared once, here."""
+    return field(default=default, metadata={"check": check, "required": required})
+
+
+def spec_keys(cls: type["Phase"]) -> dict[str, tuple[Any, Callable[[str, Any], Any]]]:
+    """``{key: (default, check)}`` of a spec type, from its dataclass fields (a required key's default is None)."""
+    return {f.name: (None if f.metadata["required"] else f.default, f.metadata["check"])
+            for f in dataclasses.fields(cls) if "check" in f.metadata}
+
+
+def _lr(name: str, v: Any) -> float:
+    return V.real(name, v, low=0.0)
+
+
+def _positive(name: str, v: Any) -> float:
+    return V.real(name, v, low=0.0, low_open=True)
 
 
 @dataclass(frozen=True)
 class Phase:
-    """One shape of a schedule over ``length`` steps; subclasses implement :meth:`lrs`."""
+    """One shape of a schedule over ``length`` steps; subclasses implement :meth:`lrs`. A subclass with a
+    ``kind`` is a phase type of specs (``ComposedLR``), its :func:`key` fields the spec's keys."""
 
     length: int
     kind: ClassVar[str] = ""
     warmup: ClassVar[bool] = False
+    in_specs: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.kind and cls.in_specs and "kind" in cls.__dict__:
+            SPEC_TYPES[cls.kind] = cls
 
     def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
         """Per-group lr at local count(s) ``u`` (already clamped to ``[0, length]``): a float, or an array
@@ -104,62 +134,71 @@ class Constant(Phase):
 
 
 @dataclass(frozen=True)
-class Linear(Phase):
-    """Straight line from the peak to ``end_lr``: :math:`e + (\\mathrm{peak} - e)\\frac{L - u}{L}`."""
+class Decay(Phase):
+    """From the peak to ``end_lr``: :math:`e + (\\mathrm{peak} - e)\\,g(u)`, the shape :math:`g` going from 1 at
+    :math:`u = 0` to 0 at :math:`u = L` (each subclass is one shape: its :meth:`shape`)."""
 
-    end_lr: float = 0.0
+    end_lr: float = key(0.0, _lr)
+
+    def shape(self, ops: Ops, u: Any) -> Any:
+        """:math:`g` at local count(s) ``u`` in ``[0, L]`` (0 where ``L = 0``)."""
+        raise NotImplementedError
+
+    def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
+        e, g = self.end_lr, self.shape(ops, u)
+        return [e + (p - e) * g for p in peaks]
+
+
+@dataclass(frozen=True)
+class Linear(Decay):
+    """:math:`g = (L - u) / L`."""
+
     kind: ClassVar[str] = "linear"
 
-    def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
-        e, n = self.end_lr, self.length
-        left = (n - u) / n if n else 0.0
-        return [e + (p - e) * left for p in peaks]
+    def shape(self, ops: Ops, u: Any) -> Any:
+        n = self.length
+        return (n - u) / n if n else 0.0
 
 
 @dataclass(frozen=True)
-class Cosine(Phase):
-    """Half a cosine from the peak to ``end_lr``: :math:`e + (\\mathrm{peak} - e)\\frac{1 + \\cos(\\pi u / L)}{2}`."""
+class Cosine(Decay):
+    """:math:`g = \\frac{1 + \\cos(\\pi u / L)}{2}`."""
 
-    end_lr: float = 0.0
     kind: ClassVar[str] = "cosine"
 
-    def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
-        c, e = cosine(ops, u, self.length), self.end_lr
-        return [e + (p - e) * c for p in peaks]
+    def shape(self, ops: Ops, u: Any) -> Any:  # torch's closed form writes pi * u / L: the same bits
+        n = self.length
+        return (1.0 + ops.cos(math.pi * u / n)) / 2.0 if n else 0.0
 
 
 @dataclass(frozen=True)
-class Polynomial(Phase):
-    """:math:`(\\mathrm{peak} - e)(1 - u / L)^{p} + e`."""
+class Polynomial(Decay):
+    """:math:`g = (1 - u / L)^{p}`."""
 
-    end_lr: float = 0.0
-    power: float = 1.0
+    power: float = key(1.0, _positive)
     kind: ClassVar[str] = "polynomial"
 
-    def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
-        e = self.end_lr
-        decay = ops.pow(1 - progress(ops, u, self.length), self.power)
-        return [(p - e) * decay + e for p in peaks]
+    def shape(self, ops: Ops, u: Any) -> Any:
+        n = self.length
+        return ops.pow(1 - (u / n if n else 1.0), self.power)
 
 
 @dataclass(frozen=True)
-class OneMinusSqrt(Phase):
-    """The "1-sqrt" cooldown: :math:`e + (\\mathrm{peak} - e)(1 - \\sqrt{u / L})`."""
+class OneMinusSqrt(Decay):
+    """The "1-sqrt" cooldown: :math:`g = 1 - \\sqrt{u / L}`."""
 
-    end_lr: float = 0.0
     kind: ClassVar[str] = "1-sqrt"
 
-    def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
-        e = self.end_lr
-        left = 1.0 - ops.sqrt(progress(ops, u, self.length))
-        return [e + (p - e) * left for p in peaks]
+    def shape(self, ops: Ops, u: Any) -> Any:
+        n = self.length
+        return 1.0 - ops.sqrt(u / n if n else 1.0)
 
 
 @dataclass(frozen=True)
 class Exponential(Phase):
     """:math:`\\mathrm{peak}\\cdot\\gamma^{u}`; a re-plan keeps its end value: :math:`\\gamma' = \\gamma^{R/L'}`."""
 
-    gamma: float = 1.0
+    gamma: float = key(1.0, _positive)
     kind: ClassVar[str] = "exponential"
 
     def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
@@ -189,8 +228,8 @@ class _Staircase(Phase):
 class Steps(_Staircase):
     """:math:`\\mathrm{peak}\\cdot\\gamma^{\\lfloor u / s \\rfloor}` (StepLR)."""
 
-    step_size: int = 1
-    gamma: float = 0.1
+    step_size: int = key(1, lambda name, v: V.integer(name, v, 1))
+    gamma: float = key(0.1, _positive)
     kind: ClassVar[str] = "steps"
 
     def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
@@ -202,8 +241,8 @@ class Steps(_Staircase):
 class Milestones(_Staircase):
     """:math:`\\mathrm{peak}\\cdot\\gamma^{|\\{m \\in \\mathrm{milestones} : m \\le u\\}|}` (local milestones)."""
 
-    milestones: tuple[int, ...] = ()
-    gamma: float = 0.1
+    milestones: tuple[int, ...] = key((), lambda name, v: V.milestones(v), required=True)
+    gamma: float = key(0.1, _positive)
     kind: ClassVar[str] = "milestones"
 
     def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
@@ -226,8 +265,8 @@ class _Continuing(Phase):
 class InverseSqrt(_Continuing):
     """:math:`\\max(e, \\mathrm{peak}\\sqrt{\\tau / (u + \\tau)})`."""
 
-    timescale: float = 1.0
-    min_lr: float = 0.0
+    timescale: float = key(1.0, _positive)
+    min_lr: float = key(0.0, _lr)
     kind: ClassVar[str] = "inverse_sqrt"
 
     def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
@@ -250,11 +289,11 @@ class Restarts(_Continuing):
     cycle starts (computed once), so any step costs O(log cycles).
     """
 
-    first_cycle_steps: int = 1
-    cycle_mult: float = 1.0
-    cycle_decay: float = 1.0
-    warmup_steps: int = 0
-    eta_min: float = 0.0
+    first_cycle_steps: int = key(1, lambda name, v: V.integer(name, v, 1), required=True)
+    cycle_mult: float = key(1.0, lambda name, v: V.real(name, v, low=1.0))
+    cycle_decay: float = key(1.0, _positive)
+    warmup_steps: int = key(0, lambda name, v: V.integer(name, v, 0))
+    eta_min: float = key(0.0, _lr)
     kind: ClassVar[str] = "restarts"
 
     def __post_init__(self) -> None:
@@ -345,11 +384,11 @@ class Restarts(_Continuing):
 
 
 @dataclass(frozen=True)
-class Product(Phase):
+class Product(_Staircase):
     """:math:`\\mathrm{peak}\\cdot\\prod_k f_k(u)`, each factor :math:`f_k` a phase evaluated from peak 1
     (what torch's ``ChainedScheduler`` does with multiplicative schedulers, as data)."""
 
-    factors: tuple[Phase, ...] = ()
+    factors: tuple[Phase, ...] = key((), None, required=True)  # each factor is itself a spec (composed.normalize)
     kind: ClassVar[str] = "product"
 
     def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
@@ -362,53 +401,13 @@ class Product(Phase):
         """Every factor's: between them each factor is monotone."""
         return {0, self.length}.union(*(f.critical() for f in self.factors))
 
-    def rest(self, u0: int, length: int, levels: Levels) -> Phase:
-        return Warped(length, self, u0, self.length - u0, max(length, 1))
-
-    def resized(self, length: int) -> Phase:
-        return Warped(length, self, 0, self.length, max(length, 1))
-
-
-@dataclass(frozen=True)
-class Anneal(Phase):
-    """torch's ``OneCycleLR`` phase: each group from ``levels[g][0]`` to ``levels[g][1]`` (absolute values)
-    at torch's progress :math:`\\mathrm{pct} = (t - s) / (e - s)`, with torch's fractional ``start`` and
-    ``end`` steps :math:`s, e` and the absolute step :math:`t = \\mathrm{origin} + u` (exact), by half a
-    cosine (``cos``) or a straight line, written as torch writes them: the same bits."""
-
-    origin: int = 0
-    start: float = 0.0
-    end: float = 0.0
-    levels: tuple[tuple[float, float], ...] = ()
-    cos: bool = True
-    kind: ClassVar[str] = "anneal"
-
-    @cached_property
-    def terms(self) -> tuple[tuple[float, float], ...]:
-        """``(b, h)`` per group with value ``b + h * x`` (:meth:`shape`): torch's ``b + (a - b) / 2.0 * x``,
-        ``x = cos(pi * pct) + 1`` for ``'cos'``; ``(b - a) * pct + a``, ``x = pct`` for ``'linear'``."""
-        return tuple((b, (a - b) / 2.0) if self.cos else (a, b - a) for a, b in self.levels)
-
-    def shape(self, ops: Ops, u: Any) -> Any:
-        """``x`` at local count(s) ``u``: ``cos(pi * pct) + 1`` or ``pct``."""
-        pct = progress(ops, self.origin + u - self.start, self.end - self.start)
-        return ops.cos(math.pi * pct) + 1 if self.cos else pct
-
-    def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
-        x = self.shape(ops, u)
-        return [b + h * x for b, h in self.terms]
-
 
 # ------------------------------------------------------------ re-plan wrappers
 @dataclass(frozen=True)
-class Anchored(Phase):
-    """``inner`` from fixed per-group ``levels`` instead of the peaks it is given."""
+class _Wrapper(Phase):
+    """``inner`` from other peaks, over the same counts: its critical counts, and a re-plan re-fits ``inner``."""
 
     inner: Phase = field(default_factory=lambda: Constant(0))
-    levels: tuple[float, ...] = ()
-
-    def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
-        return self.inner.lrs(ops, u, self.levels)
 
     def critical(self) -> set[int]:
         return {0, self.length} | {u for u in self.inner.critical() if u <= self.length}
@@ -416,12 +415,22 @@ class Anchored(Phase):
     def rest(self, u0: int, length: int, levels: Levels) -> Phase:
         return self.inner.rest(u0, length, levels)
 
+
+@dataclass(frozen=True)
+class Anchored(_Wrapper):
+    """``inner`` from fixed per-group ``levels`` instead of the peaks it is given."""
+
+    levels: tuple[float, ...] = ()
+
+    def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
+        return self.inner.lrs(ops, u, self.levels)
+
     def resized(self, length: int) -> Phase:
         return Anchored(length, self.inner.resized(length), self.levels)
 
 
 @dataclass(frozen=True)
-class Warped(Phase):
+class Warped(_Staircase):
     """``inner`` at local count :math:`u_0 + \\lfloor u \\cdot a / b \\rfloor`: shifted (``a = b = 1``) or stretched."""
 
     inner: Phase = field(default_factory=lambda: Constant(0))
@@ -435,12 +444,6 @@ class Warped(Phase):
         if ops is SCALAR:
             return self.inner.lrs(ops, self.offset + u * self.num // self.den, peaks)
         return self.inner.lrs(ops, self.offset + _muldiv(u, self.num, self.den), peaks)
-
-    def rest(self, u0: int, length: int, levels: Levels) -> Phase:
-        return Warped(length, self, u0, self.length - u0, max(length, 1))
-
-    def resized(self, length: int) -> Phase:
-        return Warped(length, self, 0, self.length, max(length, 1))
 
     def critical(self) -> set[int]:
         """The counts ``u`` around each critical count ``v`` of ``inner``: ``offset + u * num // den`` is monotone
@@ -470,17 +473,13 @@ def _muldiv(u: Any, num: int, den: int) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class Scaled(Phase):
+class Scaled(_Wrapper):
     """``inner`` from ``scale`` times the peaks."""
 
-    inner: Phase = field(default_factory=lambda: Constant(0))
     scale: float = 1.0
 
     def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
         return self.inner.lrs(ops, u, [p * self.scale for p in peaks])
-
-    def rest(self, u0: int, length: int, levels: Levels) -> Phase:
-        return self.inner.rest(u0, length, levels)
 
     def resized(self, length: int) -> Phase:
         return Scaled(length, self.inner.resized(length), self.scale)
@@ -488,296 +487,6 @@ class Scaled(Phase):
     def marks(self) -> list[tuple[str, int]]:
         return self.inner.marks()
 
-    def critical(self) -> set[int]:
-        return {0, self.length} | {u for u in self.inner.critical() if u <= self.length}
-
     @property
     def label(self) -> str:
         return self.inner.kind
-
-
-# --------------------------------------------------------------------- join
-@dataclass(frozen=True)
-class Joined:
-    """Phases placed on the step axis: ``phases[i]`` is active from ``starts[i]`` (``starts[0] = 0``)
-    at local count ``t - origins[i]`` (``origins[i] <= starts[i]``; they differ only after a re-plan)."""
-
-    phases: tuple[Phase, ...]
-    starts: tuple[int, ...]
-    origins: tuple[int, ...]
-
-    def lrs(self, ops: Ops, t: Any, peaks: Levels) -> list[Any]:
-        """Per-group lr at step(s) ``t``."""
-        if ops is SCALAR:
-            i = bisect.bisect_right(self.starts, t) - 1 if len(self.starts) > 1 else 0
-            phase = self.phases[i]
-            u = t - self.origins[i]
-            return phase.lrs(ops, u if u < phase.length else phase.length, peaks)
-        # each phase is evaluated only on its own steps: slices of a sorted array, else a selection
-        t = np.asarray(t)
-        out = [np.empty(t.shape) for _ in peaks]
-        ordered = t.size < 2 or bool((t[1:] >= t[:-1]).all())
-        if ordered:
-            edges = np.searchsorted(t, self.starts[1:], side="left").tolist()
-            parts: list[Any] = [slice(a, b) for a, b in zip([0] + edges, edges + [t.size])]
-        else:
-            index = np.searchsorted(np.asarray(self.starts), t, side="right") - 1
-            parts = [np.flatnonzero(index == i) for i in range(len(self.phases))]
-        for phase, origin, part in zip(self.phases, self.origins, parts):
-            if (part.stop <= part.start) if ordered else not part.size:
-                continue
-            u = t[part] - origin if origin else t[part]
-            if not ordered or t[part.stop - 1] - origin > phase.length:  # past its length: held at its end
-                u = ops.minimum(u, phase.length)
-            lrs = phase.lrs(ops, u, peaks)
-            for column, lr in zip(out, lrs):
-                column[part] = lr
-        return out
-
-    def end(self) -> int:
-        """The step where the last phase reaches its end."""
-        return self.origins[-1] + self.phases[-1].length
-
-    def index(self, t: int) -> int:
-        return bisect.bisect_right(self.starts, t) - 1
-
-    def marks(self) -> list[tuple[str, int]]:
-        """``(label, step)``: where each phase starts (or the warmup ends) and the marks inside phases."""
-        out = []
-        stops = self.starts[1:] + (self.end() + 1,)
-        for i, (phase, start, origin, stop) in enumerate(zip(self.phases, self.starts, self.origins, stops)):
-            if origin < start:
-                out.append(("re-plan", origin))
-            elif i:
-                out.append(("warmup end" if self.phases[i - 1].warmup else f"{_label(phase)} start", start))
-            out.extend((what, origin + s) for what, s in phase.marks() if start <= origin + s < stop and s > 0)
-        return out
-
-
-DECAYS = ("linear", "cosine", "polynomial", "1-sqrt", "exponential", "steps", "milestones", "inverse_sqrt")
-
-
-def _label(phase: Phase) -> str:
-    while isinstance(phase, (Anchored, Scaled, Warped)):
-        phase = phase.inner
-    return "decay" if phase.kind in DECAYS else phase.kind or type(phase).__name__.lower()
-
-
-def join(phases: Sequence[Phase], boundaries: Sequence[int]) -> Joined:
-    """Phases one after another, as optax's ``join_schedules``: ``phases[i + 1]`` starts at
-    ``boundaries[i]``, with its local count starting from 0 there.
-
-    ``boundaries`` must be ``len(phases) - 1`` strictly increasing ints ``>= 1``; a phase of length
-    0 before another is dropped (it is never active).
-    """
-    phases, boundaries = list(phases), list(boundaries)
-    if not phases or not all(isinstance(p, Phase) for p in phases):
-        raise V.ArgumentTypeError(f"phases must be a non-empty list of Phase, got {phases!r}")
-    if len(boundaries) != len(phases) - 1:
-        raise ValueError(f"boundaries must hold len(phases) - 1 = {len(phases) - 1} steps, got {len(boundaries)}: {boundaries}")
-    for b in boundaries:
-        V.integer("boundaries", b, 1)
-    if any(b <= a for a, b in zip(boundaries, boundaries[1:])):
-        raise ValueError(f"boundaries must be strictly increasing, got {boundaries}")
-    starts = [0] + boundaries
-    return Joined(tuple(phases), tuple(starts), tuple(starts))
-
-
-def warmup_then(warmup_steps: int, *phases: Phase) -> tuple[list[Phase], list[int]]:
-    """``phases`` one after another, after ColossalAI's warmup of ``warmup_steps``: the ``(phases,
-    boundaries)`` that :func:`join` takes (phases of length 0 before the last are left out)."""
-    out = [p for p in [Warmup(warmup_steps), *phases[:-1]] if p.length] + [phases[-1]]
-    bounds, at = [], 0
-    for p in out[:-1]:
-        at += p.length
-        bounds.append(at)
-    return out, bounds
-
-
-# ------------------------------------------------------------------ re-plan
-def replanned(plan: Joined, at_step: int, total_steps: int, base_lrs: Levels, tail: Any = None) -> Joined:
-    """``plan`` re-planned at ``at_step`` to end at ``total_steps``.
-
-    Unchanged up to ``at_step`` (bit for bit). The active phase continues from its lr at
-    ``at_step`` over its new length (:meth:`Phase.rest`); the later ones follow with lengths
-    scaled by :math:`(T' - s) / (T - s)` (``tail(lengths)`` may decide them instead). Inside a
-    warmup it is refused.
-    """
-    s, end = at_step, plan.end()
-    k = plan.index(s)
-    phase, origin = plan.phases[k], plan.origins[k]
-    if phase.warmup and s - origin < phase.length:
-        raise ReplanError(
-            f"at_step={s} is inside the warmup (steps {plan.starts[k]}..{origin + phase.length - 1}): "
-            f"re-plan at a step >= {origin + phase.length}"
-        )
-    levels = plan.lrs(SCALAR, s, base_lrs)
-    # remaining lengths of the active phase and the later ones (later ones end at `end`)
-    ends = [origin + phase.length] + [o + p.length for o, p in zip(plan.origins[k + 1:], plan.phases[k + 1:])]
-    ends = [max(min(e, end), s) for e in ends]
-    old = [ends[0] - s] + [b - a for a, b in zip(ends, ends[1:])]
-    if tail is not None:
-        new = tail(old, total_steps - s)
-    else:
-        new = _scaled(old, end - s, total_steps - s)
-    phases, starts, origins = list(plan.phases[:k + 1]), list(plan.starts[:k + 1]), list(plan.origins[:k + 1])
-    u0 = min(s - origin, phase.length)
-    rest = [phase.rest(u0, new[0], levels)] + [p.resized(n) for p, n in zip(plan.phases[k + 1:], new[1:])]
-    at = s
-    for j, (p, n) in enumerate(zip(rest, new)):
-        if n or j == len(rest) - 1:  # a phase of length 0 before another is never active
-            phases.append(p)
-            origins.append(at)
-            starts.append(max(at, s + 1))  # up to `s` the old plan holds
-        at += n
-    return Joined(tuple(phases), tuple(starts), tuple(origins))
-
-
-def _scaled(lengths: list[int], old: int, new: int) -> list[int]:
-    """``lengths`` (summing to ``old``) scaled to sum to ``new``, cumulatively rounded (all of it to the
-    first when ``old`` is 0)."""
-    if old <= 0:
-        return [new] + [0] * (len(lengths) - 1)
-    out, acc, prev = [], 0, 0
-    for n in lengths:
-        acc += n
-        b = (acc * new + old // 2) // old
-        out.append(b - prev)
-        prev = b
-    out[-1] += new - prev
-    return out
-
-
-# ------------------------------------------------------- schedules of phases
-class PhasedLR(ClosedFormLR, abstract=True):
-    r"""A scheduler whose curve is :func:`join` of phases, built by :meth:`_plan` from its hyperparameters.
-
-    It adds :meth:`replan`: re-plans are kept (``replans``, a list of ``(at_step, total_steps)``),
-    applied in order to the plan, saved in ``state_dict`` and part of :meth:`schedule_spec` (so of
-    the fingerprint). ``total_steps`` is the current end; ``hyperparameters()`` keeps the
-    constructor's.
-    """
-
-    replans: list[tuple[int, int]]
-
-    def _plan(self) -> tuple[list[Phase], list[int]]:
-        """The phases and boundaries of the schedule as constructed."""
-        raise NotImplementedError
-
-    def _tail(self, plan: Joined, at_step: int, total_steps: int) -> Any:
-        """How a re-plan sizes the remaining phases: None to scale them proportionally."""
-        return None
-
-    # total_steps: the constructor's value, and the end after re-plans
-    @property
-    def total_steps(self) -> int:  # type: ignore[override]
-        return self._end
-
-    @total_steps.setter
-    def total_steps(self, value: int) -> None:
-        self._configured_total = self._end = value
-        self.replans = []
-        self._compiled = None
-
-    @property
-    def base_lrs(self) -> list[float]:
-        return self._base_lrs
-
-    @base_lrs.setter
-    def base_lrs(self, value: list[float]) -> None:
-        self._base_lrs = value
-        self._compiled = None
-
-    def hyperparameters(self) -> dict[str, Any]:
-        hp = super().hyperparameters()
-        hp["total_steps"] = self._configured_total
-        return hp
-
-    def schedule_spec(self) -> dict[str, Any]:
-        return {**super().schedule_spec(), "replans": [list(r) for r in self.replans]}
-
-    def joined(self) -> Joined:
-        """The schedule as placed phases (re-plans applied), for this scheduler's base lrs."""
-        if self._compiled is None or self._compiled[0] != self._base_lrs:
-            self._compiled = (list(self._base_lrs), self._replanned(self.replans))
-        return self._compiled[1]
-
-    def _replanned(self, replans: list[tuple[int, int]]) -> Joined:
-        """The constructed plan with ``replans`` applied in order."""
-        end, self._end = self._end, self._configured_total  # _plan() reads total_steps: the constructor's
-        try:
-            plan = join(*self._plan())
-        finally:
-            self._end = end
-        for at, total in replans:
-            plan = replanned(plan, at, total, self._base_lrs, self._tail(plan, at, total))
-        return plan
-
-    def _lrs(self, t: Any, ops: Ops) -> list[Any]:
-        return self.joined().lrs(ops, t, self._base_lrs)
-
-    def _critical_steps(self) -> set[int]:
-        """Both sides of every phase boundary of the placed plan (re-plans applied), the end, and the
-        critical counts of each phase (:meth:`Phase.critical`: peaks of restarts, factors of products)."""
-        plan, T = self.joined(), self.total_steps
-        out = set(super()._critical_steps())
-        stops = list(plan.starts[1:]) + [T + 1]
-        for phase, start, origin, stop in zip(plan.phases, plan.starts, plan.origins, stops):
-            last = min(stop - 1, T)
-            if start > last:
-                continue
-            out.update((start, last))
-            out.update(origin + u for u in phase.critical() if start <= origin + u <= last)
-        return out
-
-    def phase_boundaries(self) -> list[tuple[str, int]]:
-        """``(label, step)`` where a phase starts, at marks inside phases, and ``("end", total_steps)``."""
-        return [(w, s) for w, s in self.joined().marks() if s < self.total_steps] + [("end", self.total_steps)]
-
-    def replan(self, total_steps: int, at_step: int | None = None) -> None:
-        r"""Change the length of the running schedule to ``total_steps``, from ``at_step`` (default:
-        the current step, ``last_epoch``).
-
-        The lr up to ``at_step`` is unchanged (bit for bit), so it is continuous there; what
-        follows is the same shape re-fitted from the lr at ``at_step`` to the end value over the
-        new remaining steps (see :func:`replanned`). Refused, with nothing changed, when
-        ``total_steps <= at_step`` or ``at_step`` lies inside the warmup. The optimizer gets the
-        lr of the current step again (it differs only when ``at_step`` is in the past).
-        """
-        at = self.last_epoch if at_step is None else V.step("at_step", at_step)
-        before = (self.replans, self._end, self._compiled)
-        self._replan(V.integer("total_steps", total_steps, 1), at)
-        try:
-            self._check_range()  # e.g. an exponential growth continued to a later end may overflow
-        except Exception:
-            self.replans, self._end, self._compiled = before
-            raise
-        self._apply(self.last_epoch)
-
-    def _replan(self, total: int, at: int) -> None:
-        """Add the re-plan ``(at, total)`` (checked first: nothing changes if it is refused).
-
-        Earlier re-plans at ``at`` or later are superseded: they changed nothing up to their own
-        ``at_step``, so the curve up to ``at`` is the plan's without them, and the new re-plan re-fits
-        that plan's shape from there. Only the re-plans in effect are kept (in ``at_step`` order)."""
-        if total <= at:
-            raise ReplanError(f"total_steps must be an int > at_step={at} (the re-planned end must follow it), got {total}")
-        if total > V.MAX_STEP:
-            raise ReplanError(f"total_steps must be an int in [{at + 1}, 2**62], got {total}")
-        kept = [(a, t) for a, t in self.replans if a < at]
-        plan = self._replanned(kept)
-        new = replanned(plan, at, total, self._base_lrs, self._tail(plan, at, total))
-        self.replans = [*kept, (at, total)]  # a new list: a copy of this scheduler keeps its own
-        self._end = total
-        self._compiled = (list(self._base_lrs), new)
-
-    def _extra_state(self) -> dict[str, Any]:
-        return {"replans": [list(r) for r in self.replans]}
-
-    def _load_extra_state(self, state: dict[str, Any]) -> None:
-        saved = state.get("replans", [])
-        if not isinstance(saved, list) or not all(isinstance(r, (list, tuple)) and len(r) == 2 for r in saved):
-            raise ValueError(f"corrupt scheduler state: 'replans' must be a list of [at_step, total_steps], got {saved!r}")
-        self.total_steps = self._configured_total  # forget this run's re-plans: the state's are the truth
-        for at, total in saved:
-            self._replan(V.integer("replans total_steps", total, 1), V.step("replans at_step", at))

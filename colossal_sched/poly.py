@@ -1,7 +1,8 @@
 """Polynomial decay to ``end_lr``, with optional warmup."""
 
 from . import _validate as V
-from .phases import Phase, PhasedLR, Polynomial, warmup_then
+from .phases import Phase, Polynomial
+from .plan import PhasedLR, warmup_then
 
 
 class _Polynomial(PhasedLR, abstract=True):

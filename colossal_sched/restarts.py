@@ -4,7 +4,8 @@ from __future__ import annotations
 from torch.optim import Optimizer
 
 from . import _validate as V
-from .phases import Phase, PhasedLR, Restarts
+from .phases import Phase, Restarts
+from .plan import PhasedLR
 
 
 class CosineAnnealingWarmRestartsLR(PhasedLR):

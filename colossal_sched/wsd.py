@@ -6,7 +6,8 @@ from typing import Any, Optional
 from torch.optim import Optimizer
 
 from . import _validate as V
-from .phases import Anchored, Constant, Cosine, Joined, Linear, OneMinusSqrt, Phase, PhasedLR, warmup_then
+from .phases import Anchored, Constant, Cosine, Linear, OneMinusSqrt, Phase
+from .plan import Joined, PhasedLR, warmup_then
 
 DECAY_STYLES = {"linear": Linear, "cosine": Cosine, "1-sqrt": OneMinusSqrt}
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import BASE_LRS, make_optimizer
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import colossal_sched as cs
@@ -67,7 +67,7 @@ def test_scale_sets_a_phase_peak_relative_to_the_base_lr():
 
 
 def test_join_places_phases_at_boundaries_like_optax():
-    plan = P.join([P.Warmup(4), P.Cosine(6, end_lr=0.0), P.Constant(5)], [4, 10])
+    plan = cs.join([P.Warmup(4), P.Cosine(6, end_lr=0.0), P.Constant(5)], [4, 10])
     peaks = [1.0, 2.0]
     t = np.arange(16, dtype=np.float64)
     table = np.array(plan.lrs(VECTOR, t, peaks)).T
@@ -75,9 +75,9 @@ def test_join_places_phases_at_boundaries_like_optax():
     assert table[3].tolist() == [1.0, 2.0] and table[10].tolist() == [1.0, 2.0]  # the constant restarts from the peak
     assert table[9, 0] == pytest.approx((1 + math.cos(math.pi * 5 / 6)) / 2)
     with pytest.raises(ValueError, match="strictly increasing"):
-        P.join([P.Constant(1), P.Constant(1), P.Constant(1)], [5, 5])
+        cs.join([P.Constant(1), P.Constant(1), P.Constant(1)], [5, 5])
     with pytest.raises(ValueError, match="len\\(phases\\) - 1"):
-        P.join([P.Constant(1)], [3])
+        cs.join([P.Constant(1)], [3])
 
 
 def test_state_is_plain_json_round_trips_and_is_compared_at_resume():
@@ -178,9 +178,15 @@ def specs(draw):
     return total, dict(phases=phases, boundaries=bounds)
 
 
-@settings(max_examples=120, deadline=None)
-@given(specs(), st.lists(st.floats(1e-3, 1.0), min_size=1, max_size=3), st.data())
-def test_random_composed_specs_are_finite_agree_on_every_path_and_resume_exactly(config, lrs, data):
+FLAKY_POW = (18, dict(phases=[{"type": "warmup", "scale": 1.0}, {"type": "warmup", "scale": 1.0},
+                              {"type": "polynomial", "scale": 1.0, "end_lr": 0.0010880509989837786,
+                               "power": 2.740601115270247}], boundaries=[1, 2]))
+
+
+@settings(max_examples=120, deadline=None, derandomize=True)  # the same examples every run: no later failure
+@given(specs(), st.lists(st.floats(1e-3, 1.0), min_size=1, max_size=3), st.integers(0, 10**6))
+@example(FLAKY_POW, [0.5], 14).via("issue 19: lr_table and lr_at were 2 ulp apart at step 14 (numpy's pow)")
+def test_random_composed_specs_are_finite_agree_on_every_path_and_resume_exactly(config, lrs, resume_at):
     total, spec = config
     s = cs.ComposedLR(make_optimizer(len(lrs), lrs=tuple(lrs)), total, **spec)
     steps = total + 10
@@ -188,11 +194,8 @@ def test_random_composed_specs_are_finite_agree_on_every_path_and_resume_exactly
     assert np.isfinite(table).all() and (table >= 0).all()
     assert (table <= max(lrs) + 0.01 + 1e-12).all()
     scalar = np.array([s.lr_at(t) for t in range(steps)])
-    if any(p["type"] == "polynomial" and p["power"] != 1 for p in spec["phases"]):
-        np.testing.assert_array_max_ulp(scalar, table, maxulp=1)  # libm's and numpy's pow (README)
-    else:
-        assert (scalar == table).all()
-    k = data.draw(st.integers(0, steps - 1))
+    assert (scalar == table).all()  # bit for bit: libm's pow on both paths
+    k = resume_at % steps
     s.step_to(k)
     state = json.loads(json.dumps(s.state_dict()))
     again = cs.ComposedLR(make_optimizer(len(lrs), lrs=tuple(lrs)), total, **json.loads(json.dumps(spec)))
@@ -360,3 +363,20 @@ def test_stretched_staircase_table_is_exact_past_int64_products():
     warped = P.Warped(2**62, P.Steps(2**61, step_size=2**59, gamma=0.5), 0, 2**61, 2**62)
     u = np.array([0, 2**60, 2**61 - 1, 2**61, 2**62 - 2**10], dtype=np.float64)
     assert warped.lrs(VECTOR, u, (1.0,))[0].tolist() == [warped.lrs(SCALAR, int(x), (1.0,))[0] for x in u]
+
+
+def test_a_spec_saved_before_the_decays_became_one_phase_still_loads_bit_for_bit():
+    """Issue 19: the state of a ComposedLR saved at b03eb18 (a polynomial, milestones and a product, re-planned)."""
+    state = json.loads(
+        '{"format_version": 1, "class": "ComposedLR", "hyperparams": {"total_steps": 100, "phases": [{"type": "warmup", '
+        '"scale": 1.0}, {"type": "polynomial", "scale": 1.0, "end_lr": 0.001, "power": 2.0}, {"type": "milestones", '
+        '"scale": 1.0, "milestones": [5, 10], "gamma": 0.5}, {"type": "product", "scale": 1.0, "factors": [{"type": '
+        '"exponential", "scale": 1.0, "gamma": 0.99}, {"type": "steps", "scale": 1.0, "step_size": 3, "gamma": 0.1}]}], '
+        '"boundaries": [10, 40, 70]}, "base_lrs": [0.1], "group_names": [null], "last_epoch": 33, '
+        '"last_lr": [0.006389999999999998], "replans": [[33, 150]]}'
+    )
+    s = composed(100, make_optimizer(1, lrs=(0.1,)), **{k: state["hyperparams"][k] for k in ("phases", "boundaries")})
+    s.load_state_dict(state)
+    assert s.last_epoch == 33 and s.get_last_lr() == [0.006389999999999998]
+    assert s.lr_at(120) == [8.863848717161293e-06]  # what b03eb18 computed
+    assert s.state_dict() == state

@@ -45,7 +45,7 @@ def configs(draw):
     return name, total, kw
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, derandomize=True)  # the same examples every run
 @given(configs(), st.lists(st.floats(1e-5, 1.0), min_size=1, max_size=3), st.data())
 def test_random_configs_are_finite_bounded_and_resume_exactly(config, lrs, data):
     name, total, kw = config
@@ -78,7 +78,6 @@ def test_random_configs_are_finite_bounded_and_resume_exactly(config, lrs, data)
 
 
 # ---------------------------------------------------------------- issue #10
-POW_BASED = {"PolynomialLR", "PolynomialWarmupLR"}  # README: numpy's fractional pow may differ by 1 ulp
 
 
 @st.composite
@@ -130,7 +129,7 @@ def _overflows(gamma, base, kmax):
         return True
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=120, deadline=None, derandomize=True)  # the same examples every run
 @given(legal_configs(), st.lists(st.floats(1e-8, 1e3), min_size=1, max_size=3), st.randoms(use_true_random=False))
 def test_every_path_gives_the_same_finite_non_negative_lr(config, base_lrs, rnd):
     """Issue #10: every lr in [0, T+10] from step, step_to, lr_at and lr_table is finite, >= 0 and the same."""
@@ -174,7 +173,4 @@ def test_every_path_gives_the_same_finite_non_negative_lr(config, base_lrs, rnd)
         jumped[t] = [g["lr"] for g in sched.optimizer.param_groups]
     table = sched.lr_table(steps)
     assert (at == stepped).all() and (jumped == stepped).all()
-    if name in POW_BASED:
-        np.testing.assert_array_max_ulp(table, stepped, maxulp=1)
-    else:
-        assert (table == stepped).all()
+    assert (table == stepped).all()  # bit for bit, pow included

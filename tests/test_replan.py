@@ -158,7 +158,7 @@ def test_re_plans_are_state_fingerprint_and_resume_bit_for_bit(name, kw):
     assert s.replans == [] and s.total_steps == T and (curve(s) == curve(plain)).all()
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=80, deadline=None, derandomize=True)  # the same examples every run
 @given(st.sampled_from(CASES), st.integers(0, 60), st.integers(1, 100), st.integers(0, 60), st.integers(1, 100))
 def test_random_re_plans_keep_the_past_and_resume_exactly(case, at1, extra1, at2, extra2):
     name, kw = case
@@ -185,7 +185,7 @@ MANY = CASES + [
 ]
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=120, deadline=None, derandomize=True)  # the same examples every run
 @given(st.sampled_from(MANY), st.lists(st.tuples(st.integers(0, 90), st.integers(1, 120)), min_size=1, max_size=4))
 def test_any_sequence_of_re_plans_is_one_curve_that_lr_at_and_lr_table_agree_on(case, plans):
     """Re-plans in any order: a re-plan at or before an earlier one's step supersedes it, so the result is the
@@ -205,10 +205,7 @@ def test_any_sequence_of_re_plans_is_one_curve_that_lr_at_and_lr_table_agree_on(
     n = s.total_steps + 5
     table = s.lr_table(range(n))
     scalar = np.array([s.lr_at(t) for t in range(n)])
-    if any(p.get("type") == "polynomial" and p.get("power", 1.0) != 1 for p in kw.get("phases", [])):
-        np.testing.assert_array_max_ulp(scalar, table, maxulp=1)  # libm's and numpy's pow (README)
-    else:
-        assert (table == scalar).all(), "lr_table and lr_at agree bit for bit"
+    assert (table == scalar).all(), "lr_table and lr_at agree bit for bit"
     fresh = build(name, kw)
     for at, total in in_effect:
         fresh.replan(total, at_step=at)
