@@ -37,7 +37,7 @@ from .ckpt_lock import LOCK_FILE, RunLock
 from .compat import is_native, to_native_state
 from .errors import CheckpointError, ScheduleMismatchError
 from .lambdas import LambdaLR, MultiplicativeLR
-from .rank_agreement import agree, describe_refusals, fingerprint, share_verdict
+from .ckpt_agreement import agree, describe_refusals, fingerprint, share_verdict
 from .safe_reader import SafeFileSystemReader, SafeLoadPlanner, missing_files, read_metadata_file
 
 log = logging.getLogger("colossal_sched")
