@@ -75,7 +75,7 @@ class LRSchedulerHook(EngineHook):
         self.lr_scheduler = lr_scheduler
         self.by_epoch = V.boolean("by_epoch", by_epoch)
         self.store_lr_in_state = V.boolean("store_lr_in_state", store_lr_in_state)
-        options = SyncOptions(group, on_divergence, timeout, sync_every)  # validated here, used at connection
+        options = SyncOptions(group=group, on_divergence=on_divergence, timeout=timeout, sync_every=sync_every)
         self.sync_every = options.sync_every
         self.overlap = V.boolean("overlap", overlap)
         self._pre_step: tuple[Any, Any] | None = None  # (optimizer, handle) of the overlap's step pre-hook
