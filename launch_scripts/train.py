@@ -6,7 +6,7 @@ over tp, ``torch.distributed.pipelining`` (GPipe) over pp; gloo on CPU, NCCL on 
 are torch.distributed.checkpoint directories holding model, optimizer and the hook's state, and
 resume on any world size. Launch with torchrun, e.g.::
 
-    torchrun --standalone --nproc_per_node 4 launch_scripts/train.py --dp 2 --tp 2 --ckpt-dir runs/ckpt
+    torchrun --standalone --nproc_per_node 4 launch_scripts/train.py --tp 2 --ckpt-dir runs/ckpt  # --dp auto: 2
 """
 from __future__ import annotations
 
