@@ -33,8 +33,16 @@ import torch.distributed as dist  # noqa: E402
 ABORT = "terminate called"
 
 
+def _die_with_parent() -> None:
+    """SIGKILL this forked process when the launcher dies (e.g. killed by a test's timeout): no orphans."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
+
+
 def _store_host(port_pipe: int) -> None:
     """The forked store host: torchrun's agent store, until the parent kills it."""
+    _die_with_parent()
     store = dist.TCPStore("127.0.0.1", 0, None, is_master=True, wait_for_workers=False)
     os.write(port_pipe, f"{store.port}\n".encode())
     while True:
@@ -82,6 +90,7 @@ def launch(world: int, runs: int, script: str, argv: list[str], out_dir: str, ti
         for rank in range(world):
             pid = os.fork()
             if pid == 0:
+                _die_with_parent()
                 return outputs[rank], _environment(rank, world, port, run)
             pids.append(pid)
         codes = _wait(pids, time.monotonic() + timeout)
