@@ -27,7 +27,7 @@ warnings.filterwarnings("ignore")
 
 import colossal_sched as cs  # noqa: E402
 from colossal_sched.checkpoint import RunLock, SafeFileSystemReader, read_dcp_state, save_booster_state, save_dcp  # noqa: E402
-from colossal_sched.rank_agreement import share_verdict  # noqa: E402
+from colossal_sched.ckpt_agreement import share_verdict  # noqa: E402
 from colossal_sched.safe_reader import missing_files  # noqa: E402
 from hooks import LRSchedulerHook  # noqa: E402
 from launch_scripts.tiny_lm import Stage, batch  # noqa: E402

@@ -79,7 +79,7 @@ def _worker(rank, world, port, calls, out):
                             timeout=timedelta(seconds=120))
     hook = LRSchedulerHook(cs.OneCycleLR(optimizer(), 10**7))  # lr and momentum of 4 groups, base lrs, header
     lapped = LRSchedulerHook(cs.OneCycleLR(optimizer(), 10**7), overlap=True)
-    b = hook.broadcaster
+    b = hook.lr_sync
     pg = b.process_group  # the same gloo group, so the comparison is like for like
     row = torch.zeros(b._row, dtype=torch.int64)  # the payload one rank sends each peer per sync
     send, recv = torch.zeros_like(b._send), torch.zeros_like(b._recv)

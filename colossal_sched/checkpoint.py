@@ -36,8 +36,8 @@ from . import _validate as V
 from .base import ClosedFormLR, stand_in_optimizer, unchanged_on_error
 from .ckpt_lock import LOCK_FILE, RunLock
 from .errors import CheckpointError, ScheduleMismatchError
+from .ckpt_agreement import agree, describe_refusals, fingerprint, share_verdict
 from .state import FORMAT_VERSION, HOOK_KEY, MAX_STATE_CHARS, SavedState, group_names, read_state, unpack_state
-from .rank_agreement import agree, describe_refusals, fingerprint, share_verdict
 from .safe_reader import SafeFileSystemReader, SafeLoadPlanner, missing_files, read_metadata_file
 
 log = logging.getLogger("colossal_sched")

@@ -11,6 +11,7 @@ lease; clocks must agree to well within it). The same run (same ``run_id``: by d
 """
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -24,7 +25,8 @@ import torch.distributed as dist
 
 from . import _validate as V
 from .errors import CheckpointError
-from .rank_agreement import agree
+from .ckpt_agreement import agree
+from .teardown import close_at_exit
 
 log = logging.getLogger("colossal_sched")
 
@@ -62,8 +64,8 @@ class RunLock:
         lease_s: a lock whose heartbeat is older than this is stale (seconds, > 0).
 
     Use ``lock = RunLock(dir).acquire()`` on every rank (a collective once ``torch.distributed`` is
-    initialised), pass it to :func:`colossal_sched.checkpoint.save_dcp`, and ``lock.release()`` at a
-    clean exit (or use it as a context manager).
+    initialised) and pass it to :func:`colossal_sched.checkpoint.save_dcp`. It is released at interpreter
+    exit (``atexit``), or earlier by ``lock.release()`` or as a context manager.
     """
 
     def __init__(self, checkpoint_dir: str, run_id: str | None = None, lease_s: float = DEFAULT_LEASE_S) -> None:
@@ -79,6 +81,7 @@ class RunLock:
         self._token = ""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._release_at_exit: Any = None
 
     # -------------------------------------------------------------- collective
     def acquire(self, group: Any = None) -> "RunLock":
@@ -94,6 +97,8 @@ class RunLock:
         except BaseException:
             self.release()
             raise
+        if self._release_at_exit is None:
+            self._release_at_exit = close_at_exit(self.release)
         return self
 
     # ------------------------------------------------------------- rank 0 only
@@ -121,6 +126,9 @@ class RunLock:
 
     def release(self) -> None:
         """Remove the lock file if it is still this run's, and stop the heartbeat."""
+        if self._release_at_exit is not None:
+            atexit.unregister(self._release_at_exit)
+            self._release_at_exit = None
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)

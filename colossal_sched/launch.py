@@ -10,9 +10,14 @@ each agent counts its own restarts, and an agent whose workers were still health
 node re-joined restarts them *without* counting (so node 0 may be at attempt 0 while node 1 is at
 attempt 1, and the two halves never meet). :func:`init_distributed` therefore gives every attempt a
 store of its own, hosted by its rank 0 and announced through the agent's store with a nonce.
+
+What :func:`init_distributed` creates it also tears down at interpreter exit (``atexit``, see
+:mod:`colossal_sched.teardown`): the default process group, unless the script destroyed it already, and
+the stores, so a script that never calls ``destroy_process_group`` still exits cleanly.
 """
 from __future__ import annotations
 
+import atexit
 import math
 import os
 import time
@@ -89,12 +94,23 @@ def init_distributed(backend: str = "auto", timeout: float = 1800.0) -> None:
     env = os.environ
     if backend == "nccl" and "LOCAL_RANK" in env:
         torch.cuda.set_device(int(env["LOCAL_RANK"]))
+    stores: list[dist.Store] = []
     if env.get("TORCHELASTIC_USE_AGENT_STORE") == "True" and "TORCHELASTIC_RESTART_COUNT" in env:
         rank, world = int(env["RANK"]), int(env["WORLD_SIZE"])
         agent_store = dist.TCPStore(env["MASTER_ADDR"], int(env["MASTER_PORT"]), None, is_master=False, timeout=wait)
-        store = _attempt_store(agent_store, env["MASTER_ADDR"], rank, wait)
-        dist.init_process_group(backend, store=store, rank=rank, world_size=world, timeout=wait)
+        stores = [agent_store, _attempt_store(agent_store, env["MASTER_ADDR"], rank, wait)]
+        dist.init_process_group(backend, store=stores[1], rank=rank, world_size=world, timeout=wait)
     elif "RANK" in env and "WORLD_SIZE" in env:
         dist.init_process_group(backend, init_method="env://", timeout=wait)
     else:
         dist.init_process_group(backend, store=dist.HashStore(), rank=0, world_size=1, timeout=wait)
+    atexit.register(_teardown, [dist.group.WORLD, *stores])
+
+
+def _teardown(created: list) -> None:
+    """At interpreter exit: destroy every process group if the default one is still the group
+    :func:`init_distributed` made (``created[0]``; groups made after it, e.g. the lr sync's, close first:
+    ``atexit`` runs last-registered first), then let the stores go (rank 0's store server stops with them)."""
+    world, created[:] = created[0], []
+    if dist.is_initialized() and dist.group.WORLD is world:
+        dist.destroy_process_group()

@@ -5,10 +5,10 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from .lr_scheduler_hook import LRSchedulerHook, as_hook, is_factory
+from .hook_source import HookSource
 
 
-class ColossalSchedHFCallback(TrainerCallback):
+class ColossalSchedHFCallback(HookSource, TrainerCallback):
     """Make the HF ``Trainer``'s update :math:`n` (``state.global_step``) run with ``lr_at(n)``.
 
     Pass the scheduler to the Trainer too (``optimizers=(optimizer, scheduler)``), so that its
@@ -21,14 +21,8 @@ class ColossalSchedHFCallback(TrainerCallback):
         **hook_kwargs: For the hook built around a scheduler (``sync``, ``group``, ``writer``, ``log_fn`` ...).
     """
 
-    def __init__(self, scheduler: Any, **hook_kwargs: Any) -> None:
-        self._source, self._hook_kwargs = scheduler, hook_kwargs
-        self.hook: LRSchedulerHook | None = None if is_factory(scheduler) else as_hook(scheduler, **hook_kwargs)
-
     def on_train_begin(self, args: Any, state: Any, control: Any, optimizer: Any = None, **kwargs: Any) -> None:
-        if self.hook is None:
-            self.hook = as_hook(self._source, getattr(optimizer, "optimizer", optimizer), **self._hook_kwargs)
-        self.hook.step(state.global_step)
+        self.start_hook(getattr(optimizer, "optimizer", optimizer)).step(state.global_step)
 
     def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.hook.step(state.global_step)

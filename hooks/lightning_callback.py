@@ -5,10 +5,10 @@ from typing import Any
 
 from lightning.pytorch.callbacks import Callback
 
-from .lr_scheduler_hook import LRSchedulerHook, as_hook, is_factory
+from .hook_source import HookSource
 
 
-class ColossalSchedLightningCallback(Callback):
+class ColossalSchedLightningCallback(HookSource, Callback):
     """Make Lightning's update :math:`n` (``trainer.global_step``) run with ``lr_at(n)``.
 
     Return only the optimizer from ``configure_optimizers`` and give the schedule here, as a
@@ -21,17 +21,15 @@ class ColossalSchedLightningCallback(Callback):
     """
 
     def __init__(self, scheduler: Any, **hook_kwargs: Any) -> None:
-        self._source, self._hook_kwargs = scheduler, hook_kwargs
-        self.hook: LRSchedulerHook | None = None if is_factory(scheduler) else as_hook(scheduler, **hook_kwargs)
+        super().__init__(scheduler, **hook_kwargs)
         self._pending_state: dict | None = None
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
-        if self.hook is None:
-            self.hook = as_hook(self._source, trainer.optimizers[0], **self._hook_kwargs)
+        hook = self.start_hook(trainer.optimizers[0])
         if self._pending_state is not None:
-            self.hook.load_state_dict(self._pending_state)
+            hook.load_state_dict(self._pending_state)
             self._pending_state = None
-        self.hook.step(trainer.global_step)
+        hook.step(trainer.global_step)
 
     def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
         self.hook.step(trainer.global_step)

@@ -9,9 +9,9 @@ import torch.distributed as dist
 
 from colossal_sched import ClosedFormLR
 from colossal_sched import _validate as V
-from colossal_sched.broadcast import MIN_TIMEOUT, ON_DIVERGENCE, LRBroadcaster, _LocalFailure, _StepRefusal, layout_problem
 from colossal_sched.errors import LayoutMismatchError, LRDivergenceError, ReplanError
-from colossal_sched.checkpoint import pack_state, unpack_state
+from colossal_sched.lr_sync import LocalFailure, LRSync, StepRefusal, SyncOptions, layout_problem
+from colossal_sched.state import read_state
 
 from .base import EngineHook, lr_metric
 from .colossalai_compat import unwrap_grad_accum
@@ -36,7 +36,7 @@ class LRSchedulerHook(EngineHook):
         group: Ranks to sync: None (world), a ProcessGroup, a DeviceMesh, a ProcessGroupMesh or a plugin.
         sync_every (int): Sync on every ``sync_every``-th new global step given (the first included), so ranks at
             different steps still sync together; the others compute locally, defaults to 1.
-        on_divergence (str): ``"fix"``, ``"warn"`` or ``"raise"`` (see :class:`~colossal_sched.broadcast.LRBroadcaster`).
+        on_divergence (str): ``"fix"``, ``"warn"`` or ``"raise"`` (see :class:`~colossal_sched.lr_sync.LRSync`).
         timeout (float): Seconds before a sync with a dead peer raises, defaults to 60.
         overlap (bool): Start each sync in ``step`` and finish it just before the optimizer's next
             ``step()`` (an optimizer step pre-hook), or at the next hook call, so the collective overlaps
@@ -45,6 +45,9 @@ class LRSchedulerHook(EngineHook):
         writer: A ``torch.utils.tensorboard.SummaryWriter`` (or anything with ``add_scalar``) that
             gets ``lr/<group>`` and ``momentum/<group>`` at every new global step, on rank 0 only.
         log_fn (callable): Called as ``log_fn(global_step, {"lr/<group>": value, ...})`` likewise.
+
+    The lr sync's side group and a sync in flight are torn down at interpreter exit by themselves; :meth:`close`
+    (or ``with LRSchedulerHook(...) as hook:``) does it earlier.
     """
 
     def __init__(
@@ -73,7 +76,8 @@ class LRSchedulerHook(EngineHook):
         self.lr_scheduler = lr_scheduler
         self.by_epoch = V.boolean("by_epoch", by_epoch)
         self.store_lr_in_state = V.boolean("store_lr_in_state", store_lr_in_state)
-        self.sync_every = V.integer("sync_every", sync_every, 1)
+        options = SyncOptions(group=group, on_divergence=on_divergence, timeout=timeout, sync_every=sync_every)
+        self.sync_every = options.sync_every
         self.overlap = V.boolean("overlap", overlap)
         self._pre_step: tuple[Any, Any] | None = None  # (optimizer, handle) of the overlap's step pre-hook
         self.global_step = lr_scheduler.last_epoch
@@ -86,25 +90,20 @@ class LRSchedulerHook(EngineHook):
         if log_fn is not None and not callable(log_fn):
             raise V.ArgumentTypeError(f"log_fn must be callable, got {type(log_fn).__name__}")
         self.writer, self.log_fn = writer, log_fn
-        self.broadcaster: LRBroadcaster | None = None
-        on_divergence = V.choice("on_divergence", on_divergence, ON_DIVERGENCE)
-        timeout = V.real("timeout", timeout, low=MIN_TIMEOUT)
-        self._sync_options = (
-            dict(group=group, on_divergence=on_divergence, timeout=timeout, sync_every=self.sync_every)
-            if V.boolean("sync", sync) else None
-        )
+        self.lr_sync: LRSync | None = None
+        self._sync_options = options if V.boolean("sync", sync) else None
         if not self._connect():
             problem = layout_problem(lr_scheduler.optimizer)  # checked collectively at connection otherwise
             if problem:
                 raise LayoutMismatchError(problem)
 
     def _connect(self) -> bool:
-        """Create the broadcaster once torch.distributed is up with more than one rank (a collective:
+        """Create the lr sync once torch.distributed is up with more than one rank (a collective:
         every rank reaches it together, at construction or at the first step). Whether it exists."""
         if self._sync_options is not None and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            self.broadcaster = LRBroadcaster(self.lr_scheduler, **self._sync_options)
+            self.lr_sync = LRSync(self.lr_scheduler, self._sync_options)
             self._sync_options = None
-        return self.broadcaster is not None
+        return self.lr_sync is not None
 
     # ------------------------------------------------------------ the one entry
     def step(self, global_step: int) -> list[float]:
@@ -113,7 +112,7 @@ class LRSchedulerHook(EngineHook):
         Idempotent: calling it again with the same step (gradient accumulation, a skipped fp16
         update) changes nothing and issues no collective. Every ``sync_every``-th new step (the first
         included) every rank agrees with the source rank in one collective (see
-        :class:`~colossal_sched.broadcast.LRBroadcaster`); a rank fixed to the source's step then holds
+        :class:`~colossal_sched.lr_sync.LRSync`); a rank fixed to the source's step then holds
         it: ``global_step == lr_scheduler.last_epoch ==`` the source's step. A step refused here (invalid,
         or a scheduler that cannot step to it) is refused on every rank, in this rank's next sync.
         Returns the lrs now in the optimizer.
@@ -125,7 +124,7 @@ class LRSchedulerHook(EngineHook):
         try:
             global_step = V.step("global_step", global_step)
         except (TypeError, ValueError) as e:
-            self._refuse(_StepRefusal(str(e)))
+            self._refuse(StepRefusal(str(e)))
             raise
         if self._is_repeat(global_step):
             return s.get_last_lr()
@@ -133,13 +132,13 @@ class LRSchedulerHook(EngineHook):
             try:
                 s.step_to(global_step)
             except Exception as e:
-                self._refuse(_LocalFailure(f"{type(e).__name__}: {e}"))
+                self._refuse(LocalFailure(f"{type(e).__name__}: {e}"))
                 raise
         self.global_step = global_step
         self._request = (global_step, s, s.last_epoch)
         due, self._calls = self._calls % self.sync_every == 0, self._calls + 1
-        if self.broadcaster is not None and due:
-            self.broadcaster.sync(s, global_step, async_op=True)
+        if self.lr_sync is not None and due:
+            self.lr_sync.sync(s, global_step, async_op=True)
             if self.overlap:
                 self._finish_before_optimizer_step(s.optimizer)
                 return s.get_last_lr()
@@ -163,16 +162,16 @@ class LRSchedulerHook(EngineHook):
 
     def _refuse(self, refusal: Exception) -> None:
         """Tell the group this rank refuses its step: every rank raises in the same sync (its peers' next one)."""
-        if self.broadcaster is not None:
+        if self.lr_sync is not None:
             self._calls += 1
-            self.broadcaster.sync(self.lr_scheduler, self._asked(), refusal=refusal)
+            self.lr_sync.sync(self.lr_scheduler, self._asked(), refusal=refusal)
 
     def settle(self) -> None:
         """Finish the pending sync, if any (``overlap``): wait for the collective and apply the group's verdict.
 
         Called before the optimizer's step, at the next hook call, and before a re-plan or a save; a refusal
         raises here, on every rank."""
-        b = self.broadcaster
+        b = self.lr_sync
         if b is None or not b.pending:
             return
         s = self.lr_scheduler
@@ -210,12 +209,12 @@ class LRSchedulerHook(EngineHook):
             s.replan(total_steps, at_step)
         except Exception as e:
             refusal = e
-        if self.broadcaster is None:
+        if self.lr_sync is None:
             if refusal is not None:
                 raise refusal
         else:
             try:
-                self.global_step = self.broadcaster.sync(s, self._asked(), refusal=refusal)
+                self.global_step = self.lr_sync.sync(s, self._asked(), refusal=refusal)
             except Exception:  # refused (or another verdict) on every rank: no rank keeps its re-plan
                 if refusal is None:
                     with warnings.catch_warnings():
@@ -224,26 +223,42 @@ class LRSchedulerHook(EngineHook):
                 raise
         self._request = (self._asked(), s, s.last_epoch)
 
+    def close(self) -> None:
+        """Tear down the lr sync (its side group, a sync in flight; see :meth:`LRSync.close`) and the overlap's
+        optimizer pre-hook. Idempotent; also runs at interpreter exit. The hook syncs no more afterwards."""
+        if self._pre_step is not None:
+            self._pre_step[1].remove()
+            self._pre_step = None
+        if self.lr_sync is not None:
+            self.lr_sync.close()
+        self._sync_options = None
+
+    def __enter__(self) -> "LRSchedulerHook":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
     # ------------------------------------------------------- what the sync saw
     @property
     def fixes(self) -> int:
         """Syncs in which this rank was off the source and took its step and lrs."""
-        return self.broadcaster.fixes if self.broadcaster is not None else 0
+        return self.lr_sync.fixes if self.lr_sync is not None else 0
 
     @property
     def warnings(self) -> int:
         """Syncs in which this rank was off the source and warned (``on_divergence="warn"``)."""
-        return self.broadcaster.warnings if self.broadcaster is not None else 0
+        return self.lr_sync.warnings if self.lr_sync is not None else 0
 
     @property
     def disagreements(self) -> int:
         """Syncs in which any rank of the group was off the source (the same on every rank)."""
-        return self.broadcaster.disagreements if self.broadcaster is not None else 0
+        return self.lr_sync.disagreements if self.lr_sync is not None else 0
 
     @property
     def last_disagreement(self) -> dict[str, Any] | None:
         """The last disagreement in the group: ``{"sync", "source", "ranks", "steps", "lrs", "action", "message"}``."""
-        d = self.broadcaster.last_disagreement if self.broadcaster is not None else None
+        d = self.lr_sync.last_disagreement if self.lr_sync is not None else None
         return None if d is None else dataclasses.asdict(d)
 
     def scalars(self) -> dict[str, float]:
@@ -263,10 +278,10 @@ class LRSchedulerHook(EngineHook):
         try:
             self._emit(global_step)
         except Exception as e:
-            if self.broadcaster is None:
+            if self.lr_sync is None:
                 raise
             what = f"writer/log_fn failed at step {global_step}: {type(e).__name__}: {e}"
-            self.broadcaster.defer(_LocalFailure(what))
+            self.lr_sync.defer(LocalFailure(what))
             try:
                 warnings.warn(f"{what}; every rank raises at the next sync", RuntimeWarning, stacklevel=3)
             except Warning:  # warnings as errors: raising here alone would leave the peers waiting
@@ -322,37 +337,21 @@ class LRSchedulerHook(EngineHook):
     def state_dict(self) -> dict[str, str]:
         """The scheduler's state, the global step and the world layout as one JSON entry
         (:func:`colossal_sched.checkpoint.pack_state`; one DCP record, about 1.6 KiB)."""
+        from colossal_sched.checkpoint import pack_state  # imports torch.distributed.checkpoint: only when used
+
         self.settle()
         return pack_state(self.lr_scheduler.state_dict(), self.global_step)
 
     def load_state_dict(self, state_dict: dict[str, Any], strict: bool = True) -> None:
         """Restore a hook state, or a bare scheduler state (e.g. from ColossalAI's ``booster.save_lr_scheduler``)."""
         self.settle()
-        sched_state, step = unpack_state(state_dict)
-        self.lr_scheduler.load_state_dict(sched_state, strict=strict)
+        saved = read_state(state_dict)  # read once: the scheduler takes the checked value as it is
+        self.lr_scheduler.load_state_dict(saved, strict=strict)
+        step = saved.global_step
         self.global_step = V.step("global_step", self.lr_scheduler.last_epoch if step is None else step)
         self.lr_scheduler.step_to(self.global_step)
         self._request = None
         self._calls = 0
-        if self.broadcaster is not None:
-            self.broadcaster.reset_sequence()
+        if self.lr_sync is not None:
+            self.lr_sync.reset_sequence()
 
-
-def is_factory(obj: Any) -> bool:
-    """Whether ``obj`` is a factory ``f(optimizer) -> scheduler`` rather than a scheduler or hook."""
-    return callable(obj) and not isinstance(obj, (LRSchedulerHook, ClosedFormLR))
-
-
-def as_hook(obj: Any, optimizer: Any = None, **hook_kwargs: Any) -> LRSchedulerHook:
-    """An :class:`LRSchedulerHook` from a hook, a scheduler, or a factory ``f(optimizer) -> scheduler``."""
-    if isinstance(obj, LRSchedulerHook):
-        return obj
-    if isinstance(obj, ClosedFormLR):
-        return LRSchedulerHook(obj, **hook_kwargs)
-    if is_factory(obj):
-        if optimizer is None:
-            raise ValueError("a scheduler factory needs the optimizer; it is built when training starts")
-        return LRSchedulerHook(obj(optimizer), **hook_kwargs)
-    raise V.ArgumentTypeError(
-        f"expected an LRSchedulerHook, a colossal_sched scheduler or a factory f(optimizer), got {type(obj).__name__}"
-    )

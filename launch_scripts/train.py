@@ -6,21 +6,23 @@ over tp, ``torch.distributed.pipelining`` (GPipe) over pp; gloo on CPU, NCCL on 
 are torch.distributed.checkpoint directories holding model, optimizer and the hook's state, and
 resume on any world size. Launch with torchrun, e.g.::
 
-    torchrun --standalone --nproc_per_node 4 launch_scripts/train.py --dp 2 --tp 2 --ckpt-dir runs/ckpt
+    torchrun --standalone --nproc_per_node 4 launch_scripts/train.py --tp 2 --ckpt-dir runs/ckpt  # --dp auto: 2
 """
 from __future__ import annotations
 
 import argparse
-import atexit
 import json
 import logging
 import os
 import sys
 import warnings
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import torch
 import torch.distributed as dist
+import torch.distributed.checkpoint as dcp
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -64,10 +66,11 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def parser() -> argparse.ArgumentParser:
+    """The flags (the fault points of the tests are environment variables, never flags: launch_scripts/faults.py)."""
     p = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dp", type=_dp_size, default=1,
-                   help="data-parallel size (FSDP2); 'auto': world size / (pp * tp), for elastic jobs whose world changes")
+    p.add_argument("--dp", type=_dp_size, default=None,
+                   help="data-parallel size (FSDP2); default auto: the world size / (pp * tp), also for elastic jobs")
     p.add_argument("--tp", type=int, default=1, help="tensor-parallel size")
     p.add_argument("--pp", type=int, default=1, help="pipeline-parallel size (GPipe)")
     p.add_argument("--scheduler", default="CosineAnnealingWarmupLR", choices=CLI_SCHEDULERS)
@@ -98,6 +101,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--backend", default="auto", choices=("auto", "gloo", "nccl"), help="auto: nccl with CUDA, else gloo")
     p.add_argument("--ckpt-lock-lease", type=float, default=300.0, metavar="SECONDS",
                    help="a --ckpt-dir lock without heartbeat for this long is stale (another run may take it over)")
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The flags, each bad value refused on one line (exit status 2) before any process group exists."""
+    p = parser()
     args = p.parse_args(argv)
     try:
         args.scheduler_kwargs = parse_params(args.scheduler_arg, "--scheduler-arg")
@@ -115,10 +124,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--stop-at must be an int in [1, {args.end}] (--total-steps, or TOTAL of --replan), got {args.stop_at}")
     if not 0 < args.lr < float("inf"):
         p.error(f"--lr must be a finite number > 0, got {args.lr}")
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if args.dp is not None and args.dp * args.pp * args.tp != world:
-        p.error(f"--dp {args.dp} x --pp {args.pp} x --tp {args.tp} = {args.dp * args.pp * args.tp} must equal the world "
-                f"size {world} (the number of processes{' torchrun starts' if 'RANK' in os.environ else ': 1 without torchrun'})")
+    mesh_sizes(p, args)
     check_schedule(p, args)
     if args.layers < args.pp:
         p.error(f"--layers ({args.layers}) must be >= --pp ({args.pp})")
@@ -131,8 +137,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def mesh_sizes(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """``--dp`` (auto: the world size / (pp * tp)) x ``--pp`` x ``--tp`` must be the world size (``WORLD_SIZE``)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    processes = f"the number of processes{' torchrun starts' if 'RANK' in os.environ else ': 1 without torchrun'}"
+    if args.dp is None and world % (args.pp * args.tp):
+        p.error(f"--dp auto: the world size {world} ({processes}) does not divide by --pp {args.pp} x --tp {args.tp} "
+                f"= {args.pp * args.tp}; pass --dp, --pp and --tp whose product is {world}")
+    if args.dp is None:
+        args.dp = world // (args.pp * args.tp)
+    if args.dp * args.pp * args.tp != world:
+        p.error(f"--dp {args.dp} x --pp {args.pp} x --tp {args.tp} = {args.dp * args.pp * args.tp} must equal the world "
+                f"size {world} ({processes})")
+
+
 def _dp_size(text: str) -> int | None:
-    """``--dp``: a positive int, or ``auto`` (None until the world size is known)."""
+    """``--dp``: a positive int, or ``auto`` (None until the world size is read)."""
     if text == "auto":
         return None
     try:
@@ -180,44 +200,77 @@ def param_groups(model: torch.nn.Module, lr: float) -> list[dict]:
             {"params": rest, "lr": lr, "weight_decay": 0.0, "name": "no_decay"}]
 
 
+class RunRefused(Exception):
+    """What every rank refuses alike (the checkpoint lock, a changed schedule): rank 0 prints it, all exit ``status``."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Run:
+    """What one rank trains: its mesh coordinates, its stage of the model, the optimizer and the hook."""
+
+    mesh: Any
+    device: torch.device
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    hook: LRSchedulerHook
+    pipeline: Any  # the GPipe schedule with --pp > 1, else None
+    dp_rank: int
+    pp_rank: int
+    state_options: Any = None  # StateDictOptions for the model and optimizer state in checkpoints
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The recipe: parse, join the job, take the checkpoint lock, build, resume, train, leave."""
     args = parse_args(argv)
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict, set_state_dict
+    init_distributed(args.backend)  # each torchrun attempt on a store of its own (see colossal_sched.launch)
+    if dist.get_rank() != 0:  # what every rank would say alike (e.g. the resume choice) is said by rank 0 only
+        logging.getLogger("colossal_sched").setLevel(logging.ERROR)
+    try:
+        lock = take_lock(args)
+        run = build(args)
+        start = resume(args, run)
+        train(args, run, start, lock)
+    except RunRefused as e:  # on every rank (one collective decided it), so every rank exits
+        if dist.get_rank() == 0:
+            print(f"error: {e}", file=sys.stderr, flush=True)
+        dist.destroy_process_group()
+        return e.status
+    dist.barrier()
+    if lock is not None:
+        lock.release()
+    dist.destroy_process_group()
+    return 0
+
+
+def take_lock(args: argparse.Namespace) -> RunLock | None:
+    """One run per checkpoint directory, taken before any checkpoint is read or written (released at exit)."""
+    if not args.ckpt_dir:
+        return None
+    try:
+        return RunLock(args.ckpt_dir, lease_s=args.ckpt_lock_lease).acquire()
+    except CheckpointError as e:
+        raise RunRefused(1, str(e)) from None
+
+
+def build(args: argparse.Namespace) -> Run:
+    """This rank's stage of the model on a dp x pp x tp mesh (FSDP2 over dp, tensor parallel over tp), its
+    optimizer with two named param groups, the schedule and the hook."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions
     from torch.distributed.device_mesh import init_device_mesh
 
-    init_distributed(args.backend)  # each torchrun attempt on a store of its own (see colossal_sched.launch)
-    backend = dist.get_backend()
-    rank, world = dist.get_rank(), dist.get_world_size()
-    if rank != 0:  # what every rank would say alike (e.g. the resume choice) is said by rank 0 only
-        logging.getLogger("colossal_sched").setLevel(logging.ERROR)
-    if args.dp is None and world % (args.pp * args.tp) == 0:
-        args.dp = world // (args.pp * args.tp)
-    if args.dp is None or args.dp * args.pp * args.tp != world:
-        if rank == 0:
-            print(f"error: --dp {args.dp} x --pp {args.pp} x --tp {args.tp} != world size {world}", file=sys.stderr)
-        dist.destroy_process_group()
-        return 2
-    lock = None
-    if args.ckpt_dir:  # one run per checkpoint directory, taken before any checkpoint is read or written
-        try:
-            lock = RunLock(args.ckpt_dir, lease_s=args.ckpt_lock_lease).acquire()
-        except CheckpointError as e:  # on every rank (one collective), so every rank exits
-            if rank == 0:
-                print(f"error: {e}", file=sys.stderr, flush=True)
-            dist.destroy_process_group()
-            return 1
-        atexit.register(lock.release)
-    if backend == "nccl":
+    if dist.get_backend() == "nccl":
         device = torch.device("cuda", torch.cuda.current_device())
     else:
         device = torch.device("cpu")
         torch.set_num_threads(1)
     mesh = init_device_mesh(device.type, (args.dp, args.pp, args.tp), mesh_dim_names=("dp", "pp", "tp"))
-    dp_rank, pp_rank = mesh["dp"].get_local_rank(), mesh["pp"].get_local_rank()
-    first, last = pp_rank == 0, pp_rank == args.pp - 1
-
-    layers = stage_layers(args.layers, args.pp, pp_rank)
-    model = Stage(args.vocab, args.dim, args.heads, args.layers, layers, args.seq).to(device)
+    pp_rank = mesh["pp"].get_local_rank()
+    model = Stage(args.vocab, args.dim, args.heads, args.layers, stage_layers(args.layers, args.pp, pp_rank), args.seq)
+    model = model.to(device)
     if args.tp > 1:
         from torch.distributed.tensor.parallel import parallelize_module
 
@@ -230,43 +283,50 @@ def main(argv: list[str] | None = None) -> int:
             fully_shard(block, mesh=mesh["dp"])
         fully_shard(model, mesh=mesh["dp"])
     optimizer = torch.optim.AdamW(param_groups(model, args.lr), lr=args.lr)
-    scheduler = build_scheduler(args, optimizer)
-    hook = LRSchedulerHook(scheduler, group=mesh, sync_every=args.sync_every)
-    sd_options = StateDictOptions(flatten_optimizer_state_dict=True)
-
-    start = 0
-    if args.ckpt_dir:  # always: a torchrun restart must continue where the last attempt saved
-        ckpt = agree_on_checkpoint(latest_checkpoint(args.ckpt_dir, max_step=FaultPoints(rank).listing_limit()))
-        if ckpt is None:
-            if rank == 0 and args.resume:
-                print(f"no complete checkpoint in {args.ckpt_dir}: starting from step 0", flush=True)
-        else:
-            model_sd, optim_sd = get_state_dict(model, optimizer, options=sd_options)
-            import torch.distributed.checkpoint as dcp
-
-            dcp.load({"model": model_sd, "optimizer": optim_sd}, storage_reader=SafeFileSystemReader(ckpt),
-                     planner=SafeLoadPlanner())
-            set_state_dict(model, optimizer, model_state_dict=model_sd, optim_state_dict=optim_sd, options=sd_options)
-            try:
-                restore(hook, read_dcp_state(ckpt), args.on_mismatch)
-            except ScheduleMismatchError as e:  # every rank compares the same checkpoint with the same flags
-                if rank == 0:
-                    hint = "pass --on-mismatch use_checkpoint or --on-mismatch use_current to choose one"
-                    print(f"error: {ckpt}: {ScheduleMismatchError(e.fields, hint=hint)}", file=sys.stderr, flush=True)
-                dist.destroy_process_group()
-                return 2
-            start = hook.global_step
-            if rank == 0:
-                print(f"resumed from {ckpt} at step {start} on {world} ranks (dp={args.dp} pp={args.pp} tp={args.tp}); "
-                      f"next update's lr {named_lrs(hook)}", flush=True)
-
-    schedule = None
+    hook = LRSchedulerHook(build_scheduler(args, optimizer), group=mesh, sync_every=args.sync_every)
+    pipeline = None
     if args.pp > 1:
         from torch.distributed.pipelining import PipelineStage, ScheduleGPipe
 
         stage = PipelineStage(model, pp_rank, args.pp, device, group=mesh["pp"].get_group())
-        schedule = ScheduleGPipe(stage, args.microbatches, loss_fn=lm_loss)
+        pipeline = ScheduleGPipe(stage, args.microbatches, loss_fn=lm_loss)
+    return Run(mesh, device, model, optimizer, hook, pipeline, mesh["dp"].get_local_rank(), pp_rank,
+               StateDictOptions(flatten_optimizer_state_dict=True))
 
+
+def resume(args: argparse.Namespace, run: Run) -> int:
+    """The step to start at: the newest complete checkpoint's (model, optimizer, schedule), else 0. Always
+    looked for with --ckpt-dir: a torchrun restart must continue where the last attempt saved."""
+    if not args.ckpt_dir:
+        return 0
+    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
+    rank = dist.get_rank()
+    ckpt = agree_on_checkpoint(latest_checkpoint(args.ckpt_dir, max_step=FaultPoints(rank).listing_limit()))
+    if ckpt is None:
+        if rank == 0 and args.resume:
+            print(f"no complete checkpoint in {args.ckpt_dir}: starting from step 0", flush=True)
+        return 0
+    model_sd, optim_sd = get_state_dict(run.model, run.optimizer, options=run.state_options)
+    dcp.load({"model": model_sd, "optimizer": optim_sd}, storage_reader=SafeFileSystemReader(ckpt),
+             planner=SafeLoadPlanner())
+    set_state_dict(run.model, run.optimizer, model_state_dict=model_sd, optim_state_dict=optim_sd,
+                   options=run.state_options)
+    try:
+        restore(run.hook, read_dcp_state(ckpt), args.on_mismatch)
+    except ScheduleMismatchError as e:  # every rank compares the same checkpoint with the same flags
+        hint = "pass --on-mismatch use_checkpoint or --on-mismatch use_current to choose one"
+        raise RunRefused(2, f"{ckpt}: {ScheduleMismatchError(e.fields, hint=hint)}") from None
+    if rank == 0:
+        print(f"resumed from {ckpt} at step {run.hook.global_step} on {dist.get_world_size()} ranks (dp={args.dp} "
+              f"pp={args.pp} tp={args.tp}); next update's lr {named_lrs(run.hook)}", flush=True)
+    return run.hook.global_step
+
+
+def train(args: argparse.Namespace, run: Run, start: int, lock: RunLock | None) -> None:
+    """Updates ``start`` .. the stop: the hook puts every rank on ``lr_at(n)``, then forward, backward, step;
+    the re-plan at its update, a log line and a checkpoint every so many updates."""
+    hook, rank = run.hook, dist.get_rank()
     replan = args.replan if args.replan and args.replan not in hook.lr_scheduler.replans else None  # not yet applied
     if replan and start > replan[0]:  # resumed past STEP from a checkpoint saved before the re-plan
         hook.replan(replan[1], at_step=replan[0])
@@ -282,43 +342,50 @@ def main(argv: list[str] | None = None) -> int:
             replan = None
         if log is not None:
             log.write(json.dumps({"step": n, "rank": rank, "lr": lrs}) + "\n")
-        x, y = batch(n, dp_rank, args.batch, args.seq, args.vocab)
-        x, y = x.to(device), y.to(device)
-        loss = None
-        if schedule is None:
-            loss = lm_loss(model(x), y)
-            loss.backward()
-        else:
-            losses: list[torch.Tensor] = []
-            if first:
-                schedule.step(x)
-            elif last:
-                schedule.step(target=y, losses=losses)
-                loss = torch.stack(losses).mean()
-            else:
-                schedule.step()
-        optimizer.step()
-        optimizer.zero_grad()
+        loss = update(args, run, n)
         if args.log_every and (n + 1) % args.log_every == 0:
-            report(n, loss, lrs, mesh, args)
+            report(n, loss, lrs, run.mesh, args)
         if args.save_every and (n + 1) % args.save_every == 0:
-            hook.step(n + 1)  # the state of a run that has done n + 1 updates
-            model_sd, optim_sd = get_state_dict(model, optimizer, options=sd_options)
-            layout = {"dp": args.dp, "pp": args.pp, "tp": args.tp}
-            path = save_dcp({"model": model_sd, "optimizer": optim_sd, "lr_scheduler": hook,
-                             "train": {"step": n + 1, "world": world_layout(layout)}}, args.ckpt_dir, n + 1,
-                            on_written=faults.during_save(n + 1), lock=lock)
-            if rank == 0:
-                print(f"saved {path}", flush=True)
+            save(args, run, n + 1, lock, faults)
     if log is not None:
         log.close()
     if rank == 0:
         print(f"done: {stop} updates; next update's lr {named_lrs(hook)}", flush=True)
-    dist.barrier()
-    if lock is not None:
-        lock.release()
-    dist.destroy_process_group()
-    return 0
+
+
+def update(args: argparse.Namespace, run: Run, n: int) -> torch.Tensor | None:
+    """Forward, backward and the optimizer step of update ``n``; the loss where this stage computes it."""
+    x, y = batch(n, run.dp_rank, args.batch, args.seq, args.vocab)
+    x, y = x.to(run.device), y.to(run.device)
+    loss = None
+    if run.pipeline is None:
+        loss = lm_loss(run.model(x), y)
+        loss.backward()
+    elif run.pp_rank == 0:
+        run.pipeline.step(x)
+    elif run.pp_rank == args.pp - 1:
+        losses: list[torch.Tensor] = []
+        run.pipeline.step(target=y, losses=losses)
+        loss = torch.stack(losses).mean()
+    else:
+        run.pipeline.step()
+    run.optimizer.step()
+    run.optimizer.zero_grad()
+    return loss
+
+
+def save(args: argparse.Namespace, run: Run, done: int, lock: RunLock | None, faults: FaultPoints) -> None:
+    """The checkpoint of a run that has done ``done`` updates: model, optimizer, the hook's state, the layout."""
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+
+    run.hook.step(done)  # the state of a run that has done `done` updates
+    model_sd, optim_sd = get_state_dict(run.model, run.optimizer, options=run.state_options)
+    layout = world_layout({"dp": args.dp, "pp": args.pp, "tp": args.tp})
+    path = save_dcp({"model": model_sd, "optimizer": optim_sd, "lr_scheduler": run.hook,
+                     "train": {"step": done, "world": layout}}, args.ckpt_dir, done,
+                    on_written=faults.during_save(done), lock=lock)
+    if dist.get_rank() == 0:
+        print(f"saved {path}", flush=True)
 
 
 def named_lrs(hook: LRSchedulerHook) -> str:

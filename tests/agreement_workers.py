@@ -146,7 +146,7 @@ def huge_steps(rank, world):
         hook.step(2**62 + 1)
     except ValueError as e:
         refused = str(e)
-    return {"global_step": held, "refused": refused, "last": hook.last_disagreement, "syncs": hook.broadcaster.syncs}
+    return {"global_step": held, "refused": refused, "last": hook.last_disagreement, "syncs": hook.lr_sync.syncs}
 
 
 def bad_step_on_one_rank(rank, world):
@@ -217,7 +217,7 @@ def pipeline_stages(rank, world):
     hook = hook_for(sched)
     hook.step(9 if rank == 1 else 4)  # rank 1's counter runs 5 ahead from the first sync
     return {"global_step": hook.global_step, "last_epoch": sched.last_epoch, "lrs": [g["lr"] for g in opt.param_groups],
-            "expected": sched.lr_at(4), "fixes": hook.fixes, "layout": hook.broadcaster.layout,
+            "expected": sched.lr_at(4), "fixes": hook.fixes, "layout": hook.lr_sync.layout,
             "last": hook.last_disagreement}
 
 
@@ -376,7 +376,7 @@ def overlap_fix(rank, world):
         returned.append(hook.step(n + 5 * (rank == 1)))
         used.append(_update(opt))
     return {"returned": returned, "used": used, "global_step": hook.global_step, "fixes": hook.fixes,
-            "syncs": hook.broadcaster.syncs, "expected": [hook.lr_scheduler.lr_at(n) for n in range(3)]}
+            "syncs": hook.lr_sync.syncs, "expected": [hook.lr_scheduler.lr_at(n) for n in range(3)]}
 
 
 def overlap_skip(rank, world):
@@ -441,7 +441,7 @@ def sync_every_offset(rank, world):
         hook.step(n + (rank == 1))
         held.append((hook.global_step, [g["lr"] for g in opt.param_groups]))
         dist.all_reduce(torch.ones(1))
-    return {"held": held, "fixes": hook.fixes, "syncs": hook.broadcaster.syncs}
+    return {"held": held, "fixes": hook.fixes, "syncs": hook.lr_sync.syncs}
 
 
 def replan_differs(rank, world):
@@ -467,7 +467,7 @@ def behind_one(rank, world):
         hook.step(n - (rank == 1))
         held.append((hook.global_step, hook.lr_scheduler.last_epoch, [g["lr"] for g in opt.param_groups]))
         dist.all_reduce(torch.ones(1))
-    return {"held": held, "fixes": hook.fixes, "syncs": hook.broadcaster.syncs}
+    return {"held": held, "fixes": hook.fixes, "syncs": hook.lr_sync.syncs}
 
 
 def replan_while_fixed(rank, world):

@@ -118,3 +118,22 @@ def test_a_hook_built_before_the_process_group_connects_at_its_first_step(tmp_pa
 def test_on_divergence_is_checked_even_without_sync():
     with pytest.raises(ValueError, match="on_divergence"):
         LRSchedulerHook(cs.StepLR(make_optimizer(), 3), sync=False, on_divergence="nope")
+
+
+def test_sync_options_are_validated_once_in_one_place():
+    from colossal_sched.lr_sync import SyncOptions
+
+    assert SyncOptions(timeout=5, sync_every=2).timeout == 5.0
+    for bad in (dict(on_divergence="nope"), dict(timeout=0), dict(sync_every=0)):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            SyncOptions(**bad)
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            LRSchedulerHook(cs.StepLR(make_optimizer(), 3), **bad)
+
+
+def test_close_is_idempotent_and_the_hook_is_a_context_manager():
+    opt = make_optimizer()
+    with LRSchedulerHook(cs.StepLR(opt, 10, step_size=2), overlap=True) as hook:
+        hook.step(3)
+    hook.close()
+    assert hook.lr_sync is None and hook.step(4) == hook.lr_scheduler.lr_at(4)  # one process: nothing to sync

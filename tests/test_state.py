@@ -154,6 +154,13 @@ def test_a_restore_parses_the_state_once_and_builds_no_stand_in(counted, case):
     assert counted == {"check_plain": 1, "stand_in": 0, "for_scheduler": 1 if case != "another class" else 2}
 
 
+def test_the_hook_parses_a_state_once(counted):
+    hook = hook_at(0)
+    hook.load_state_dict(hook_at(33).state_dict())
+    assert hook.global_step == 33 and hook.lr_scheduler.get_last_lr() == hook_at(33).lr_scheduler.get_last_lr()
+    assert counted == {"check_plain": 1, "stand_in": 0, "for_scheduler": 1}
+
+
 def test_a_read_value_is_never_parsed_again(counted):
     value = read_state(hook_at(20).state_dict())
     assert counted["check_plain"] == 1

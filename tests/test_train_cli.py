@@ -31,6 +31,8 @@ def torchrun(nproc, *args, timeout=300):
 @pytest.mark.parametrize("args,needle", [
     (["--warmup-steps", "20", "--total-steps", "10"], "warmup_steps must be an int in [0, 9]"),
     (["--dp", "3"], "--dp 3 x --pp 1 x --tp 1 = 3 must equal the world size 1"),
+    (["--tp", "2"], "--dp auto: the world size 1 (the number of processes: 1 without torchrun) does not divide by "
+                    "--pp 1 x --tp 2 = 2; pass --dp, --pp and --tp whose product is 1"),
     (["--scheduler-arg", "oops"], "--scheduler-arg must be KEY=VALUE"),
     (["--scheduler-arg", "eta_min=abc"], "eta_min"),
     (["--scheduler-arg", "warmup_step=3"], "warmup_step"),
@@ -99,10 +101,10 @@ def test_the_refusal_is_printed_when_rank_0_refuses_last():
 @pytest.mark.multiprocess
 @pytest.mark.timeout(420)
 def test_resume_mismatch_names_the_flag_and_messages_come_from_rank_0_only(tmp_path):
-    """FSDP2 (dp2), tensor (tp2) and pipeline (pp2) runs print no warning; a changed schedule names
+    """FSDP2 (dp2: --dp auto on 2 ranks), tensor (tp2) and pipeline (pp2) runs print no warning; a changed schedule names
     --on-mismatch once; the choice is logged once."""
     ckpt = str(tmp_path / "ckpt")
-    first = torchrun(2, "--dp", "2", *SMALL, "--ckpt-dir", ckpt, "--save-every", "4", "--stop-at", "4")
+    first = torchrun(2, *SMALL, "--ckpt-dir", ckpt, "--save-every", "4", "--stop-at", "4")  # --dp auto: 2
     assert first.returncode == 0, first.stderr[-3000:]
     assert "Warning" not in first.stderr and "warn(" not in first.stderr, first.stderr[-3000:]
     refused = torchrun(2, "--dp", "1", "--tp", "2", *SMALL[2:], "--total-steps", "10", "--ckpt-dir", ckpt)

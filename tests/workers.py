@@ -7,7 +7,7 @@ import torch
 import torch.distributed as dist
 
 import colossal_sched as cs
-from colossal_sched.broadcast import LRDivergenceError
+from colossal_sched.errors import LRDivergenceError
 
 COLLECTIVES = ("broadcast", "all_reduce", "all_to_all_single", "all_gather", "all_gather_object", "broadcast_object_list", "barrier",
                "send", "recv", "isend", "irecv", "reduce", "gather", "scatter", "all_to_all", "reduce_scatter")
@@ -69,7 +69,7 @@ def lr_agreement(rank, world, shape, steps, sync_every, name, kwargs):
                 hook.step(n)
             seen.append([g["lr"] for g in opt.param_groups] + [g["momentum"] for g in opt.param_groups])
     return {"seen": seen, "calls": counter.calls, "syncs": len([n for n in range(steps) if n % sync_every == 0]),
-            "expected": [sched.lr_at(n) for n in range(steps)], "src": hook.broadcaster.src}
+            "expected": [sched.lr_at(n) for n in range(steps)], "src": hook.lr_sync.src}
 
 
 def perturbed(rank, world, mode):
@@ -89,7 +89,7 @@ def perturbed(rank, world, mode):
             out["error"] = str(e)
     out["warnings"] = [str(w.message) for w in caught if "differs" in str(w.message)]
     out["lrs"] = [g["lr"] for g in opt.param_groups]
-    out["divergences"] = hook.broadcaster.divergences
+    out["divergences"] = hook.lr_sync.divergences
     return out
 
 
@@ -277,8 +277,8 @@ def colossalai_groups(rank, world):
         hook = LRSchedulerHook(cs.LambdaLR(optimizer(), 20, lr_lambda=lambda t: 1.0 + rank), group=group)
         opt = hook.lr_scheduler.optimizer
         hook.step(5)
-        out[label] = {"lrs": [g["lr"] for g in opt.param_groups], "ranks": hook.broadcaster.ranks,
-                      "src": hook.broadcaster.src}
+        out[label] = {"lrs": [g["lr"] for g in opt.param_groups], "ranks": hook.lr_sync.ranks,
+                      "src": hook.lr_sync.src}
     return out
 
 
@@ -293,7 +293,7 @@ def late_process_group(rank, world):
     dist.destroy_process_group()
     opt = optimizer()
     hook = LRSchedulerHook(cs.LambdaLR(opt, 20, lr_lambda=lambda t: 1.0 + rank))  # only the sync makes them agree
-    assert hook.broadcaster is None
+    assert hook.lr_sync is None
     dist.init_process_group("gloo", rank=rank, world_size=world, init_method=f"tcp://127.0.0.1:{port[0]}")
     hook.step(4)
     return [g["lr"] for g in opt.param_groups]

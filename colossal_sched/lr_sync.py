@@ -1,4 +1,7 @@
-"""Cross-rank agreement: the source rank's lr, momentum and step on every rank, checked in one collective.
+"""The lr sync: the source rank's lr, momentum and step on every rank, checked in one collective.
+
+(The other cross-rank agreement, on checkpoint steps, is :mod:`colossal_sched.ckpt_agreement`; a new
+check of what every rank holds at each update goes into this module's row and :meth:`LRSync._verdict`.)
 
 Every sync is one ``all_to_all_single`` of a small int64 vector on a gloo side group: each rank sends
 every peer its requested global step, the step of its previous sync, its sync counter, the
@@ -8,6 +11,7 @@ refusal is raised by every rank of the group in the same sync, naming every disa
 """
 from __future__ import annotations
 
+import atexit
 import math
 import operator
 import warnings
@@ -24,6 +28,7 @@ from . import _validate as V
 from .base import ClosedFormLR, group_names
 from ._validate import MAX_FLOAT as _MAX_FLOAT
 from .errors import InvalidLRError, LayoutMismatchError, LRDivergenceWarning, LRDivergenceError, ReplanError, ScheduleMismatchError, SyncSequenceError
+from .teardown import close_at_exit
 
 ON_DIVERGENCE = ("fix", "warn", "raise")
 RELATIVE_TOLERANCE = 1e-12
@@ -34,12 +39,13 @@ _STEP, _PREV, _SEQ, _FINGERPRINT, _LAYOUT, _SYNC_EVERY, _HAS_MOMENTUM, _REFUSED,
 _HEADER = 9
 
 
-class _StepRefusal(ValueError):
-    """This rank's ``hook.step`` argument was refused: told to the group so no peer waits for it."""
+class StepRefusal(ValueError):
+    """A refusal to pass to :meth:`LRSync.sync`: this rank's global step is invalid (every rank raises ``ValueError``)."""
 
 
-class _LocalFailure(RuntimeError):
-    """This rank failed before a sync (e.g. its scheduler could not step): told to the group so no peer waits."""
+class LocalFailure(RuntimeError):
+    """A refusal to pass to :meth:`LRSync.sync` or :meth:`LRSync.defer`: this rank failed around a sync (e.g. its
+    scheduler could not step, its logging raised); every rank raises ``RuntimeError``."""
 
 
 def _divergence_message(rank: int, step: int, lrs: Any, src: int, src_step: int, src_lrs: Any, worst: float) -> str:
@@ -68,8 +74,8 @@ class _WarningRaised(RuntimeError):
 _REFUSALS = (
     (_WarningRaised, LRDivergenceError,
      "turned the divergence warning of their previous sync into an error (their warning filters)"),
-    (_LocalFailure, RuntimeError, "failed before the sync"),
-    (_StepRefusal, ValueError, "were given an invalid global_step"),
+    (LocalFailure, RuntimeError, "failed before the sync"),
+    (StepRefusal, ValueError, "were given an invalid global_step"),
     (None, ReplanError, "refused the re-plan"),  # any other refusal: a re-plan refused or failing
 )
 _REFUSAL_FLAGS = {kind: flag for flag, (kind, _, _) in enumerate(_REFUSALS, 1)}
@@ -165,6 +171,28 @@ def _spec_diffs(src: Any, mine: Any, prefix: str = "") -> list[tuple[str, Any, A
     return [] if src == mine else [(prefix.rstrip(".").removeprefix("hyperparams."), src, mine)]
 
 
+@dataclass(frozen=True)
+class SyncOptions:
+    """How the lr sync runs, validated once (by the hook at construction, before any process group exists).
+
+    Args:
+        group: Which ranks (see :func:`resolve_ranks`).
+        on_divergence (str): ``"fix"``, ``"warn"`` or ``"raise"``.
+        timeout (float): Seconds (at least 0.001) before a collective with a dead peer raises.
+        sync_every (int): The caller syncs on every ``sync_every``-th new step (used to count skipped syncs).
+    """
+
+    group: Any = None
+    on_divergence: str = "fix"
+    timeout: float = 60.0
+    sync_every: int = 1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "on_divergence", V.choice("on_divergence", self.on_divergence, ON_DIVERGENCE))
+        object.__setattr__(self, "timeout", V.real("timeout", self.timeout, low=MIN_TIMEOUT))
+        object.__setattr__(self, "sync_every", V.integer("sync_every", self.sync_every, 1))
+
+
 @dataclass
 class Disagreement:
     """The last sync in which ranks were off the source (the same on every rank of the group)."""
@@ -178,7 +206,7 @@ class Disagreement:
     message: str
 
 
-class LRBroadcaster:
+class LRSync:
     """Keep every rank of a group on the source rank's step, lrs and momenta, and refuse what cannot be fixed.
 
     At connection (construction), one ``all_gather_object`` exchanges each rank's param-group layout,
@@ -206,35 +234,29 @@ class LRBroadcaster:
       every rank raises :class:`~colossal_sched.errors.LRDivergenceError` instead); ``"raise"``
       :class:`~colossal_sched.errors.LRDivergenceError`.
 
+    The side group (and a sync still in flight) is torn down by :meth:`close`, which runs at interpreter
+    exit by itself (``atexit``): a gloo thread left to release a collective's tensors while the interpreter
+    finalises aborts the process (``terminate called without an active exception``).
+
     Args:
         scheduler (ClosedFormLR): The scheduler whose schedule is checked at connection.
-        group: Which ranks (see :func:`resolve_ranks`).
-        on_divergence (str): ``"fix"``, ``"warn"`` or ``"raise"``.
-        timeout (float): Seconds (at least 0.001) before a collective with a dead peer raises.
-        sync_every (int): The caller syncs on every ``sync_every``-th new step (used to count skipped syncs).
+        options (SyncOptions): Group, ``on_divergence``, ``timeout`` and ``sync_every``.
     """
 
-    def __init__(
-        self,
-        scheduler: ClosedFormLR,
-        group: Any = None,
-        *,
-        on_divergence: str = "fix",
-        timeout: float = 60.0,
-        sync_every: int = 1,
-    ) -> None:
+    def __init__(self, scheduler: ClosedFormLR, options: SyncOptions = SyncOptions()) -> None:
         if not dist.is_available() or not dist.is_initialized():
-            raise RuntimeError("LRBroadcaster needs torch.distributed initialised (torchrun, init_process_group)")
+            raise RuntimeError("LRSync needs torch.distributed initialised (torchrun, init_process_group)")
         if not isinstance(scheduler, ClosedFormLR):
             raise V.ArgumentTypeError(f"scheduler must be a colossal_sched scheduler, got {type(scheduler).__name__}")
-        self.on_divergence = V.choice("on_divergence", on_divergence, ON_DIVERGENCE)
-        self.timeout = V.real("timeout", timeout, low=MIN_TIMEOUT)
-        self.sync_every = V.integer("sync_every", sync_every, 1)
-        self.ranks, self.src = resolve_ranks(group)
+        if not isinstance(options, SyncOptions):
+            raise V.ArgumentTypeError(f"options must be a SyncOptions, got {type(options).__name__}")
+        self.on_divergence, self.timeout, self.sync_every = options.on_divergence, options.timeout, options.sync_every
+        self.ranks, self.src = resolve_ranks(options.group)
         self.rank = dist.get_rank()
-        self.process_group = dist.new_group(
+        self.process_group: Any = dist.new_group(
             self.ranks, backend="gloo", timeout=timedelta(seconds=self.timeout), use_local_synchronization=True
         )
+        self._close_at_exit = close_at_exit(self.close)
         self.syncs = 0
         self.divergences = 0  # syncs in which this rank was off the source
         self.fixes = 0  # ... and adopted the source's step and lrs ("fix" and "warn")
@@ -340,6 +362,8 @@ class LRBroadcaster:
         or a failure before the sync); every rank then raises (:class:`~colossal_sched.errors.ReplanError`,
         ``ValueError`` for a step, ``RuntimeError`` for a failure) naming the refusing ranks.
         """
+        if self.process_group is None:
+            raise RuntimeError("the lr sync was closed (LRSync.close, or the hook's close): no more syncs")
         if self._deferred is not None and refusal is None:
             refusal, self._deferred = self._deferred, None
         head = [0] * _HEADER
@@ -355,7 +379,7 @@ class LRBroadcaster:
             if not self._read_values(s):
                 head[_LAYOUT] = -1  # the param groups changed since the connection
         except Exception as e:
-            refusal = refusal or _LocalFailure(f"reading this rank's schedule and lrs for the sync failed: {type(e).__name__}: {e}")
+            refusal = refusal or LocalFailure(f"reading this rank's schedule and lrs for the sync failed: {type(e).__name__}: {e}")
             self._floats[:] = np.nan
         head[_REFUSED] = 0 if refusal is None else _REFUSAL_FLAGS.get(type(refusal), _REFUSAL_FLAGS[None])
         row = self._mine
@@ -404,6 +428,26 @@ class LRBroadcaster:
         rank alone would otherwise raise, e.g. rank 0's logging."""
         self._deferred = self._deferred or refusal
 
+    def close(self) -> None:
+        """Wait for a sync still in flight (its verdict is dropped) and destroy the side group, so no gloo
+        thread outlives the interpreter. Idempotent; runs at interpreter exit by itself. No sync after it."""
+        atexit.unregister(self._close_at_exit)
+        pending, self._pending = self._pending, None
+        group, self.process_group = self.process_group, None
+        if group is None:
+            return
+        try:
+            if pending is not None and pending[0] is not None:
+                pending[0].wait()
+        except Exception:  # a peer gone at exit: nothing left to agree on
+            pass
+        finally:
+            if dist.is_initialized():  # else torch destroyed every group with the default one
+                try:
+                    dist.destroy_process_group(group)
+                except ValueError:  # destroyed already (e.g. by destroy_process_group() of every group)
+                    pass
+
     def reset_sequence(self) -> None:
         """Forget the previous sync's step (after a resume: the step may jump; every rank resumes alike)."""
         self._prev_request = _UNKNOWN
@@ -419,7 +463,7 @@ class LRBroadcaster:
         if (table[:, _LAYOUT] != self._layout_key).any():
             bad = [r for r, row in zip(ranks, table) if row[_LAYOUT] != self._layout_key]
             raise LayoutMismatchError(
-                f"ranks {bad}: param groups changed since the broadcaster connected (the group's layout {self.layout}); "
+                f"ranks {bad}: param groups changed since the lr sync connected (the group's layout {self.layout}); "
                 "build the hook again on every rank after changing param groups"
             )
         if table[:, _REFUSED].any():  # every refusing rank named under its reason; the first reason's error type

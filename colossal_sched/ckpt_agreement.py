@@ -1,4 +1,7 @@
-"""Cross-rank verdicts for checkpoint steps that must not go ahead on a subset of ranks.
+"""Checkpoint agreement: cross-rank verdicts for checkpoint steps that must not go ahead on a subset of ranks.
+
+(The other cross-rank agreement, on every update's lr and step, is :mod:`colossal_sched.lr_sync`; a new
+check that a checkpoint step makes goes through :func:`agree` here.)
 
 * :func:`agree` (the run lock, the checkpoint to resume from): every rank contributes a few integers
   and, optionally, its own refusal; one ``all_reduce(MAX)`` of a small int64 tensor (the values and
