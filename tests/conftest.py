@@ -31,12 +31,14 @@ def optimizer():
 
 
 def pytest_collection_modifyitems(items):
-    """Files whose tests start torchrun jobs first: ``-n 2 --dist loadfile`` (pytest.ini) then gives each worker
-    a long file at the start and fills in with short ones, instead of ending on one long file alone."""
+    """Long files first: ``-n 2 --dist loadgroup`` (pytest.ini) then starts each worker on a long group (the
+    two-node jobs, the fault-resume jobs) and fills in with short tests, instead of ending on a long one alone.
+    A file's length is guessed from its marks: ``multinode`` first, then the longest ``timeout`` it declares."""
     def weight(item):
-        return -(2 * bool(item.get_closest_marker("multinode")) + bool(item.get_closest_marker("multiprocess")))
+        timeout = item.get_closest_marker("timeout")
+        return (bool(item.get_closest_marker("multinode")), timeout.args[0] if timeout and timeout.args else 0)
 
     heaviest = {}
     for item in items:
-        heaviest[item.path] = min(heaviest.get(item.path, 0), weight(item))
-    items.sort(key=lambda item: heaviest[item.path])  # stable: the order within a file is kept
+        heaviest[item.path] = max(heaviest.get(item.path, (False, 0)), weight(item))
+    items.sort(key=lambda item: heaviest[item.path], reverse=True)  # stable: the order within a file is kept

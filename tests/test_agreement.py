@@ -9,7 +9,7 @@ import pytest
 import agreement_workers as aw
 from distributed import free_port, run
 
-pytestmark = [pytest.mark.multiprocess]
+pytestmark = [pytest.mark.multiprocess, pytest.mark.xdist_group("agreement")]  # one world per size for all
 
 NAMES = list(aw.SCENARIOS)
 

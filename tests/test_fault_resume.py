@@ -11,9 +11,9 @@ import shutil
 import pytest
 
 from colossal_sched.checkpoint import latest_checkpoint
-from torchrun import kill_job, lrs_by_step, read_log, start, train, wait_for_pause
+from torchrun import closed_form, kill_job, lrs_by_step, read_log, start, train, wait_for_pause
 
-pytestmark = [pytest.mark.multiprocess]
+pytestmark = [pytest.mark.multiprocess, pytest.mark.xdist_group("fault_resume")]  # one killed job for all
 
 TOTAL = 30
 COMMON = ["--total-steps", TOTAL, "--warmup-steps", 4, "--scheduler", "CosineAnnealingWarmupLR",
@@ -21,19 +21,8 @@ COMMON = ["--total-steps", TOTAL, "--warmup-steps", 4, "--scheduler", "CosineAnn
 LAYOUTS = {2: ["--dp", 1, "--pp", 2, "--tp", 1], 4: ["--dp", 2, "--pp", 1, "--tp", 2], 8: ["--dp", 2, "--pp", 2, "--tp", 2]}
 
 
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
-    d = tmp_path_factory.mktemp("uninterrupted")
-    proc = train(4, *LAYOUTS[4], *COMMON, "--ckpt-dir", d / "ckpt", "--lr-log", d / "lr.jsonl")
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
-    by_step = lrs_by_step(read_log(d / "lr.jsonl"))
-    assert sorted(by_step) == list(range(TOTAL))
-    reference = {}
-    for step, per_rank in by_step.items():
-        assert sorted(per_rank) == [0, 1, 2, 3]
-        assert len({tuple(v) for v in per_rank.values()}) == 1, f"ranks disagree at step {step}"
-        reference[step] = per_rank[0]
-    return reference
+#: every update's lr in an uninterrupted run: the closed form of the job's schedule (``torchrun.closed_form``)
+UNINTERRUPTED = closed_form(*COMMON, steps=range(TOTAL))
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +58,7 @@ def check_resumed(log, reference, start_step, nranks):
 
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("nranks", [2, 8])
-def test_sigkilled_job_resumes_on_another_world_size_with_the_exact_lr_curve(tmp_path, uninterrupted, killed, nranks):
+def test_sigkilled_job_resumes_on_another_world_size_with_the_exact_lr_curve(tmp_path, killed, nranks):
     work = tmp_path / "run"
     shutil.copytree(killed / "ckpt", work / "ckpt")
     proc = train(nranks, *LAYOUTS[nranks], *COMMON, "--ckpt-dir", work / "ckpt", "--lr-log", work / "lr.jsonl", "--resume")
@@ -77,11 +66,11 @@ def test_sigkilled_job_resumes_on_another_world_size_with_the_exact_lr_curve(tmp
     assert f"at step 15 on {nranks} ranks" in proc.stdout
     assert "taking over the stale lock" in proc.stderr and "is gone" in proc.stderr  # the killed run's pid
     assert not os.path.exists(work / "ckpt" / ".colossal_sched.lock")  # released at the clean exit
-    check_resumed(work / "lr.jsonl", uninterrupted, 15, nranks)
+    check_resumed(work / "lr.jsonl", UNINTERRUPTED, 15, nranks)
 
 
 @pytest.mark.timeout(600)
-def test_kill_during_a_save_leaves_the_previous_checkpoint_to_resume_from(tmp_path, uninterrupted):
+def test_kill_during_a_save_leaves_the_previous_checkpoint_to_resume_from(tmp_path):
     ckpt = tmp_path / "ckpt"
     proc = train(4, *LAYOUTS[4], *COMMON, "--ckpt-dir", ckpt, "--lr-log", tmp_path / "first.jsonl",
                  faults="kill_during_save=15")
@@ -92,7 +81,7 @@ def test_kill_during_a_save_leaves_the_previous_checkpoint_to_resume_from(tmp_pa
     proc = train(4, *LAYOUTS[4], *COMMON, "--ckpt-dir", ckpt, "--lr-log", tmp_path / "lr.jsonl", "--resume")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     assert "at step 10 on 4 ranks" in proc.stdout
-    check_resumed(tmp_path / "lr.jsonl", uninterrupted, 10, 4)
+    check_resumed(tmp_path / "lr.jsonl", UNINTERRUPTED, 10, 4)
     assert not os.path.exists(ckpt / "step_00000015.partial") and latest_checkpoint(str(ckpt)).endswith("step_00000030")
 
 

@@ -1,6 +1,6 @@
 """Issue #13: train.py across two torchrun agents ("nodes"), in two network namespaces, through torchrun's
-elastic restarts and the loss of a node; every update's lr equals a single-node uninterrupted run's."""
-import os
+elastic restarts and the loss of a node; every update's lr equals the closed form of the job's schedule
+(``torchrun.closed_form``: train.py's own schedule at each step, what an uninterrupted single-node run writes)."""
 import os
 import subprocess
 import time
@@ -8,7 +8,10 @@ import time
 import pytest
 
 from multinode import RUN_MULTI_NODE, kill_tree, leftovers, netns_pair, start_nodes, wait_all
-from torchrun import ROOT, read_log, train
+from torchrun import ROOT, closed_form, read_log
+
+# one worker runs these one after another: two-node jobs side by side would starve each other's rendezvous heartbeats
+pytestmark = [pytest.mark.xdist_group("multinode")]
 
 
 TOTAL = 12
@@ -17,20 +20,8 @@ COMMON = ["--total-steps", TOTAL, "--warmup-steps", 3, "--scheduler", "CosineAnn
 LAYOUTS = {"dp2xtp2": ["--dp", 2, "--tp", 2], "dp2xpp2": ["--dp", 2, "--pp", 2]}
 
 
-@pytest.fixture(scope="module")
-def single_node(tmp_path_factory):
-    """{layout: {step: lr}} of an uninterrupted single-node run, after checking every rank agreed."""
-    out = {}
-
-    def get(layout):
-        if layout not in out:
-            d = tmp_path_factory.mktemp(f"single_{layout}")
-            proc = train(4, *LAYOUTS[layout], *COMMON, "--lr-log", d / "lr.jsonl", timeout=240)
-            assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
-            out[layout] = check_every_rank(read_log(d / "lr.jsonl"), range(TOTAL), range(4), reference=None)
-        return out[layout]
-
-    return get
+#: every update's lr: the closed form of the job's schedule, which an uninterrupted single-node run writes too
+REFERENCE = closed_form(*COMMON, steps=range(TOTAL))
 
 
 def check_every_rank(rows, steps, ranks, reference):
@@ -72,7 +63,7 @@ def finish(nodes, workdir, timeout):
 @pytest.mark.multinode
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("layout", ["dp2xtp2", "dp2xpp2"])
-def test_two_nodes_give_every_rank_the_single_node_lr(tmp_path, single_node, layout):
+def test_two_nodes_give_every_rank_the_lr_of_the_schedule(tmp_path, layout):
     """dp2 x tp2 with two torchrun commands; dp2 x pp2 with launch_scripts/run_multi_node.sh on each node."""
     log = tmp_path / "lr.jsonl"
     if layout == "dp2xtp2":
@@ -82,7 +73,7 @@ def test_two_nodes_give_every_rank_the_single_node_lr(tmp_path, single_node, lay
                             script_env={"DP": 2, "PP": 2, "TP": 1, "CKPT_DIR": tmp_path / "ckpt"})
     codes = finish(nodes, tmp_path, 240)
     assert codes == [0, 0], "\n".join(n.log[-3000:] for n in nodes)
-    check_every_rank(read_log(log), range(TOTAL), range(4), single_node(layout))
+    check_every_rank(read_log(log), range(TOTAL), range(4), REFERENCE)
     assert "done: 12 updates" in nodes[0].log  # global rank 0 lives on node 0, ranks 2 and 3 on node 1
     if layout == "dp2xpp2":
         printed = [line for line in nodes[1].log.splitlines() if line.startswith("+ ")]
@@ -110,7 +101,7 @@ def test_multi_node_launcher_documents_its_arguments_and_uses_the_venv(tmp_path)
 @pytest.mark.multiprocess
 @pytest.mark.multinode
 @pytest.mark.timeout(300)
-def test_two_nodes_in_two_network_namespaces(tmp_path, single_node):
+def test_two_nodes_in_two_network_namespaces(tmp_path):
     try:
         pair = netns_pair()
         netns = pair.__enter__()
@@ -125,7 +116,7 @@ def test_two_nodes_in_two_network_namespaces(tmp_path, single_node):
     finally:
         pair.__exit__(None, None, None)
     assert not netns.exists(), "network namespaces left behind"
-    check_every_rank(read_log(log), range(TOTAL), range(4), single_node("dp2xtp2"))
+    check_every_rank(read_log(log), range(TOTAL), range(4), REFERENCE)
 
 
 @pytest.mark.multiprocess
@@ -148,10 +139,10 @@ def test_without_a_shared_filesystem_the_first_checkpoint_is_refused_on_every_ra
 @pytest.mark.multinode
 @pytest.mark.timeout(420)
 @pytest.mark.parametrize("repeat", range(2))
-def test_worker_killed_by_fault_is_restarted_and_resumes_exactly(tmp_path, single_node, repeat):
+def test_worker_killed_by_fault_is_restarted_and_resumes_exactly(tmp_path, repeat):
     """One worker ``os._exit``s before update 7 (rank 1 on node 0, then rank 3 on node 1); torchrun
     --max-restarts 2 restarts both nodes' workers, which resume from step 5 and finish."""
-    reference = single_node("dp2xtp2")
+    reference = REFERENCE
     log, ckpt = tmp_path / "lr.jsonl", tmp_path / "ckpt"
     victim = [1, 3][repeat]
     nodes = start_nodes(tmp_path, [*LAYOUTS["dp2xtp2"], *COMMON, "--lr-log", log, "--ckpt-dir", ckpt, "--save-every", 5],
@@ -174,10 +165,10 @@ def test_worker_killed_by_fault_is_restarted_and_resumes_exactly(tmp_path, singl
 @pytest.mark.multiprocess
 @pytest.mark.multinode
 @pytest.mark.timeout(420)
-def test_node_loss_the_remaining_node_reforms_the_job_and_resumes_exactly(tmp_path, single_node):
+def test_node_loss_the_remaining_node_reforms_the_job_and_resumes_exactly(tmp_path):
     """``--nnodes 1:2``, dp=auto x tp2: node 1's whole tree is SIGKILLed while its ranks wait before update 8;
     node 0's agent restarts its workers as a world of 2 (dp1 x tp2), which resume from step 6."""
-    reference = single_node("dp2xtp2")
+    reference = REFERENCE
     log, ckpt, faults = tmp_path / "lr.jsonl", tmp_path / "ckpt", tmp_path / "faults"
     faults.mkdir()
     nodes = start_nodes(tmp_path, ["--dp", "auto", "--tp", 2, *COMMON, "--lr-log", log, "--ckpt-dir", ckpt, "--save-every", 3],

@@ -88,6 +88,20 @@ def read_log(path):
     return rows
 
 
+def closed_form(*args, steps):
+    """``{step: lrs}``: ``lr_at`` of the schedule train.py builds from ``args`` (its own ``parse_args`` and
+    ``build_scheduler``; layout flags left out), what every rank of an uninterrupted run writes at each update
+    (tests/test_replan.py and test_hooks_distributed.py check that of real runs)."""
+    import torch
+
+    from launch_scripts import train as script
+
+    parsed = script.parse_args([*map(str, args), "--ckpt-dir", "unused"])  # so that --save-every parses; nothing is written
+    stand_in = torch.optim.AdamW(script.param_groups(torch.nn.Linear(1, 1), parsed.lr), lr=parsed.lr)
+    sched = script.build_scheduler(parsed, stand_in)
+    return {step: sched.lr_at(step) for step in steps}
+
+
 def lrs_by_step(rows):
     """{step: {rank: lr}}."""
     out = {}
