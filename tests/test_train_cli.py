@@ -7,7 +7,7 @@ import sys
 import pytest
 
 import forked
-from torchrun import ROOT, command
+from torchrun import ROOT, command, run_job
 
 TRAIN = os.path.join(ROOT, "launch_scripts", "train.py")
 SMALL = ["--total-steps", "8", "--warmup-steps", "2", "--log-every", "4", "--layers", "2"]
@@ -24,8 +24,7 @@ def plain(*args, timeout=300, runner=subprocess.run):
 def torchrun(nproc, *args, timeout=300):
     """torchrun as a user runs it, warnings not silenced."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
-    return subprocess.run(command(nproc, *args), cwd=ROOT, env={**env, "OMP_NUM_THREADS": "1"}, capture_output=True,
-                          text=True, timeout=timeout)
+    return run_job(command(nproc, *args), {**env, "OMP_NUM_THREADS": "1"}, timeout)
 
 
 @pytest.mark.parametrize("args,needle", [
@@ -91,8 +90,7 @@ def test_the_refusal_is_printed_when_rank_0_refuses_last():
     """torchrun stops every worker as soon as one exits: the other ranks exit only once rank 0 has printed."""
     late = [sys.executable, *command(2)[1:-1], os.path.join(ROOT, "tests", "late_rank0.py"), "--dp", "2", *SMALL,
             "--warmup-steps", "9"]
-    out = subprocess.run(late, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
-                         timeout=240)
+    out = run_job(late, {**os.environ, "OMP_NUM_THREADS": "1"}, timeout=240)
     assert out.returncode != 0
     lines = [line for line in (out.stdout + out.stderr).splitlines() if "error:" in line and "warmup_steps" in line]
     assert len(lines) == 1 and "warmup_steps must be an int in [0, 7]" in lines[0], out.stderr[-2000:]

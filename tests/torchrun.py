@@ -27,8 +27,14 @@ def environment(faults=None, fault_dir=None):
 
 def train(nproc, *args, timeout=300, faults=None, fault_dir=None):
     """Run the job to its end; past ``timeout`` every process of its tree is killed (none outlives the test)."""
-    proc = subprocess.Popen(command(nproc, *args), cwd=ROOT, env=environment(faults, fault_dir), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    return run_job(command(nproc, *args), environment(faults, fault_dir), timeout)
+
+
+def run_job(cmd, env, timeout):
+    """``subprocess.run(cmd, capture_output=True, text=True)`` for a torchrun job: past ``timeout`` (or on
+    pytest-timeout's interrupt) the agent and every worker are killed, not only the agent."""
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     try:
         out, err = proc.communicate(timeout=timeout)
     except BaseException:  # the timeout, or pytest-timeout's interrupt
@@ -42,6 +48,13 @@ def start(nproc, *args, faults=None, fault_dir=None):
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
+def ended_early(proc):
+    """What a job that ended too soon printed: its workers' error lines first (torchrun's summary buries them)."""
+    out = proc.stdout.read()
+    errors = [line for line in out.splitlines() if "Error" in line and "ChildFailedError" not in line][:20]
+    return "job ended early:\n" + "\n".join(errors) + "\n...\n" + out[-3000:]
+
+
 def wait_for_pause(fault_dir, ranks, proc, timeout=240):
     """Wait until every rank in ``ranks`` wrote its ``paused.rank<R>`` marker (``pause_at_update``)."""
     deadline = time.monotonic() + timeout
@@ -49,7 +62,7 @@ def wait_for_pause(fault_dir, ranks, proc, timeout=240):
     while time.monotonic() < deadline:
         if all(os.path.exists(m) for m in markers):
             return
-        assert proc.poll() is None, f"job ended early:\n{proc.stdout.read()[-3000:]}"
+        assert proc.poll() is None, ended_early(proc)
         time.sleep(0.1)
     raise AssertionError(f"ranks {list(ranks)} never paused")
 
@@ -74,7 +87,7 @@ def wait_for_step(log_path, step, proc, timeout=240):
     while time.monotonic() < deadline:
         if os.path.exists(log_path) and any(r["step"] >= step for r in read_log(log_path)):
             return
-        assert proc.poll() is None, f"job ended early:\n{proc.stdout.read()[-3000:]}"
+        assert proc.poll() is None, ended_early(proc)
         time.sleep(0.2)
     raise AssertionError(f"step {step} never logged")
 
