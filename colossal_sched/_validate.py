@@ -109,10 +109,8 @@ def short(value: Any, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 15] + f"... ({len(text)} chars)"
 
 
-def real(
-    name: str, value: Any, *, low: float | None = None, high: float | None = None, low_open: bool = False,
-    high_open: bool = False,
-) -> float:
+def real(name: str, value: Any, *, low: float | None = None, high: float | None = None, low_open: bool = False,
+         high_open: bool = False) -> float:
     """``value`` as a finite ``float`` in ``[low, high]`` (``(low`` with ``low_open``, ``high)`` with ``high_open``)."""
     lo = "-inf" if low is None else repr(float(low))
     hi = "inf)" if high is None else repr(float(high)) + (")" if high_open else "]")

@@ -81,12 +81,8 @@ def _payload(scheduler_state: Mapping[str, Any], global_step: int | None, layout
 
 
 # ---------------------------------------------------------------- resume rules
-def resume(
-    scheduler: ClosedFormLR,
-    saved: Mapping[str, Any] | SavedState,
-    on_mismatch: str = "raise",
-    logger: Callable[[str], None] | None = None,
-) -> ClosedFormLR:
+def resume(scheduler: ClosedFormLR, saved: Mapping[str, Any] | SavedState, on_mismatch: str = "raise",
+           logger: Callable[[str], None] | None = None) -> ClosedFormLR:
     """Continue ``scheduler`` from a saved state; returns the scheduler to train with.
 
     The saved schedule (class, every hyperparameter, base lrs) is compared with the one the run
@@ -184,15 +180,8 @@ class AgreedFileSystemWriter(FileSystemWriter):
         return super().prepare_global_plan([dataclasses.replace(p, storage_data=None) for p in plans])
 
 
-def save_dcp(
-    state: dict[str, Any],
-    checkpoint_dir: str,
-    step: int,
-    on_written: Callable[[], None] | None = None,
-    *,
-    lock: RunLock | None = None,
-    group: Any = None,
-) -> str:
+def save_dcp(state: dict[str, Any], checkpoint_dir: str, step: int, on_written: Callable[[], None] | None = None, *,
+             lock: RunLock | None = None, group: Any = None) -> str:
     """``dcp.save(state)`` into ``checkpoint_dir/step_XXXXXXXX``, agreed by every rank and published atomically.
 
     1. Agreement, inside ``dcp.save``'s own planning collective (:class:`AgreedFileSystemWriter`):
