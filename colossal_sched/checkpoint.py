@@ -36,7 +36,7 @@ from . import _validate as V
 from .base import ClosedFormLR, stand_in_optimizer, unchanged_on_error
 from .ckpt_lock import LOCK_FILE, RunLock
 from .errors import CheckpointError, ScheduleMismatchError
-from .ckpt_agreement import agree, describe_refusals, fingerprint, share_verdict
+from .ckpt_agreement import agree, describe_refusals, fingerprint, is_coordinator, share_verdict
 from .state import FORMAT_VERSION, HOOK_KEY, MAX_STATE_CHARS, SavedState, group_names, read_state, unpack_state
 from .safe_reader import SafeFileSystemReader, SafeLoadPlanner, missing_files, read_metadata_file
 
@@ -49,16 +49,6 @@ _TMP_SUFFIX = ".partial"
 
 
 # ------------------------------------------------------------------ shared bits
-def _is_coordinator(group: Any = None) -> bool:
-    """Rank 0 of ``group`` (the world by default), or any process without ``torch.distributed``."""
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank(group) == 0
-
-
-def _barrier() -> None:
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-
-
 def world_layout(extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The world a checkpoint was written from (kept for information; never required to match)."""
     world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
@@ -95,10 +85,7 @@ def resume(scheduler: ClosedFormLR, saved: Mapping[str, Any] | SavedState, on_mi
     kept: a refusal (:class:`CheckpointError`, :class:`ScheduleMismatchError`) leaves the scheduler and
     its optimizer exactly as they were.
     """
-    V.choice("on_mismatch", on_mismatch, ON_MISMATCH)
-    saved = read_state(saved)
-    with _refused_unchanged(scheduler):
-        return _resume(scheduler, saved, on_mismatch, logger or log.warning)
+    return restore(scheduler, saved, on_mismatch, logger)
 
 
 def _resume(scheduler: ClosedFormLR, saved: SavedState, on_mismatch: str, say: Callable[[str], None]) -> ClosedFormLR:
@@ -205,7 +192,7 @@ def save_dcp(state: dict[str, Any], checkpoint_dir: str, step: int, on_written: 
     final = os.path.join(checkpoint_dir, f"step_{step:08d}")
     tmp = final + _TMP_SUFFIX
     refusal = None
-    if _is_coordinator(group):
+    if is_coordinator(group):
         try:
             os.makedirs(checkpoint_dir, exist_ok=True)
             links = [p for p in (final, tmp) if os.path.islink(p)]
@@ -229,7 +216,7 @@ def save_dcp(state: dict[str, Any], checkpoint_dir: str, step: int, on_written: 
     if on_written is not None:
         on_written()
     error = None
-    if _is_coordinator(group):
+    if is_coordinator(group):
         try:
             if not os.path.isfile(os.path.join(tmp, ".metadata")):
                 raise CheckpointError(f"{tmp}: no .metadata was written")
@@ -359,7 +346,7 @@ def save_booster_state(obj: Any, checkpoint_dir: str, layout: Mapping[str, Any] 
     waits for it. ``layout`` (e.g. dp/pp/tp sizes) is stored for information.
     """
     path = os.path.join(checkpoint_dir, BOOSTER_FILE)
-    if _is_coordinator():
+    if is_coordinator():
         os.makedirs(checkpoint_dir, exist_ok=True)
         payload = _payload(*unpack_state(obj.state_dict()), layout)
         tmp = path + ".tmp"
@@ -369,7 +356,8 @@ def save_booster_state(obj: Any, checkpoint_dir: str, layout: Mapping[str, Any] 
             os.fsync(f.fileno())
         os.replace(tmp, path)
         _fsync_dir(checkpoint_dir)
-    _barrier()
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
     return path
 
 
@@ -403,11 +391,11 @@ def read_booster_state(checkpoint: str) -> SavedState:
 
 def load_booster_state(obj: Any, checkpoint: str, on_mismatch: str = "raise") -> ClosedFormLR:
     """Restore a scheduler or hook from :func:`save_booster_state`'s file or ColossalAI's own."""
-    saved = read_booster_state(checkpoint)
-    return restore(obj, saved, on_mismatch)
+    return restore(obj, read_booster_state(checkpoint), on_mismatch)
 
 
-def restore(obj: Any, saved: Mapping[str, Any] | SavedState, on_mismatch: str = "raise") -> ClosedFormLR:
+def restore(obj: Any, saved: Mapping[str, Any] | SavedState, on_mismatch: str = "raise",
+            logger: Callable[[str], None] | None = None) -> ClosedFormLR:
     """Apply :func:`resume` to a scheduler, or to a hook (then its global step follows).
 
     Nothing changes on a refusal: neither the scheduler, its optimizer, nor the hook's global step.
@@ -417,7 +405,7 @@ def restore(obj: Any, saved: Mapping[str, Any] | SavedState, on_mismatch: str = 
     scheduler = obj.lr_scheduler if hook is not None else obj
     saved = read_state(saved)
     with _refused_unchanged(scheduler, hook):
-        chosen = _resume(scheduler, saved, on_mismatch, log.warning)
+        chosen = _resume(scheduler, saved, on_mismatch, logger or log.warning)
         if hook is not None:
             hook.lr_scheduler = chosen
             hook.step(V.step("global_step", chosen.last_epoch if saved.global_step is None else saved.global_step))

@@ -33,6 +33,11 @@ def fingerprint(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=7).digest(), "big")
 
 
+def is_coordinator(group: Any = None) -> bool:
+    """Rank 0 of ``group`` (the world by default), or any process without ``torch.distributed``."""
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank(group) == 0
+
+
 def _device(group: Any) -> torch.device:
     if dist.get_backend(group) == "nccl":
         return torch.device("cuda", torch.cuda.current_device())

@@ -21,11 +21,9 @@ import time
 import uuid
 from typing import Any
 
-import torch.distributed as dist
-
 from . import _validate as V
 from .errors import CheckpointError
-from .ckpt_agreement import agree
+from .ckpt_agreement import agree, is_coordinator
 from .teardown import close_at_exit
 
 log = logging.getLogger("colossal_sched")
@@ -49,10 +47,6 @@ def _pid_alive(pid: int) -> bool:
     except (PermissionError, OverflowError, ValueError):
         return True  # exists (another user's), or not a pid we can judge
     return True
-
-
-def _coordinator() -> bool:
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
 class RunLock:
@@ -87,7 +81,7 @@ class RunLock:
     def acquire(self, group: Any = None) -> "RunLock":
         """Take the lock on rank 0; every rank returns, or every rank raises the same :class:`CheckpointError`."""
         error = None
-        if _coordinator():
+        if is_coordinator():
             try:
                 self._take()
             except (CheckpointError, OSError) as e:
@@ -117,7 +111,7 @@ class RunLock:
 
     def verify(self) -> None:
         """Raise :class:`CheckpointError` if this run no longer holds the lock (coordinator only; else a no-op)."""
-        if not _coordinator():
+        if not is_coordinator():
             return
         record = self.owner()
         if not self.held or record is None or record.get("token") != self._token:

@@ -279,10 +279,7 @@ def _load_config(path: str) -> dict[str, Any]:
         except ImportError:
             raise UsageError("CONFIG: reading YAML needs pyyaml: pip install pyyaml (or give a .json config)") from None
     try:
-        if is_yaml:
-            data = yaml.safe_load(text)
-        else:
-            data = json.loads(text)
+        data = yaml.safe_load(text) if is_yaml else json.loads(text)
     except Exception as e:
         raise UsageError(f"CONFIG: cannot parse {path}: {str(e).splitlines()[0]}") from None
     if not isinstance(data, dict):

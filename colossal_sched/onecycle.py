@@ -46,7 +46,6 @@ class Anneal(Phase):
         return [b + h * x for b, h in self.terms]
 
 
-
 class OneCycleLR(PhasedLR):
     r"""The 1cycle policy with torch's formulas; ``max_lr`` is each group's lr at construction.
 
