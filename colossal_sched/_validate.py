@@ -118,11 +118,8 @@ def real(name: str, value: Any, *, low: float | None = None, high: float | None 
     if not _is_real(value):
         raise ArgumentTypeError(f"{name} must be a finite float in {allowed}, got {short(value)} ({type(value).__name__})")
     value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite float in {allowed}, got {value}")
-    if low is not None and (value < low or (low_open and value == low)):
-        raise ValueError(f"{name} must be a finite float in {allowed}, got {value}")
-    if high is not None and (value > high or (high_open and value == high)):
+    if not math.isfinite(value) or (low is not None and (value < low or (low_open and value == low))) or (
+            high is not None and (value > high or (high_open and value == high))):
         raise ValueError(f"{name} must be a finite float in {allowed}, got {value}")
     return value
 

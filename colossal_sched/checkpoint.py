@@ -1,19 +1,9 @@
 """Scheduler state inside sharded checkpoints (torch.distributed.checkpoint and ColossalAI Booster).
 
-* DCP: schedulers and :class:`hooks.LRSchedulerHook` are ``Stateful``; pass them in the state
-  dict given to ``dcp.save``/``dcp.load``. :func:`save_dcp` adds agreement and an atomic publish
-  (the ranks agree on step and directory first; a checkpoint is complete once its directory has
-  its final name, and it gets that name only with every storage file its ``.metadata`` names),
-  :func:`read_dcp_state` reads the saved scheduler state back on one process, with no collective
-  and no pickle of code (:class:`SafeFileSystemReader`, ``weights_only=True``), at any world size.
-* :class:`RunLock`: one run per checkpoint directory.
-* Booster: :func:`save_booster_state` / :func:`load_booster_state` keep the state as JSON beside
-  the shards that ``booster.save_model(..., shard=True)`` writes.
-* :func:`resume` applies the resume rules: a different schedule raises unless ``on_mismatch``
-  says which one to keep.
-
-Reading and checking a state is :mod:`colossal_sched.state`'s (:func:`~colossal_sched.state.read_state`);
-this module holds the file IO and the resume decision.
+This module holds the file IO and the resume decision: :func:`save_dcp` (agreed and published atomically),
+:func:`latest_checkpoint`, :func:`read_dcp_state` (one process, no pickle of code), the Booster JSON
+(:func:`save_booster_state` / :func:`load_booster_state`) and :func:`resume` / :func:`restore`. Reading and
+checking a state is :func:`colossal_sched.state.read_state`'s; one run per directory is :class:`RunLock`'s.
 """
 from __future__ import annotations
 
@@ -75,15 +65,10 @@ def resume(scheduler: ClosedFormLR, saved: Mapping[str, Any] | SavedState, on_mi
            logger: Callable[[str], None] | None = None) -> ClosedFormLR:
     """Continue ``scheduler`` from a saved state; returns the scheduler to train with.
 
-    The saved schedule (class, every hyperparameter, base lrs) is compared with the one the run
-    built. Identical: the state is loaded. Different: ``"raise"`` (default) lists each differing
-    field with both values; ``"use_checkpoint"`` keeps the checkpoint's schedule; ``"use_current"``
-    keeps the new one and continues from the saved step. The choice is logged with the old and
-    new lr at that step. Either way the optimizer holds the lr of the saved step afterwards.
-
-    The state is read once (:func:`~colossal_sched.state.read_state`) and checked before anything is
-    kept: a refusal (:class:`CheckpointError`, :class:`ScheduleMismatchError`) leaves the scheduler and
-    its optimizer exactly as they were.
+    The saved schedule (class, every hyperparameter, base lrs) is compared with the one the run built.
+    Identical: the state is loaded. Different: ``"raise"`` (default) lists each differing field with both
+    values; ``"use_checkpoint"`` keeps the checkpoint's schedule, ``"use_current"`` the new one from the
+    saved step (logged with both lrs). A refusal leaves the scheduler and its optimizer as they were.
     """
     return restore(scheduler, saved, on_mismatch, logger)
 
@@ -169,19 +154,11 @@ class AgreedFileSystemWriter(FileSystemWriter):
 
 def save_dcp(state: dict[str, Any], checkpoint_dir: str, step: int, on_written: Callable[[], None] | None = None, *,
              lock: RunLock | None = None, group: Any = None) -> str:
-    """``dcp.save(state)`` into ``checkpoint_dir/step_XXXXXXXX``, agreed by every rank and published atomically.
-
-    1. Agreement, inside ``dcp.save``'s own planning collective (:class:`AgreedFileSystemWriter`):
-       every rank must pass the same ``step`` and ``checkpoint_dir``, and the coordinator must be able
-       to write there (no symlink in the way; ``lock``, if given, still this run's). Otherwise every
-       rank raises the same :class:`CheckpointError`, naming ranks and values, before any shard is written.
-    2. The shards and ``.metadata`` go to ``step_XXXXXXXX.partial``; ``dcp.save`` returns once every
-       rank's files are written.
-    3. The coordinator checks that every storage file the metadata names is there (and the lock), then
-       renames the directory to its final name; every rank learns the outcome in one ``broadcast``.
-
-    ``on_written`` runs on every rank between 2 and 3 (a fault-injection point for tests).
-    An existing ``step_XXXXXXXX`` directory is replaced; a symlink of that name is refused, never followed.
+    """``dcp.save(state)`` into ``checkpoint_dir/step_XXXXXXXX``, agreed by every rank and published atomically
+    (README's "Publishing"): the ranks agree on step and directory inside ``dcp.save``'s planning
+    (:class:`AgreedFileSystemWriter`), the shards go to ``step_XXXXXXXX.partial``, and the coordinator renames
+    it once every storage file its ``.metadata`` names is there; every rank learns the outcome in one
+    ``broadcast``. ``on_written`` runs on every rank before the rename (a fault-injection point for tests).
     """
     import torch.distributed.checkpoint as dcp
 

@@ -1,13 +1,7 @@
-"""One run per checkpoint directory: a lock file taken with an atomic create.
-
-``<checkpoint dir>/.colossal_sched.lock`` holds JSON ``{"run_id", "host", "pid", "start_time", "token",
-"lease_s"}``; its modification time is the heartbeat, refreshed by a background thread every
-``lease_s / 4`` seconds. Rank 0 takes it (``os.open(O_CREAT | O_EXCL)``) and every rank learns the
-outcome in one collective, so a refusal reaches every rank. A lock is taken over, with a warning,
-when it is stale: its process is gone (same host), or its heartbeat is older than ``lease_s``
-(any host, so on a filesystem shared by several nodes a crashed run's lock frees itself after the
-lease; clocks must agree to well within it). The same run (same ``run_id``: by default torchrun's
-``TORCHELASTIC_RUN_ID``, so the new workers of a restarted job) takes its own lock back.
+"""One run per checkpoint directory: ``<dir>/.colossal_sched.lock``, taken by rank 0 with an atomic create
+(``O_CREAT | O_EXCL``), its mtime a heartbeat refreshed every ``lease_s / 4`` seconds; every rank learns the
+outcome in one collective. When a lock counts as stale (its process gone, or no heartbeat for ``lease_s``) or
+as this run's own (same ``run_id``): README's "One run per checkpoint directory".
 """
 from __future__ import annotations
 

@@ -118,11 +118,9 @@ class MultiplicativeLR(_LambdaBase):
 
     .. math:: \mathrm{lr}_g(t) = \mathrm{lr}_g(t - 1) \cdot f_g(t) = \mathrm{base}_g \prod_{i=1}^{\min(t, T)} f_g(i)
 
-    The running product is a pure function of the step (``lr_at`` gives the same answer whatever
-    was called before) computed by multiplying in step order from the nearest cached product:
-    ``step()`` costs one factor, a jump of ``d`` steps ``d`` factors the first time (products are
-    cached every 1024 steps and where a jump leaves). It is kept in ``state_dict``, so a resume continues from the saved
-    product :math:`P_s` (steps after ``s`` multiply onto it, earlier ones are computed from step 0).
+    The running product is a pure function of the step, multiplied in step order from the nearest cached
+    product (every 1024 steps, and where a jump leaves). It is kept in ``state_dict``: a resume continues
+    from the saved product :math:`P_s` (steps after ``s`` multiply onto it, earlier ones start from step 0).
 
     Args:
         optimizer (:class:`torch.optim.Optimizer`): Wrapped optimizer.

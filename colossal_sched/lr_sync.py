@@ -40,33 +40,11 @@ class LRSync:
     """Keep every rank of a group on the source rank's step, lrs and momenta, and refuse what cannot be fixed.
 
     At connection (construction), one ``all_gather_object`` exchanges each rank's param-group layout,
-    schedule spec and base lrs. Named groups are matched by name across ranks (pipeline stages may
-    hold different groups; a group's reference value is the source's where it holds the group, else
-    the first holder's at the source's step); unnamed groups only match an identical layout.
-    Duplicate or empty group names and unmatched layouts raise
-    :class:`~colossal_sched.errors.LayoutMismatchError`, a different schedule (class, any
-    hyperparameter, a re-plan, the base lr of a matched group) raises
-    :class:`~colossal_sched.errors.ScheduleMismatchError`, on every rank, whatever ``on_divergence``.
-
-    Each :meth:`sync` is one ``all_to_all_single`` on a gloo group created once with ``timeout`` (an
-    NCCL job adds no host-device synchronisation; a dead peer raises instead of hanging). Then, on
-    every rank alike:
-
-    * a different schedule fingerprint or layout: the errors above;
-    * a different sync counter, or a rank whose step moved by another amount since its previous sync
-      than the source's (a skipped or extra call): :class:`~colossal_sched.errors.SyncSequenceError`;
-    * a refusal on any rank (an invalid step, a re-plan refused, a scheduler that failed to step, param
-      groups changed): every rank raises the same error;
-    * a different step, or an lr/momentum (read from the optimizer) more than 1e-12 relative off its
-      reference: ``on_divergence`` -- ``"fix"`` the rank adopts the source's step and lrs and momenta (the
-      closed form at that step for groups the source does not hold); ``"warn"`` also warns, naming rank,
-      both steps and both lrs (where a diverging rank's warning filters would turn it into an exception,
-      every rank raises :class:`~colossal_sched.errors.LRDivergenceError` instead); ``"raise"``
-      :class:`~colossal_sched.errors.LRDivergenceError`.
-
-    The side group (and a sync still in flight) is torn down by :meth:`close`, which runs at interpreter
-    exit by itself (``atexit``): a gloo thread left to release a collective's tensors while the interpreter
-    finalises aborts the process (``terminate called without an active exception``).
+    schedule spec and base lrs: unmatched layouts raise :class:`~colossal_sched.errors.LayoutMismatchError`,
+    another schedule :class:`~colossal_sched.errors.ScheduleMismatchError`, on every rank. Each :meth:`sync`
+    is one ``all_to_all_single`` on a gloo group created once with ``timeout``; the checks it makes, in
+    order, and what ``on_divergence`` does are README's "Cross-rank agreement". :meth:`close` (also run at
+    interpreter exit) tears the side group down, so no gloo thread outlives the interpreter.
 
     Args:
         scheduler (ClosedFormLR): The scheduler whose schedule is checked at connection.
@@ -96,11 +74,6 @@ class LRSync:
         self._prev_request = _UNKNOWN
         self._pending: tuple[Any, int, Exception | None] | None = None
         self._connect(scheduler)
-
-    @property
-    def collectives(self) -> int:
-        """Collectives issued by :meth:`sync` (one per sync), for tests and benchmarks."""
-        return self.syncs
 
     # ------------------------------------------------------------ connection
     def _connect(self, s: ClosedFormLR) -> None:
