@@ -172,7 +172,5 @@ def unknown_kwargs(cls_name: str, kwargs: dict, accepted: Iterable[str]) -> None
     accepted = sorted(accepted)
     bad = sorted(set(kwargs) - set(accepted))
     if bad:
-        raise TypeError(
-            f"{cls_name} got unexpected keyword argument(s) {bad}; "
-            f"besides its named parameters it accepts only {accepted}"
-        )
+        raise TypeError(f"{cls_name} got unexpected keyword argument(s) {bad}; besides its named parameters it accepts "
+                        f"only {accepted}")

@@ -116,11 +116,8 @@ class ClosedFormLR(LRScheduler):
         return {0, self.total_steps}
 
     def _check_range(self) -> None:
-        """Refuse a schedule whose lr is not finite and ``>= 0`` somewhere in ``[0, total_steps]``.
-
-        Called at construction and before a load is committed; :meth:`_critical_steps` are enough
-        because every formula is monotone between them.
-        """
+        """Refuse a schedule whose lr is not finite and ``>= 0`` somewhere in ``[0, total_steps]`` (at construction
+        and before a load is committed); :meth:`_critical_steps` are enough: every formula is monotone between them."""
         if self.total_steps > V.MAX_STEP:
             raise ValueError(f"total_steps must be an int in [1, 2**62], got {self.total_steps}")
         for t in sorted(self._critical_steps()):
@@ -210,9 +207,7 @@ class ClosedFormLR(LRScheduler):
 
     def momentum_table(self, steps: Iterable[int] | np.ndarray) -> np.ndarray | None:
         """``momentum_at`` for many steps at once, or None if momentum is not cycled."""
-        if self._momenta(0, SCALAR) is None:
-            return None
-        return self._table(steps, self._momenta)
+        return None if self._momenta(0, SCALAR) is None else self._table(steps, self._momenta)
 
     def _table(self, steps: Iterable[int] | np.ndarray, fn: Any) -> np.ndarray:
         tc = np.minimum(V.steps("steps", steps), self.total_steps, dtype=np.float64)
@@ -433,10 +428,8 @@ def stand_in_optimizer(lrs: Iterable[float], names: Iterable[str | None] | None 
 def unchanged_on_error(scheduler: ClosedFormLR, hook: Any = None) -> Iterator[None]:
     """Put ``scheduler`` (its attributes and its optimizer's param-group settings, a tensor lr's value
     included) and ``hook``'s attributes back as they were if the body raises: the one rollback of
-    construction, :meth:`~ClosedFormLR.load_state_dict` and ``checkpoint.resume`` / ``restore``.
-
-    Attributes are kept by reference: what the body changes it rebinds (a load configures, a step writes),
-    never mutates in place.
+    construction, :meth:`~ClosedFormLR.load_state_dict` and ``checkpoint.restore``. Attributes are kept by
+    reference: what the body changes it rebinds (a load configures, a step writes), never mutates in place.
     """
     groups = scheduler.optimizer.param_groups
     kept = [(dict(g), {k: v.clone() for k, v in g.items() if isinstance(v, torch.Tensor)}) for g in groups]

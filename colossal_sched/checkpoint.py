@@ -14,8 +14,7 @@ import os
 import re
 import shutil
 import warnings
-from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 import torch.distributed as dist
@@ -104,18 +103,6 @@ def _resume(scheduler: ClosedFormLR, saved: SavedState, on_mismatch: str, say: C
     old = chosen.lr_at(step) if saved.native and chosen.rebuildable else state.get("last_lr")
     say(f"resume at step {step}: keeping the checkpoint's schedule ({fields}); lr {new} (current) -> {old} (checkpoint)")
     return chosen
-
-
-@contextmanager
-def _refused_unchanged(scheduler: ClosedFormLR, hook: Any = None) -> Iterator[None]:
-    """:func:`~colossal_sched.base.unchanged_on_error`, with any error but a refusal reported as a refused state."""
-    try:
-        with unchanged_on_error(scheduler, hook):
-            yield
-    except (ValueError, TypeError, KeyError, OverflowError, RecursionError) as e:
-        if isinstance(e, (CheckpointError, ScheduleMismatchError)):
-            raise
-        raise CheckpointError(f"scheduler state refused: {type(e).__name__}: {V.short(str(e), 600)}") from None
 
 
 def _saved_lr(saved: SavedState, state: dict[str, Any], step: int, names: list[str | None]) -> Any:
@@ -347,16 +334,13 @@ def read_booster_state(checkpoint: str) -> SavedState:
         raise CheckpointError(f"no scheduler state at {path}")
     if os.path.getsize(path) > MAX_STATE_CHARS:
         raise CheckpointError(f"{path}: {os.path.getsize(path)} bytes, more than the {MAX_STATE_CHARS} a scheduler state may have")
-    if path.endswith(".json"):
+    if path.endswith(".json"):  # save_booster_state's payload: read as a hook's packed state is
+        with open(path, "rb") as f:
+            packed = {HOOK_KEY: f.read()}
         try:
-            with open(path, "rb") as f:
-                payload = json.loads(f.read())
-        except (ValueError, RecursionError) as e:
-            raise CheckpointError(f"{path}: corrupt or truncated scheduler state ({type(e).__name__}: "
-                                  f"{V.short(str(e), 200)})") from None
-        if not isinstance(payload, Mapping) or not isinstance(payload.get("scheduler"), Mapping):
-            raise CheckpointError(f"{path}: not a colossal_sched scheduler state (no 'scheduler' entry)")
-        return read_state(payload)
+            return read_state(packed)
+        except CheckpointError as e:
+            raise CheckpointError(f"{path}: {e}") from None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
@@ -381,11 +365,16 @@ def restore(obj: Any, saved: Mapping[str, Any] | SavedState, on_mismatch: str = 
     hook = obj if hasattr(obj, "lr_scheduler") else None
     scheduler = obj.lr_scheduler if hook is not None else obj
     saved = read_state(saved)
-    with _refused_unchanged(scheduler, hook):
-        chosen = _resume(scheduler, saved, on_mismatch, logger or log.warning)
-        if hook is not None:
-            hook.lr_scheduler = chosen
-            hook.step(V.step("global_step", chosen.last_epoch if saved.global_step is None else saved.global_step))
+    try:
+        with unchanged_on_error(scheduler, hook):  # any error but a refusal is reported as a refused state
+            chosen = _resume(scheduler, saved, on_mismatch, logger or log.warning)
+            if hook is not None:
+                hook.lr_scheduler = chosen
+                hook.step(V.step("global_step", chosen.last_epoch if saved.global_step is None else saved.global_step))
+    except (ValueError, TypeError, KeyError, OverflowError, RecursionError) as e:
+        if isinstance(e, (CheckpointError, ScheduleMismatchError)):
+            raise
+        raise CheckpointError(f"scheduler state refused: {type(e).__name__}: {V.short(str(e), 600)}") from None
     return chosen
 
 

@@ -31,7 +31,7 @@ from .teardown import close_at_exit
 from .sync_protocol import (
     _FINGERPRINT, _HAS_MOMENTUM, _HEADER, _LAYOUT, _PREV, _REFUSAL_FLAGS, _REFUSALS, _REFUSED, _SEQ, _STEP,
     _SYNC_EVERY, _UNKNOWN, _WARN_IS_ERROR, MIN_TIMEOUT, ON_DIVERGENCE, RELATIVE_TOLERANCE, Disagreement, LocalFailure,
-    StepRefusal, SyncOptions, _divergence_message, _holders, _layout_key, _spec_diffs, _warning_is_error,
+    StepRefusal, SyncOptions, _divergence_message, _layout_key, _spec_diffs, _warning_is_error,
     _WarningRaised, group_layout, layout_problem, resolve_ranks, union_layout,
 )
 
@@ -79,8 +79,7 @@ class LRSync:
     def _connect(self, s: ClosedFormLR) -> None:
         layout = group_layout(s.optimizer)
         options = {"on_divergence": self.on_divergence, "sync_every": self.sync_every}
-        mine = {"layout": layout, "problem": layout_problem(s.optimizer), "spec": s.schedule_spec(),
-                "base": dict(zip(layout, s.base_lrs)), "options": options}
+        mine = {"layout": layout, "problem": layout_problem(s.optimizer), "options": options, **_schedule(s)}
         everyone: list[Any] = [None] * len(self.ranks)
         dist.all_gather_object(everyone, mine, group=self.process_group)
         bad = [(r, e["problem"]) for r, e in zip(self.ranks, everyone) if e["problem"]]
@@ -104,7 +103,7 @@ class LRSync:
                 f"param groups cannot be matched to source rank {self.src}'s layout {layouts[i_src]}: {detail} "
                 "(give the groups a 'name' so stages holding different groups can be matched by name)"
             )
-        self._holder = np.array(_holders(layouts, union, self._order))
+        self._holder = np.array([next(i for i in self._order if k in layouts[i]) for k in union])  # first holders
         self._check_specs([e["spec"] for e in everyone], [e["base"] for e in everyone])
         self.layout = union
         self._index = [union.index(k) for k in layout]
@@ -185,9 +184,8 @@ class LRSync:
             refusal = refusal or LocalFailure(f"reading this rank's schedule and lrs for the sync failed: {type(e).__name__}: {e}")
             self._floats[:] = np.nan
         head[_REFUSED] = 0 if refusal is None else _REFUSAL_FLAGS.get(type(refusal), _REFUSAL_FLAGS[None])
-        row = self._mine
-        row[:_HEADER] = head
-        self._rows[:] = row
+        self._mine[:_HEADER] = head
+        self._rows[:] = self._mine
         work = dist.all_to_all_single(self._recv, self._send, group=self.process_group, async_op=async_op)
         self.syncs += 1
         self._prev_request = requested
@@ -401,8 +399,7 @@ class LRSync:
     def _fingerprint_mismatch(self, s: ClosedFormLR) -> None:
         """Every rank is here together: gather the specs (a second collective, on this failure path only) and raise."""
         everyone: list[Any] = [None] * len(self.ranks)
-        dist.all_gather_object(everyone, {"spec": s.schedule_spec(), "base": dict(zip(group_layout(s.optimizer), s.base_lrs))},
-                               group=self.process_group)
+        dist.all_gather_object(everyone, _schedule(s), group=self.process_group)
         self._check_specs([e["spec"] for e in everyone], [e["base"] for e in everyone])
         fps = self._table[:, _FINGERPRINT]
         i_src = self._i_src
@@ -411,6 +408,11 @@ class LRSync:
             f"ranks {ranks} synced another schedule fingerprint than source rank {self.src}, although their schedule "
             "specs and base lrs now compare equal (a schedule changed during the sync?)"
         )
+
+
+def _schedule(s: ClosedFormLR) -> dict[str, Any]:
+    """What ranks compare at connection, and again where fingerprints differ: the spec and each group's base lr."""
+    return {"spec": s.schedule_spec(), "base": dict(zip(group_layout(s.optimizer), s.base_lrs))}
 
 
 def _held_values(values: list[Any], scheduled: Callable[[], list[float]]) -> list[Any]:

@@ -229,7 +229,6 @@ class OneCycleLR(PhasedLR):
         return {"max_lrs": list(self.max_lrs)}
 
     def _load_extra_state(self, state: dict[str, Any]) -> None:
-        self._compiled = None  # the levels follow max_lrs
         if "max_lrs" in state:
             max_lrs = state["max_lrs"]
             if not isinstance(max_lrs, list) or len(max_lrs) != len(self.base_lrs):

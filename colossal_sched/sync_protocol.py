@@ -145,11 +145,6 @@ def union_layout(layouts: list[list[str]], i_src: int) -> list[str] | None:
     return union
 
 
-def _holders(layouts: list[list[str]], union: list[str], order: list[int]) -> list[int]:
-    """For each group of ``union``, the position of the first rank in ``order`` (the source first) holding it."""
-    return [next(i for i in order if k in layouts[i]) for k in union]
-
-
 def _spec_diffs(src: Any, mine: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
     """``(field, source value, this value)`` for every leaf where two schedule specs differ."""
     if isinstance(src, dict) and isinstance(mine, dict):
