@@ -19,10 +19,6 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, Integral) and not isinstance(value, bool)
 
 
-def _is_real(value: Any) -> bool:
-    return isinstance(value, Real) and not isinstance(value, bool)
-
-
 def integer(name: str, value: Any, minimum: int) -> int:
     """``value`` as an ``int`` that is ``>= minimum``."""
     if not _is_int(value):
@@ -115,7 +111,7 @@ def real(name: str, value: Any, *, low: float | None = None, high: float | None 
     lo = "-inf" if low is None else repr(float(low))
     hi = "inf)" if high is None else repr(float(high)) + (")" if high_open else "]")
     allowed = f"{'(' if low_open or low is None else '['}{lo}, {hi}"
-    if not _is_real(value):
+    if not isinstance(value, Real) or isinstance(value, bool):
         raise ArgumentTypeError(f"{name} must be a finite float in {allowed}, got {short(value)} ({type(value).__name__})")
     value = float(value)
     if not math.isfinite(value) or (low is not None and (value < low or (low_open and value == low))) or (

@@ -258,9 +258,8 @@ def _terminal_plot(steps: np.ndarray, tables, total: int, width: int = 72, heigh
         for c, r in zip(cols, rows):
             grid[r][c] = marks[k % len(marks)]
     lines = [f"{top:10.3e} |" + "".join(grid[0])] + ["           |" + "".join(row) for row in grid[1:-1]]
-    lines.append(f"{0.0:10.3e} |" + "".join(grid[-1]))
-    lines.append("           +" + "-" * width)
-    lines.append(f"            0{'step'.center(width - 2 - len(str(total)))}{total}")
+    lines += [f"{0.0:10.3e} |" + "".join(grid[-1]), "           +" + "-" * width,
+              f"            0{'step'.center(width - 2 - len(str(total)))}{total}"]
     lines += [f"  {marks[k % len(marks)]} {label}" for k, (label, _, _) in enumerate(tables)]
     return "\n".join(lines)
 

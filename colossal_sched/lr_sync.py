@@ -61,9 +61,8 @@ class LRSync:
         self.on_divergence, self.timeout, self.sync_every = options.on_divergence, options.timeout, options.sync_every
         self.ranks, self.src = resolve_ranks(options.group)
         self.rank = dist.get_rank()
-        self.process_group: Any = dist.new_group(
-            self.ranks, backend="gloo", timeout=timedelta(seconds=self.timeout), use_local_synchronization=True
-        )
+        self.process_group: Any = dist.new_group(self.ranks, backend="gloo", timeout=timedelta(seconds=self.timeout),
+                                                 use_local_synchronization=True)
         self._close_at_exit = close_at_exit(self.close)
         self.syncs = 0
         self.divergences = 0  # syncs in which this rank was off the source
