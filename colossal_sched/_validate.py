@@ -19,10 +19,6 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, Integral) and not isinstance(value, bool)
 
 
-def _is_real(value: Any) -> bool:
-    return isinstance(value, Real) and not isinstance(value, bool)
-
-
 def integer(name: str, value: Any, minimum: int) -> int:
     """``value`` as an ``int`` that is ``>= minimum``."""
     if not _is_int(value):
@@ -109,22 +105,17 @@ def short(value: Any, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 15] + f"... ({len(text)} chars)"
 
 
-def real(
-    name: str, value: Any, *, low: float | None = None, high: float | None = None, low_open: bool = False,
-    high_open: bool = False,
-) -> float:
+def real(name: str, value: Any, *, low: float | None = None, high: float | None = None, low_open: bool = False,
+         high_open: bool = False) -> float:
     """``value`` as a finite ``float`` in ``[low, high]`` (``(low`` with ``low_open``, ``high)`` with ``high_open``)."""
     lo = "-inf" if low is None else repr(float(low))
     hi = "inf)" if high is None else repr(float(high)) + (")" if high_open else "]")
     allowed = f"{'(' if low_open or low is None else '['}{lo}, {hi}"
-    if not _is_real(value):
+    if not isinstance(value, Real) or isinstance(value, bool):
         raise ArgumentTypeError(f"{name} must be a finite float in {allowed}, got {short(value)} ({type(value).__name__})")
     value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite float in {allowed}, got {value}")
-    if low is not None and (value < low or (low_open and value == low)):
-        raise ValueError(f"{name} must be a finite float in {allowed}, got {value}")
-    if high is not None and (value > high or (high_open and value == high)):
+    if not math.isfinite(value) or (low is not None and (value < low or (low_open and value == low))) or (
+            high is not None and (value > high or (high_open and value == high))):
         raise ValueError(f"{name} must be a finite float in {allowed}, got {value}")
     return value
 
@@ -177,7 +168,5 @@ def unknown_kwargs(cls_name: str, kwargs: dict, accepted: Iterable[str]) -> None
     accepted = sorted(accepted)
     bad = sorted(set(kwargs) - set(accepted))
     if bad:
-        raise TypeError(
-            f"{cls_name} got unexpected keyword argument(s) {bad}; "
-            f"besides its named parameters it accepts only {accepted}"
-        )
+        raise TypeError(f"{cls_name} got unexpected keyword argument(s) {bad}; besides its named parameters it accepts "
+                        f"only {accepted}")

@@ -50,13 +50,7 @@ REGISTRY: dict[str, type["ClosedFormLR"]] = {}
 class ClosedFormLR(LRScheduler):
     r"""Base of every colossal_sched scheduler: the lr at step :math:`t` is a closed-form function
     :math:`\mathrm{lr}_g(t) = f_g(\min(t, T))` of the number of scheduler steps taken
-    (``last_epoch``), never of the optimizer's current lr.
-
-    Subclasses implement ``_configure(**hyperparams)`` (each hyperparameter's name, default and
-    check: ``hyperparams``, kept in ``state_dict``, are its parameters) and ``_lrs(t, ops)`` (the
-    formula, written once for a scalar step and for an array of steps; :class:`~colossal_sched.plan.PhasedLR`
-    writes it from ``_plan``); their constructor, with ColossalAI's signature, ends in
-    ``super().__init__(**self._arguments(locals()))``. See the module docstring.
+    (``last_epoch``), never of the optimizer's current lr. How to write one: the module docstring.
     """
 
     hyperparams: tuple[str, ...] = ("total_steps",)
@@ -70,10 +64,8 @@ class ClosedFormLR(LRScheduler):
     total_steps: int
 
     def __init_subclass__(cls, abstract: bool = False, **kwargs: Any) -> None:
-        """A scheduler is declared once: its ``_configure`` holds each hyperparameter's name, default and
-        check, and ``hyperparams`` (what ``state_dict``, the fingerprint and ``colossal-sched list`` use) are its
-        parameters unless the class lists them. A concrete class of this package is registered by name
-        (``SCHEDULERS``, ``build_lr_scheduler``) when it is defined."""
+        """``hyperparams`` are ``_configure``'s parameters unless the class lists them; a concrete class of this
+        package is registered by name (``SCHEDULERS``, ``build_lr_scheduler``) when it is defined."""
         super().__init_subclass__(**kwargs)
         if "_configure" in cls.__dict__ and "hyperparams" not in cls.__dict__:
             cls.hyperparams = tuple(list(inspect.signature(cls._configure).parameters)[1:])
@@ -124,11 +116,8 @@ class ClosedFormLR(LRScheduler):
         return {0, self.total_steps}
 
     def _check_range(self) -> None:
-        """Refuse a schedule whose lr is not finite and ``>= 0`` somewhere in ``[0, total_steps]``.
-
-        Called at construction and before a load is committed; :meth:`_critical_steps` are enough
-        because every formula is monotone between them.
-        """
+        """Refuse a schedule whose lr is not finite and ``>= 0`` somewhere in ``[0, total_steps]`` (at construction
+        and before a load is committed); :meth:`_critical_steps` are enough: every formula is monotone between them."""
         if self.total_steps > V.MAX_STEP:
             raise ValueError(f"total_steps must be an int in [1, 2**62], got {self.total_steps}")
         for t in sorted(self._critical_steps()):
@@ -218,9 +207,7 @@ class ClosedFormLR(LRScheduler):
 
     def momentum_table(self, steps: Iterable[int] | np.ndarray) -> np.ndarray | None:
         """``momentum_at`` for many steps at once, or None if momentum is not cycled."""
-        if self._momenta(0, SCALAR) is None:
-            return None
-        return self._table(steps, self._momenta)
+        return None if self._momenta(0, SCALAR) is None else self._table(steps, self._momenta)
 
     def _table(self, steps: Iterable[int] | np.ndarray, fn: Any) -> np.ndarray:
         tc = np.minimum(V.steps("steps", steps), self.total_steps, dtype=np.float64)
@@ -264,13 +251,9 @@ class ClosedFormLR(LRScheduler):
         self._write(step, lrs, momenta)
 
     def write(self, step: int, lrs: list[float], momenta: list[float] | None = None) -> None:
-        """Put ``lrs`` (and ``momenta``) into the optimizer as the values of ``step``.
-
-        ``step()``, ``step_to()`` and the rank-0 broadcast all end here; a tensor lr is filled in
-        place (no host-device synchronisation). ``step`` is validated, and an lr that is not finite
-        and ``>= 0`` (or a momentum outside ``[0, 1)``) raises :class:`InvalidLRError` before
-        anything is written.
-        """
+        """Put ``lrs`` (and ``momenta``) into the optimizer as the values of ``step`` (a tensor lr is filled in
+        place); an lr that is not finite and ``>= 0``, or a momentum outside ``[0, 1)``, raises
+        :class:`InvalidLRError` before anything is written."""
         step = V.step("step", step)
         if not all(0.0 <= lr <= V.MAX_FLOAT for lr in lrs) or (momenta is not None and not all(0.0 <= m < 1.0 for m in momenta)):
             raise InvalidLRError(
@@ -333,14 +316,11 @@ class ClosedFormLR(LRScheduler):
     def load_state_dict(self, state_dict: dict[str, Any] | SavedState, strict: bool = True) -> None:
         """Restore a state and write that step's lrs into the optimizer; all or nothing.
 
-        Accepts this package's states and those of torch's and colossalai's schedulers of the
-        same name (or their :class:`~colossal_sched.state.SavedState`, read once). A state from another
-        class, or with other hyperparameters, raises :class:`ScheduleMismatchError` naming every
-        differing field; with ``strict=False`` it is accepted (with a warning): the saved hyperparameters
-        are adopted where the class is the same, the saved step is taken in any case. The saved base lrs
-        are always adopted (the optimizer's ``initial_lr`` may already hold the resumed run's lr), with a
-        warning where they differ from this scheduler's. A malformed state raises :class:`CheckpointError`;
-        any refusal leaves the scheduler and optimizer as they were.
+        Accepts this package's states, torch's and colossalai's of the same name, or a
+        :class:`~colossal_sched.state.SavedState`. Another class or other hyperparameters raise
+        :class:`ScheduleMismatchError`; with ``strict=False`` they are accepted with a warning (the saved
+        hyperparameters where the class is the same, the saved step in any case). The saved base lrs are
+        always adopted, with a warning where they differ. A malformed state raises :class:`CheckpointError`.
         """
         state = read_state(state_dict).for_scheduler(self)
         saved_lrs, base_lrs = state["base_lrs"], list(self.base_lrs)
@@ -448,10 +428,8 @@ def stand_in_optimizer(lrs: Iterable[float], names: Iterable[str | None] | None 
 def unchanged_on_error(scheduler: ClosedFormLR, hook: Any = None) -> Iterator[None]:
     """Put ``scheduler`` (its attributes and its optimizer's param-group settings, a tensor lr's value
     included) and ``hook``'s attributes back as they were if the body raises: the one rollback of
-    construction, :meth:`~ClosedFormLR.load_state_dict` and ``checkpoint.resume`` / ``restore``.
-
-    Attributes are kept by reference: what the body changes it rebinds (a load configures, a step writes),
-    never mutates in place.
+    construction, :meth:`~ClosedFormLR.load_state_dict` and ``checkpoint.restore``. Attributes are kept by
+    reference: what the body changes it rebinds (a load configures, a step writes), never mutates in place.
     """
     groups = scheduler.optimizer.param_groups
     kept = [(dict(g), {k: v.clone() for k, v in g.items() if isinstance(v, torch.Tensor)}) for g in groups]
@@ -475,8 +453,6 @@ def _as_float(value: Any) -> Any:
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, list):
+    if isinstance(value, (tuple, list)):
         return [_plain(v) for v in value]
     return value

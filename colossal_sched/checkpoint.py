@@ -1,19 +1,9 @@
 """Scheduler state inside sharded checkpoints (torch.distributed.checkpoint and ColossalAI Booster).
 
-* DCP: schedulers and :class:`hooks.LRSchedulerHook` are ``Stateful``; pass them in the state
-  dict given to ``dcp.save``/``dcp.load``. :func:`save_dcp` adds agreement and an atomic publish
-  (the ranks agree on step and directory first; a checkpoint is complete once its directory has
-  its final name, and it gets that name only with every storage file its ``.metadata`` names),
-  :func:`read_dcp_state` reads the saved scheduler state back on one process, with no collective
-  and no pickle of code (:class:`SafeFileSystemReader`, ``weights_only=True``), at any world size.
-* :class:`RunLock`: one run per checkpoint directory.
-* Booster: :func:`save_booster_state` / :func:`load_booster_state` keep the state as JSON beside
-  the shards that ``booster.save_model(..., shard=True)`` writes.
-* :func:`resume` applies the resume rules: a different schedule raises unless ``on_mismatch``
-  says which one to keep.
-
-Reading and checking a state is :mod:`colossal_sched.state`'s (:func:`~colossal_sched.state.read_state`);
-this module holds the file IO and the resume decision.
+This module holds the file IO and the resume decision: :func:`save_dcp` (agreed and published atomically),
+:func:`latest_checkpoint`, :func:`read_dcp_state` (one process, no pickle of code), the Booster JSON
+(:func:`save_booster_state` / :func:`load_booster_state`) and :func:`resume` / :func:`restore`. Reading and
+checking a state is :func:`colossal_sched.state.read_state`'s; one run per directory is :class:`RunLock`'s.
 """
 from __future__ import annotations
 
@@ -24,8 +14,7 @@ import os
 import re
 import shutil
 import warnings
-from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 import torch.distributed as dist
@@ -36,7 +25,7 @@ from . import _validate as V
 from .base import ClosedFormLR, stand_in_optimizer, unchanged_on_error
 from .ckpt_lock import LOCK_FILE, RunLock
 from .errors import CheckpointError, ScheduleMismatchError
-from .ckpt_agreement import agree, describe_refusals, fingerprint, share_verdict
+from .ckpt_agreement import agree, describe_refusals, fingerprint, is_coordinator, share_verdict
 from .state import FORMAT_VERSION, HOOK_KEY, MAX_STATE_CHARS, SavedState, group_names, read_state, unpack_state
 from .safe_reader import SafeFileSystemReader, SafeLoadPlanner, missing_files, read_metadata_file
 
@@ -49,16 +38,6 @@ _TMP_SUFFIX = ".partial"
 
 
 # ------------------------------------------------------------------ shared bits
-def _is_coordinator(group: Any = None) -> bool:
-    """Rank 0 of ``group`` (the world by default), or any process without ``torch.distributed``."""
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank(group) == 0
-
-
-def _barrier() -> None:
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-
-
 def world_layout(extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The world a checkpoint was written from (kept for information; never required to match)."""
     world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
@@ -81,28 +60,16 @@ def _payload(scheduler_state: Mapping[str, Any], global_step: int | None, layout
 
 
 # ---------------------------------------------------------------- resume rules
-def resume(
-    scheduler: ClosedFormLR,
-    saved: Mapping[str, Any] | SavedState,
-    on_mismatch: str = "raise",
-    logger: Callable[[str], None] | None = None,
-) -> ClosedFormLR:
+def resume(scheduler: ClosedFormLR, saved: Mapping[str, Any] | SavedState, on_mismatch: str = "raise",
+           logger: Callable[[str], None] | None = None) -> ClosedFormLR:
     """Continue ``scheduler`` from a saved state; returns the scheduler to train with.
 
-    The saved schedule (class, every hyperparameter, base lrs) is compared with the one the run
-    built. Identical: the state is loaded. Different: ``"raise"`` (default) lists each differing
-    field with both values; ``"use_checkpoint"`` keeps the checkpoint's schedule; ``"use_current"``
-    keeps the new one and continues from the saved step. The choice is logged with the old and
-    new lr at that step. Either way the optimizer holds the lr of the saved step afterwards.
-
-    The state is read once (:func:`~colossal_sched.state.read_state`) and checked before anything is
-    kept: a refusal (:class:`CheckpointError`, :class:`ScheduleMismatchError`) leaves the scheduler and
-    its optimizer exactly as they were.
+    The saved schedule (class, every hyperparameter, base lrs) is compared with the one the run built.
+    Identical: the state is loaded. Different: ``"raise"`` (default) lists each differing field with both
+    values; ``"use_checkpoint"`` keeps the checkpoint's schedule, ``"use_current"`` the new one from the
+    saved step (logged with both lrs). A refusal leaves the scheduler and its optimizer as they were.
     """
-    V.choice("on_mismatch", on_mismatch, ON_MISMATCH)
-    saved = read_state(saved)
-    with _refused_unchanged(scheduler):
-        return _resume(scheduler, saved, on_mismatch, logger or log.warning)
+    return restore(scheduler, saved, on_mismatch, logger)
 
 
 def _resume(scheduler: ClosedFormLR, saved: SavedState, on_mismatch: str, say: Callable[[str], None]) -> ClosedFormLR:
@@ -136,18 +103,6 @@ def _resume(scheduler: ClosedFormLR, saved: SavedState, on_mismatch: str, say: C
     old = chosen.lr_at(step) if saved.native and chosen.rebuildable else state.get("last_lr")
     say(f"resume at step {step}: keeping the checkpoint's schedule ({fields}); lr {new} (current) -> {old} (checkpoint)")
     return chosen
-
-
-@contextmanager
-def _refused_unchanged(scheduler: ClosedFormLR, hook: Any = None) -> Iterator[None]:
-    """:func:`~colossal_sched.base.unchanged_on_error`, with any error but a refusal reported as a refused state."""
-    try:
-        with unchanged_on_error(scheduler, hook):
-            yield
-    except (ValueError, TypeError, KeyError, OverflowError, RecursionError) as e:
-        if isinstance(e, (CheckpointError, ScheduleMismatchError)):
-            raise
-        raise CheckpointError(f"scheduler state refused: {type(e).__name__}: {V.short(str(e), 600)}") from None
 
 
 def _saved_lr(saved: SavedState, state: dict[str, Any], step: int, names: list[str | None]) -> Any:
@@ -184,28 +139,13 @@ class AgreedFileSystemWriter(FileSystemWriter):
         return super().prepare_global_plan([dataclasses.replace(p, storage_data=None) for p in plans])
 
 
-def save_dcp(
-    state: dict[str, Any],
-    checkpoint_dir: str,
-    step: int,
-    on_written: Callable[[], None] | None = None,
-    *,
-    lock: RunLock | None = None,
-    group: Any = None,
-) -> str:
-    """``dcp.save(state)`` into ``checkpoint_dir/step_XXXXXXXX``, agreed by every rank and published atomically.
-
-    1. Agreement, inside ``dcp.save``'s own planning collective (:class:`AgreedFileSystemWriter`):
-       every rank must pass the same ``step`` and ``checkpoint_dir``, and the coordinator must be able
-       to write there (no symlink in the way; ``lock``, if given, still this run's). Otherwise every
-       rank raises the same :class:`CheckpointError`, naming ranks and values, before any shard is written.
-    2. The shards and ``.metadata`` go to ``step_XXXXXXXX.partial``; ``dcp.save`` returns once every
-       rank's files are written.
-    3. The coordinator checks that every storage file the metadata names is there (and the lock), then
-       renames the directory to its final name; every rank learns the outcome in one ``broadcast``.
-
-    ``on_written`` runs on every rank between 2 and 3 (a fault-injection point for tests).
-    An existing ``step_XXXXXXXX`` directory is replaced; a symlink of that name is refused, never followed.
+def save_dcp(state: dict[str, Any], checkpoint_dir: str, step: int, on_written: Callable[[], None] | None = None, *,
+             lock: RunLock | None = None, group: Any = None) -> str:
+    """``dcp.save(state)`` into ``checkpoint_dir/step_XXXXXXXX``, agreed by every rank and published atomically
+    (README's "Publishing"): the ranks agree on step and directory inside ``dcp.save``'s planning
+    (:class:`AgreedFileSystemWriter`), the shards go to ``step_XXXXXXXX.partial``, and the coordinator renames
+    it once every storage file its ``.metadata`` names is there; every rank learns the outcome in one
+    ``broadcast``. ``on_written`` runs on every rank before the rename (a fault-injection point for tests).
     """
     import torch.distributed.checkpoint as dcp
 
@@ -216,7 +156,7 @@ def save_dcp(
     final = os.path.join(checkpoint_dir, f"step_{step:08d}")
     tmp = final + _TMP_SUFFIX
     refusal = None
-    if _is_coordinator(group):
+    if is_coordinator(group):
         try:
             os.makedirs(checkpoint_dir, exist_ok=True)
             links = [p for p in (final, tmp) if os.path.islink(p)]
@@ -240,7 +180,7 @@ def save_dcp(
     if on_written is not None:
         on_written()
     error = None
-    if _is_coordinator(group):
+    if is_coordinator(group):
         try:
             if not os.path.isfile(os.path.join(tmp, ".metadata")):
                 raise CheckpointError(f"{tmp}: no .metadata was written")
@@ -370,7 +310,7 @@ def save_booster_state(obj: Any, checkpoint_dir: str, layout: Mapping[str, Any] 
     waits for it. ``layout`` (e.g. dp/pp/tp sizes) is stored for information.
     """
     path = os.path.join(checkpoint_dir, BOOSTER_FILE)
-    if _is_coordinator():
+    if is_coordinator():
         os.makedirs(checkpoint_dir, exist_ok=True)
         payload = _payload(*unpack_state(obj.state_dict()), layout)
         tmp = path + ".tmp"
@@ -380,7 +320,8 @@ def save_booster_state(obj: Any, checkpoint_dir: str, layout: Mapping[str, Any] 
             os.fsync(f.fileno())
         os.replace(tmp, path)
         _fsync_dir(checkpoint_dir)
-    _barrier()
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
     return path
 
 
@@ -393,16 +334,13 @@ def read_booster_state(checkpoint: str) -> SavedState:
         raise CheckpointError(f"no scheduler state at {path}")
     if os.path.getsize(path) > MAX_STATE_CHARS:
         raise CheckpointError(f"{path}: {os.path.getsize(path)} bytes, more than the {MAX_STATE_CHARS} a scheduler state may have")
-    if path.endswith(".json"):
+    if path.endswith(".json"):  # save_booster_state's payload: read as a hook's packed state is
+        with open(path, "rb") as f:
+            packed = {HOOK_KEY: f.read()}
         try:
-            with open(path, "rb") as f:
-                payload = json.loads(f.read())
-        except (ValueError, RecursionError) as e:
-            raise CheckpointError(f"{path}: corrupt or truncated scheduler state ({type(e).__name__}: "
-                                  f"{V.short(str(e), 200)})") from None
-        if not isinstance(payload, Mapping) or not isinstance(payload.get("scheduler"), Mapping):
-            raise CheckpointError(f"{path}: not a colossal_sched scheduler state (no 'scheduler' entry)")
-        return read_state(payload)
+            return read_state(packed)
+        except CheckpointError as e:
+            raise CheckpointError(f"{path}: {e}") from None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
@@ -414,11 +352,11 @@ def read_booster_state(checkpoint: str) -> SavedState:
 
 def load_booster_state(obj: Any, checkpoint: str, on_mismatch: str = "raise") -> ClosedFormLR:
     """Restore a scheduler or hook from :func:`save_booster_state`'s file or ColossalAI's own."""
-    saved = read_booster_state(checkpoint)
-    return restore(obj, saved, on_mismatch)
+    return restore(obj, read_booster_state(checkpoint), on_mismatch)
 
 
-def restore(obj: Any, saved: Mapping[str, Any] | SavedState, on_mismatch: str = "raise") -> ClosedFormLR:
+def restore(obj: Any, saved: Mapping[str, Any] | SavedState, on_mismatch: str = "raise",
+            logger: Callable[[str], None] | None = None) -> ClosedFormLR:
     """Apply :func:`resume` to a scheduler, or to a hook (then its global step follows).
 
     Nothing changes on a refusal: neither the scheduler, its optimizer, nor the hook's global step.
@@ -427,11 +365,16 @@ def restore(obj: Any, saved: Mapping[str, Any] | SavedState, on_mismatch: str = 
     hook = obj if hasattr(obj, "lr_scheduler") else None
     scheduler = obj.lr_scheduler if hook is not None else obj
     saved = read_state(saved)
-    with _refused_unchanged(scheduler, hook):
-        chosen = _resume(scheduler, saved, on_mismatch, log.warning)
-        if hook is not None:
-            hook.lr_scheduler = chosen
-            hook.step(V.step("global_step", chosen.last_epoch if saved.global_step is None else saved.global_step))
+    try:
+        with unchanged_on_error(scheduler, hook):  # any error but a refusal is reported as a refused state
+            chosen = _resume(scheduler, saved, on_mismatch, logger or log.warning)
+            if hook is not None:
+                hook.lr_scheduler = chosen
+                hook.step(V.step("global_step", chosen.last_epoch if saved.global_step is None else saved.global_step))
+    except (ValueError, TypeError, KeyError, OverflowError, RecursionError) as e:
+        if isinstance(e, (CheckpointError, ScheduleMismatchError)):
+            raise
+        raise CheckpointError(f"scheduler state refused: {type(e).__name__}: {V.short(str(e), 600)}") from None
     return chosen
 
 

@@ -33,6 +33,11 @@ def fingerprint(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=7).digest(), "big")
 
 
+def is_coordinator(group: Any = None) -> bool:
+    """Rank 0 of ``group`` (the world by default), or any process without ``torch.distributed``."""
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank(group) == 0
+
+
 def _device(group: Any) -> torch.device:
     if dist.get_backend(group) == "nccl":
         return torch.device("cuda", torch.cuda.current_device())
@@ -58,13 +63,10 @@ def agree(what: str, values: Sequence[int], describe: str = "", error: str | Non
     high, low = both[: len(flags)].tolist(), [-v for v in both[len(flags):].tolist()]
     if high[0] == 0 and high == low:
         return
-    reports: list[Any] = [None] * world  # the failure path only: each rank's refusal or description
-    dist.all_gather_object(reports, (error is not None, _cut(error if error is not None else describe, 600)), group=group)
-    refused = {r: text for r, (flag, text) in enumerate(reports) if flag}
-    if refused:
-        raise CheckpointError(_cut(f"{what}: refused on {_grouped(refused)}"))
-    texts = {r: text for r, (_, text) in enumerate(reports)}
-    raise CheckpointError(_cut(f"ranks disagree on {what}: {_grouped(texts)}; nothing was done"))
+    reports: list[Any] = [None] * world  # the failure path only: each rank's values, description and refusal
+    mine = (list(values), _cut(describe, 600), None if error is None else _cut(error, 600))
+    dist.all_gather_object(reports, mine, group=group)
+    raise CheckpointError(describe_refusals(what, reports))
 
 
 def share_verdict(error: str | None, group: Any = None) -> None:

@@ -1,13 +1,7 @@
-"""One run per checkpoint directory: a lock file taken with an atomic create.
-
-``<checkpoint dir>/.colossal_sched.lock`` holds JSON ``{"run_id", "host", "pid", "start_time", "token",
-"lease_s"}``; its modification time is the heartbeat, refreshed by a background thread every
-``lease_s / 4`` seconds. Rank 0 takes it (``os.open(O_CREAT | O_EXCL)``) and every rank learns the
-outcome in one collective, so a refusal reaches every rank. A lock is taken over, with a warning,
-when it is stale: its process is gone (same host), or its heartbeat is older than ``lease_s``
-(any host, so on a filesystem shared by several nodes a crashed run's lock frees itself after the
-lease; clocks must agree to well within it). The same run (same ``run_id``: by default torchrun's
-``TORCHELASTIC_RUN_ID``, so the new workers of a restarted job) takes its own lock back.
+"""One run per checkpoint directory: ``<dir>/.colossal_sched.lock``, taken by rank 0 with an atomic create
+(``O_CREAT | O_EXCL``), its mtime a heartbeat refreshed every ``lease_s / 4`` seconds; every rank learns the
+outcome in one collective. When a lock counts as stale (its process gone, or no heartbeat for ``lease_s``) or
+as this run's own (same ``run_id``): README's "One run per checkpoint directory".
 """
 from __future__ import annotations
 
@@ -21,11 +15,9 @@ import time
 import uuid
 from typing import Any
 
-import torch.distributed as dist
-
 from . import _validate as V
 from .errors import CheckpointError
-from .ckpt_agreement import agree
+from .ckpt_agreement import agree, is_coordinator
 from .teardown import close_at_exit
 
 log = logging.getLogger("colossal_sched")
@@ -49,10 +41,6 @@ def _pid_alive(pid: int) -> bool:
     except (PermissionError, OverflowError, ValueError):
         return True  # exists (another user's), or not a pid we can judge
     return True
-
-
-def _coordinator() -> bool:
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
 class RunLock:
@@ -87,7 +75,7 @@ class RunLock:
     def acquire(self, group: Any = None) -> "RunLock":
         """Take the lock on rank 0; every rank returns, or every rank raises the same :class:`CheckpointError`."""
         error = None
-        if _coordinator():
+        if is_coordinator():
             try:
                 self._take()
             except (CheckpointError, OSError) as e:
@@ -117,7 +105,7 @@ class RunLock:
 
     def verify(self) -> None:
         """Raise :class:`CheckpointError` if this run no longer holds the lock (coordinator only; else a no-op)."""
-        if not _coordinator():
+        if not is_coordinator():
             return
         record = self.owner()
         if not self.held or record is None or record.get("token") != self._token:

@@ -159,7 +159,7 @@ def _plotted(args: argparse.Namespace) -> tuple[str, Any]:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from .preview import boundaries, sample_steps
+    from .preview import sample_steps
 
     if args.out:
         _check_writable(args.out)
@@ -169,7 +169,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
         label = f"{curves[0][0]} re-planned " + ", ".join(f"at {a} to {t}" for a, t in args.replan)
         curves.insert(1, (label, _replan(_plotted(args)[1], args.replan)))
         args.total_steps = max(args.total_steps, *(t for _, t in args.replan))
-    marks = sorted({step for _, s in curves for _, step in boundaries(s)})
+    marks = sorted({step for _, s in curves for _, step in s.phase_boundaries()})
     steps = sample_steps(args.total_steps, args.points, marks)
     tables = [(label, s.lr_table(steps)[:, 0], s.momentum_table(steps)) for label, s in curves]
     if args.out:
@@ -213,8 +213,6 @@ def figure(steps, tables, curves, total_steps: int, lr: float, size: tuple[int, 
     dashed, its boundaries dotted), the legend below the axes so that it covers no curve or label."""
     import matplotlib.pyplot as plt
 
-    from .preview import boundaries
-
     width, height = size
     fig, ax = plt.subplots(figsize=(width / 100, height / 100), dpi=100, layout="constrained")
     colours = [f"C{k % 10}" for k in range(len(tables))]
@@ -233,7 +231,7 @@ def figure(steps, tables, curves, total_steps: int, lr: float, size: tuple[int, 
         ax2.set_ylim(low2, high2 + 0.2 * (high2 - low2))  # the same headroom as the lr axis
     marks: dict[int, list[tuple[str, str]]] = {}
     for (_, s), colour in zip(curves, colours):
-        for what, step in boundaries(s)[:-1]:
+        for what, step in s.phase_boundaries()[:-1]:
             if (what, colour) not in marks.setdefault(step, []):
                 marks[step].append((what, colour))
     low, high = ax.get_ylim()
@@ -260,9 +258,8 @@ def _terminal_plot(steps: np.ndarray, tables, total: int, width: int = 72, heigh
         for c, r in zip(cols, rows):
             grid[r][c] = marks[k % len(marks)]
     lines = [f"{top:10.3e} |" + "".join(grid[0])] + ["           |" + "".join(row) for row in grid[1:-1]]
-    lines.append(f"{0.0:10.3e} |" + "".join(grid[-1]))
-    lines.append("           +" + "-" * width)
-    lines.append(f"            0{'step'.center(width - 2 - len(str(total)))}{total}")
+    lines += [f"{0.0:10.3e} |" + "".join(grid[-1]), "           +" + "-" * width,
+              f"            0{'step'.center(width - 2 - len(str(total)))}{total}"]
     lines += [f"  {marks[k % len(marks)]} {label}" for k, (label, _, _) in enumerate(tables)]
     return "\n".join(lines)
 
@@ -279,10 +276,7 @@ def _load_config(path: str) -> dict[str, Any]:
         except ImportError:
             raise UsageError("CONFIG: reading YAML needs pyyaml: pip install pyyaml (or give a .json config)") from None
     try:
-        if is_yaml:
-            data = yaml.safe_load(text)
-        else:
-            data = json.loads(text)
+        data = yaml.safe_load(text) if is_yaml else json.loads(text)
     except Exception as e:
         raise UsageError(f"CONFIG: cannot parse {path}: {str(e).splitlines()[0]}") from None
     if not isinstance(data, dict):

@@ -120,14 +120,8 @@ class ComposedLR(PhasedLR):
         last_epoch (int, optional): Step to resume at; -1 starts from the beginning.
     """
 
-    def __init__(
-        self,
-        optimizer: Optimizer,
-        total_steps: int,
-        phases: Optional[Sequence[Mapping[str, Any]]] = None,
-        boundaries: Optional[Sequence[int]] = None,
-        last_epoch: int = -1,
-    ) -> None:
+    def __init__(self, optimizer: Optimizer, total_steps: int, phases: Optional[Sequence[Mapping[str, Any]]] = None,
+                 boundaries: Optional[Sequence[int]] = None, last_epoch: int = -1) -> None:
         super().__init__(**self._arguments(locals()))
 
     def _configure(self, total_steps: int, phases: Any = None, boundaries: Any = None) -> None:

@@ -47,9 +47,7 @@ class CosineAnnealingWarmupLR(PhasedLR):
 
     colossalai = True
 
-    def __init__(
-        self, optimizer, total_steps: int, warmup_steps: int = 0, eta_min: float = 0.0, last_epoch: int = -1
-    ):
+    def __init__(self, optimizer, total_steps: int, warmup_steps: int = 0, eta_min: float = 0.0, last_epoch: int = -1):
         super().__init__(**self._arguments(locals()))
 
     def _configure(self, total_steps: int, warmup_steps: int = 0, eta_min: float = 0.0) -> None:
@@ -113,16 +111,8 @@ class FlatAnnealingWarmupLR(PhasedLR):
 
     colossalai = True
 
-    def __init__(
-        self,
-        optimizer,
-        total_steps: int,
-        warmup_steps: int = 0,
-        pct_start: float = 0.72,
-        eta_min: int = 0,
-        last_epoch: int = -1,
-        **kwargs,
-    ):
+    def __init__(self, optimizer, total_steps: int, warmup_steps: int = 0, pct_start: float = 0.72, eta_min: int = 0,
+                 last_epoch: int = -1, **kwargs):
         super().__init__(**self._arguments(locals()))
 
     def _configure(self, total_steps: int, warmup_steps: int = 0, pct_start: float = 0.72, eta_min: float = 0) -> None:

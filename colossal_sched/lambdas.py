@@ -15,7 +15,6 @@ from .errors import InvalidLRError
 _CALL = object()  # _value's default: call the function
 
 
-
 class _LambdaBase(ClosedFormLR):
     colossalai = True
     rebuildable = False  # user functions decide the lr: a state cannot hold them
@@ -40,9 +39,8 @@ class _LambdaBase(ClosedFormLR):
                 raise V.ArgumentTypeError(f"lr_lambda[{i}] must be callable, got {type(fn).__name__}")
         return fns
 
-    def _check_range(self) -> None:  # user functions decide: each value is checked at its step
-        if self.total_steps > V.MAX_STEP:
-            raise ValueError(f"total_steps must be an int in [1, 2**62], got {self.total_steps}")
+    def _critical_steps(self) -> set[int]:  # user functions decide: each value is checked at its step
+        return set()
 
     def _times(self, t: int, scale: list[float], what: str) -> list[float]:
         """``[scale[g] * lr_lambda[g](t)]``, refused (naming group, step and value) unless every factor is a
@@ -120,11 +118,9 @@ class MultiplicativeLR(_LambdaBase):
 
     .. math:: \mathrm{lr}_g(t) = \mathrm{lr}_g(t - 1) \cdot f_g(t) = \mathrm{base}_g \prod_{i=1}^{\min(t, T)} f_g(i)
 
-    The running product is a pure function of the step (``lr_at`` gives the same answer whatever
-    was called before) computed by multiplying in step order from the nearest cached product:
-    ``step()`` costs one factor, a jump of ``d`` steps ``d`` factors the first time (products are
-    cached every 1024 steps and where a jump leaves). It is kept in ``state_dict``, so a resume continues from the saved
-    product :math:`P_s` (steps after ``s`` multiply onto it, earlier ones are computed from step 0).
+    The running product is a pure function of the step, multiplied in step order from the nearest cached
+    product (every 1024 steps, and where a jump leaves). It is kept in ``state_dict``: a resume continues
+    from the saved product :math:`P_s` (steps after ``s`` multiply onto it, earlier ones start from step 0).
 
     Args:
         optimizer (:class:`torch.optim.Optimizer`): Wrapped optimizer.
@@ -241,11 +237,9 @@ class _Products:
 
     def start(self, t: int) -> tuple[int, list[float]]:
         """The cached product to multiply on from for step ``t``: the nearest at or below it, on the same side of the anchor."""
-        hs, hv = self.head
-        if hs <= t and (hs >= self.anchor or t < self.anchor):
-            i = bisect.bisect_right(self.steps, t) - 1
-            return (hs, hv) if hs >= self.steps[i] else (self.steps[i], self.values[i])
-        i = bisect.bisect_right(self.steps, t) - 1
+        hs, i = self.head[0], bisect.bisect_right(self.steps, t) - 1
+        if self.steps[i] <= hs <= t and (hs >= self.anchor or t < self.anchor):
+            return self.head
         return self.steps[i], self.values[i]
 
     def keep(self, s: int, factors: list[float]) -> None:

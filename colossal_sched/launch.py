@@ -1,19 +1,10 @@
 """Process-group set-up that survives torchrun's elastic restarts.
 
-torchrun (torch >= 2.4) keeps one TCPStore server per agent for the whole job and hands every
-restarted worker the same ``MASTER_ADDR:MASTER_PORT`` with ``TORCHELASTIC_USE_AGENT_STORE=True``.
-``init_process_group("env://")`` then connects to that store *without* a per-attempt prefix
-(torch's comment there assumes a new store per attempt), so a restarted worker reads the previous
-attempt's keys and gloo's ``connectFullMesh`` dials the dead workers' ports ("Connection refused")
-or waits forever. A prefix ``attempt{TORCHELASTIC_RESTART_COUNT}`` is not enough across nodes:
-each agent counts its own restarts, and an agent whose workers were still healthy when another
-node re-joined restarts them *without* counting (so node 0 may be at attempt 0 while node 1 is at
-attempt 1, and the two halves never meet). :func:`init_distributed` therefore gives every attempt a
-store of its own, hosted by its rank 0 and announced through the agent's store with a nonce.
-
-What :func:`init_distributed` creates it also tears down at interpreter exit (``atexit``, see
-:mod:`colossal_sched.teardown`): the default process group, unless the script destroyed it already, and
-the stores, so a script that never calls ``destroy_process_group`` still exits cleanly.
+torchrun keeps one store per agent for the whole job and hands restarted workers no per-attempt prefix,
+so a restarted worker would read a dead attempt's keys; a restart count is no prefix across nodes (each
+agent counts its own). :func:`init_distributed` therefore gives every attempt a store of its own, hosted by
+its rank 0 and announced through the agent's store with a nonce, and tears down what it created at
+interpreter exit. The whole story: README's "Two nodes, elastic restarts, node loss".
 """
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """The lr sync: the source rank's lr, momentum and step on every rank, checked in one collective.
 
 (The other cross-rank agreement, on checkpoint steps, is :mod:`colossal_sched.ckpt_agreement`; a new
-check of what every rank holds at each update goes into this module's row and :meth:`LRSync._verdict`.)
+check of what every rank holds at each update goes into the row in :mod:`colossal_sched.sync_protocol` and
+:meth:`LRSync._verdict`.)
 
 Every sync is one ``all_to_all_single`` of a small int64 vector on a gloo side group: each rank sends
 every peer its requested global step, the step of its previous sync, its sync counter, the
@@ -15,10 +16,8 @@ import atexit
 import math
 import operator
 import warnings
-import zlib
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -29,214 +28,23 @@ from .base import ClosedFormLR, group_names
 from ._validate import MAX_FLOAT as _MAX_FLOAT
 from .errors import InvalidLRError, LayoutMismatchError, LRDivergenceWarning, LRDivergenceError, ReplanError, ScheduleMismatchError, SyncSequenceError
 from .teardown import close_at_exit
-
-ON_DIVERGENCE = ("fix", "warn", "raise")
-RELATIVE_TOLERANCE = 1e-12
-MIN_TIMEOUT = 0.001
-
-# one row of the sync table: header words, then ``n`` lrs, ``n`` momenta and ``n`` base lrs as float64 bits
-_STEP, _PREV, _SEQ, _FINGERPRINT, _LAYOUT, _SYNC_EVERY, _HAS_MOMENTUM, _REFUSED, _WARN_IS_ERROR = range(9)
-_HEADER = 9
-
-
-class StepRefusal(ValueError):
-    """A refusal to pass to :meth:`LRSync.sync`: this rank's global step is invalid (every rank raises ``ValueError``)."""
-
-
-class LocalFailure(RuntimeError):
-    """A refusal to pass to :meth:`LRSync.sync` or :meth:`LRSync.defer`: this rank failed around a sync (e.g. its
-    scheduler could not step, its logging raised); every rank raises ``RuntimeError``."""
-
-
-def _divergence_message(rank: int, step: int, lrs: Any, src: int, src_step: int, src_lrs: Any, worst: float) -> str:
-    return (f"rank {rank}: step {step} with lr {lrs} differs from source rank {src}'s step {src_step} with lr {src_lrs} "
-            f"(max relative difference {worst:.3g}); overwritten with the source's")
-
-
-def _warning_is_error(rank: int, step: int, src: int) -> bool:
-    """Whether this process's warning filters (as they are now) turn a divergence warning of this sync
-    into an exception (``-W error``, or a filter on its category or message): probed with a message of
-    the same form, caught, never shown."""
-    with warnings.catch_warnings(record=True):
-        try:
-            warnings.warn(_divergence_message(rank, step, [0.0], src, step, [0.0], 0.0), LRDivergenceWarning, stacklevel=2)
-        except Warning:
-            return True
-    return False
-
-
-class _WarningRaised(RuntimeError):
-    """This rank's warning filters turned its divergence warning into an exception (told at the next sync)."""
-
-
-# what a rank refuses, the error every rank then raises, and why; a refusal's flag in the row is its position + 1,
-# and where ranks refuse for several reasons in one sync the first listed gives the error type
-_REFUSALS = (
-    (_WarningRaised, LRDivergenceError,
-     "turned the divergence warning of their previous sync into an error (their warning filters)"),
-    (LocalFailure, RuntimeError, "failed before the sync"),
-    (StepRefusal, ValueError, "were given an invalid global_step"),
-    (None, ReplanError, "refused the re-plan"),  # any other refusal: a re-plan refused or failing
+from .sync_protocol import (
+    _FINGERPRINT, _HAS_MOMENTUM, _HEADER, _LAYOUT, _PREV, _REFUSAL_FLAGS, _REFUSALS, _REFUSED, _SEQ, _STEP,
+    _SYNC_EVERY, _UNKNOWN, _WARN_IS_ERROR, MIN_TIMEOUT, ON_DIVERGENCE, RELATIVE_TOLERANCE, Disagreement, LocalFailure,
+    StepRefusal, SyncOptions, _divergence_message, _layout_key, _spec_diffs, _warning_is_error,
+    _WarningRaised, group_layout, layout_problem, resolve_ranks, union_layout,
 )
-_REFUSAL_FLAGS = {kind: flag for flag, (kind, _, _) in enumerate(_REFUSALS, 1)}
-_UNKNOWN = -1  # no previous sync (first sync, or after a resume)
-
-
-def resolve_ranks(group: Any = None) -> tuple[list[int], int]:
-    """Global ranks of ``group`` and the source rank whose lr is the truth.
-
-    ``group`` may be None (the default world group), a ``ProcessGroup`` (source: its rank 0),
-    a ``DeviceMesh`` (all its ranks; source: the rank at coordinate 0), ColossalAI's
-    ``ProcessGroupMesh`` (all its ranks; source 0), or a booster plugin exposing ``pg_mesh``
-    or ``dp_group``/``pp_group``/``tp_group`` that together span the world.
-    """
-    from torch.distributed.device_mesh import DeviceMesh
-
-    world = dist.get_world_size()
-    if group is None or group is dist.group.WORLD:
-        return list(range(world)), 0
-    if isinstance(group, DeviceMesh):
-        flat = group.mesh.flatten().tolist()
-        return sorted(flat), flat[0]
-    if isinstance(group, dist.ProcessGroup):
-        return sorted(dist.get_process_group_ranks(group)), dist.get_global_rank(group, 0)
-    if hasattr(group, "get_group_along_axis") and hasattr(group, "shape"):  # colossalai ProcessGroupMesh
-        return list(range(math.prod(group.shape))), 0
-    if getattr(group, "pg_mesh", None) is not None:
-        return resolve_ranks(group.pg_mesh)
-    sub = [getattr(group, name, None) for name in ("dp_group", "pp_group", "tp_group")]
-    if any(g is not None for g in sub):
-        size = math.prod(dist.get_world_size(g) for g in sub if g is not None)
-        if size != world:
-            raise ValueError(f"the plugin's dp/pp/tp groups span {size} ranks, not the world's {world}: pass group=")
-        return list(range(world)), 0
-    raise V.ArgumentTypeError(
-        "group must be None, a torch.distributed ProcessGroup, a DeviceMesh, a colossalai ProcessGroupMesh, "
-        f"or a booster plugin with dp_group/pp_group/tp_group; got {type(group).__name__}"
-    )
-
-
-def group_layout(optimizer: torch.optim.Optimizer) -> list[str]:
-    """Each param group's key: its ``name`` where it has one, else its position."""
-    return [str(name) if name is not None else f"#{i}" for i, name in enumerate(group_names(optimizer))]
-
-
-def layout_problem(optimizer: torch.optim.Optimizer) -> str | None:
-    """Why the param-group names cannot be matched across ranks (duplicate or empty names), or None.
-
-    Names are compared as the keys the sync uses (``str(name)``; an unnamed group's key is ``#<index>``),
-    so ``1`` and ``"1"``, or ``"#0"`` and an unnamed first group, are duplicates too."""
-    empty = [i for i, n in enumerate(group_names(optimizer)) if n is not None and str(n).strip() == ""]
-    keys = group_layout(optimizer)
-    dups = sorted({k for k in keys if keys.count(k) > 1})
-    if empty:
-        return f"param group(s) {empty} have an empty 'name'"
-    if dups:
-        return (f"duplicate param group name(s) {dups} (compared as str; an unnamed group's key is '#<index>'): "
-                "each named group must have its own name")
-    return None
-
-
-def _layout_key(layout: Sequence[str]) -> int:
-    return zlib.crc32("\x00".join(layout).encode())
-
-
-def union_layout(layouts: list[list[str]], i_src: int) -> list[str] | None:
-    """Every rank's groups in one order (the source's first, then each new name in rank order), or None
-    where they cannot be matched: unnamed groups (``#i``) match only an identical layout; named groups
-    match by name, so pipeline stages holding different subsets stay legal."""
-    src = layouts[i_src]
-    if all(lay == src for lay in layouts):
-        return list(src)
-    if any(k.startswith("#") for lay in layouts for k in lay):
-        return None
-    union = list(src)
-    for lay in layouts:
-        union += [k for k in lay if k not in union]
-    return union
-
-
-def _holders(layouts: list[list[str]], union: list[str], order: list[int]) -> list[int]:
-    """For each group of ``union``, the position of the first rank in ``order`` (the source first) holding it."""
-    return [next(i for i in order if k in layouts[i]) for k in union]
-
-
-def _spec_diffs(src: Any, mine: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
-    """``(field, source value, this value)`` for every leaf where two schedule specs differ."""
-    if isinstance(src, dict) and isinstance(mine, dict):
-        out = []
-        for k in sorted(set(src) | set(mine), key=str):
-            out += _spec_diffs(src.get(k, "<missing>"), mine.get(k, "<missing>"), f"{prefix}{k}.")
-        return out
-    return [] if src == mine else [(prefix.rstrip(".").removeprefix("hyperparams."), src, mine)]
-
-
-@dataclass(frozen=True)
-class SyncOptions:
-    """How the lr sync runs, validated once (by the hook at construction, before any process group exists).
-
-    Args:
-        group: Which ranks (see :func:`resolve_ranks`).
-        on_divergence (str): ``"fix"``, ``"warn"`` or ``"raise"``.
-        timeout (float): Seconds (at least 0.001) before a collective with a dead peer raises.
-        sync_every (int): The caller syncs on every ``sync_every``-th new step (used to count skipped syncs).
-    """
-
-    group: Any = None
-    on_divergence: str = "fix"
-    timeout: float = 60.0
-    sync_every: int = 1
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "on_divergence", V.choice("on_divergence", self.on_divergence, ON_DIVERGENCE))
-        object.__setattr__(self, "timeout", V.real("timeout", self.timeout, low=MIN_TIMEOUT))
-        object.__setattr__(self, "sync_every", V.integer("sync_every", self.sync_every, 1))
-
-
-@dataclass
-class Disagreement:
-    """The last sync in which ranks were off the source (the same on every rank of the group)."""
-
-    sync: int
-    source: int
-    ranks: list[int]
-    steps: dict[int, int]
-    lrs: dict[int, list[float]]
-    action: str
-    message: str
 
 
 class LRSync:
     """Keep every rank of a group on the source rank's step, lrs and momenta, and refuse what cannot be fixed.
 
     At connection (construction), one ``all_gather_object`` exchanges each rank's param-group layout,
-    schedule spec and base lrs. Named groups are matched by name across ranks (pipeline stages may
-    hold different groups; a group's reference value is the source's where it holds the group, else
-    the first holder's at the source's step); unnamed groups only match an identical layout.
-    Duplicate or empty group names and unmatched layouts raise
-    :class:`~colossal_sched.errors.LayoutMismatchError`, a different schedule (class, any
-    hyperparameter, a re-plan, the base lr of a matched group) raises
-    :class:`~colossal_sched.errors.ScheduleMismatchError`, on every rank, whatever ``on_divergence``.
-
-    Each :meth:`sync` is one ``all_to_all_single`` on a gloo group created once with ``timeout`` (an
-    NCCL job adds no host-device synchronisation; a dead peer raises instead of hanging). Then, on
-    every rank alike:
-
-    * a different schedule fingerprint or layout: the errors above;
-    * a different sync counter, or a rank whose step moved by another amount since its previous sync
-      than the source's (a skipped or extra call): :class:`~colossal_sched.errors.SyncSequenceError`;
-    * a refusal on any rank (an invalid step, a re-plan refused, a scheduler that failed to step, param
-      groups changed): every rank raises the same error;
-    * a different step, or an lr/momentum (read from the optimizer) more than 1e-12 relative off its
-      reference: ``on_divergence`` -- ``"fix"`` the rank adopts the source's step and lrs and momenta (the
-      closed form at that step for groups the source does not hold); ``"warn"`` also warns, naming rank,
-      both steps and both lrs (where a diverging rank's warning filters would turn it into an exception,
-      every rank raises :class:`~colossal_sched.errors.LRDivergenceError` instead); ``"raise"``
-      :class:`~colossal_sched.errors.LRDivergenceError`.
-
-    The side group (and a sync still in flight) is torn down by :meth:`close`, which runs at interpreter
-    exit by itself (``atexit``): a gloo thread left to release a collective's tensors while the interpreter
-    finalises aborts the process (``terminate called without an active exception``).
+    schedule spec and base lrs: unmatched layouts raise :class:`~colossal_sched.errors.LayoutMismatchError`,
+    another schedule :class:`~colossal_sched.errors.ScheduleMismatchError`, on every rank. Each :meth:`sync`
+    is one ``all_to_all_single`` on a gloo group created once with ``timeout``; the checks it makes, in
+    order, and what ``on_divergence`` does are README's "Cross-rank agreement". :meth:`close` (also run at
+    interpreter exit) tears the side group down, so no gloo thread outlives the interpreter.
 
     Args:
         scheduler (ClosedFormLR): The scheduler whose schedule is checked at connection.
@@ -253,9 +61,8 @@ class LRSync:
         self.on_divergence, self.timeout, self.sync_every = options.on_divergence, options.timeout, options.sync_every
         self.ranks, self.src = resolve_ranks(options.group)
         self.rank = dist.get_rank()
-        self.process_group: Any = dist.new_group(
-            self.ranks, backend="gloo", timeout=timedelta(seconds=self.timeout), use_local_synchronization=True
-        )
+        self.process_group: Any = dist.new_group(self.ranks, backend="gloo", timeout=timedelta(seconds=self.timeout),
+                                                 use_local_synchronization=True)
         self._close_at_exit = close_at_exit(self.close)
         self.syncs = 0
         self.divergences = 0  # syncs in which this rank was off the source
@@ -267,17 +74,11 @@ class LRSync:
         self._pending: tuple[Any, int, Exception | None] | None = None
         self._connect(scheduler)
 
-    @property
-    def collectives(self) -> int:
-        """Collectives issued by :meth:`sync` (one per sync), for tests and benchmarks."""
-        return self.syncs
-
     # ------------------------------------------------------------ connection
     def _connect(self, s: ClosedFormLR) -> None:
         layout = group_layout(s.optimizer)
         options = {"on_divergence": self.on_divergence, "sync_every": self.sync_every}
-        mine = {"layout": layout, "problem": layout_problem(s.optimizer), "spec": s.schedule_spec(),
-                "base": dict(zip(layout, s.base_lrs)), "options": options}
+        mine = {"layout": layout, "problem": layout_problem(s.optimizer), "options": options, **_schedule(s)}
         everyone: list[Any] = [None] * len(self.ranks)
         dist.all_gather_object(everyone, mine, group=self.process_group)
         bad = [(r, e["problem"]) for r, e in zip(self.ranks, everyone) if e["problem"]]
@@ -301,7 +102,7 @@ class LRSync:
                 f"param groups cannot be matched to source rank {self.src}'s layout {layouts[i_src]}: {detail} "
                 "(give the groups a 'name' so stages holding different groups can be matched by name)"
             )
-        self._holder = np.array(_holders(layouts, union, self._order))
+        self._holder = np.array([next(i for i in self._order if k in layouts[i]) for k in union])  # first holders
         self._check_specs([e["spec"] for e in everyone], [e["base"] for e in everyone])
         self.layout = union
         self._index = [union.index(k) for k in layout]
@@ -382,9 +183,8 @@ class LRSync:
             refusal = refusal or LocalFailure(f"reading this rank's schedule and lrs for the sync failed: {type(e).__name__}: {e}")
             self._floats[:] = np.nan
         head[_REFUSED] = 0 if refusal is None else _REFUSAL_FLAGS.get(type(refusal), _REFUSAL_FLAGS[None])
-        row = self._mine
-        row[:_HEADER] = head
-        self._rows[:] = row
+        self._mine[:_HEADER] = head
+        self._rows[:] = self._mine
         work = dist.all_to_all_single(self._recv, self._send, group=self.process_group, async_op=async_op)
         self.syncs += 1
         self._prev_request = requested
@@ -598,8 +398,7 @@ class LRSync:
     def _fingerprint_mismatch(self, s: ClosedFormLR) -> None:
         """Every rank is here together: gather the specs (a second collective, on this failure path only) and raise."""
         everyone: list[Any] = [None] * len(self.ranks)
-        dist.all_gather_object(everyone, {"spec": s.schedule_spec(), "base": dict(zip(group_layout(s.optimizer), s.base_lrs))},
-                               group=self.process_group)
+        dist.all_gather_object(everyone, _schedule(s), group=self.process_group)
         self._check_specs([e["spec"] for e in everyone], [e["base"] for e in everyone])
         fps = self._table[:, _FINGERPRINT]
         i_src = self._i_src
@@ -608,6 +407,11 @@ class LRSync:
             f"ranks {ranks} synced another schedule fingerprint than source rank {self.src}, although their schedule "
             "specs and base lrs now compare equal (a schedule changed during the sync?)"
         )
+
+
+def _schedule(s: ClosedFormLR) -> dict[str, Any]:
+    """What ranks compare at connection, and again where fingerprints differ: the spec and each group's base lr."""
+    return {"spec": s.schedule_spec(), "base": dict(zip(group_layout(s.optimizer), s.base_lrs))}
 
 
 def _held_values(values: list[Any], scheduled: Callable[[], list[float]]) -> list[Any]:
@@ -633,3 +437,7 @@ def _relative(a: np.ndarray, b: np.ndarray) -> float:
         d = np.abs(a - b) / np.maximum(np.abs(b), 1e-300)
     same = (a == b) | (np.isnan(a) & np.isnan(b))
     return float(np.where(same, 0.0, np.nan_to_num(d, nan=np.inf)).max())
+
+
+__all__ = ["LRSync", "SyncOptions", "Disagreement", "StepRefusal", "LocalFailure", "ON_DIVERGENCE", "MIN_TIMEOUT",
+           "RELATIVE_TOLERANCE", "resolve_ranks", "group_layout", "layout_problem", "union_layout"]

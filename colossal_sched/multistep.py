@@ -46,15 +46,8 @@ class MultiStepLR(_MultiStep):
 
     colossalai = True
 
-    def __init__(
-        self,
-        optimizer,
-        total_steps: int,
-        milestones: List[int] = None,
-        gamma: float = 0.1,
-        last_epoch: int = -1,
-        **kwargs,
-    ):
+    def __init__(self, optimizer, total_steps: int, milestones: List[int] = None, gamma: float = 0.1,
+                 last_epoch: int = -1, **kwargs):
         super().__init__(**self._arguments(locals()))
 
     def _configure(self, total_steps: int, milestones: List[int] = None, gamma: float = 0.1) -> None:
@@ -80,16 +73,8 @@ class MultiStepWarmupLR(_MultiStep):
 
     colossalai = True
 
-    def __init__(
-        self,
-        optimizer,
-        total_steps: int,
-        warmup_steps: int = 0,
-        milestones: List[int] = None,
-        gamma: float = 0.1,
-        last_epoch: int = -1,
-        **kwargs,
-    ):
+    def __init__(self, optimizer, total_steps: int, warmup_steps: int = 0, milestones: List[int] = None,
+                 gamma: float = 0.1, last_epoch: int = -1, **kwargs):
         super().__init__(**self._arguments(locals()))
 
     def _configure(self, total_steps: int, warmup_steps: int = 0, milestones: List[int] = None, gamma: float = 0.1) -> None:

@@ -46,7 +46,6 @@ class Anneal(Phase):
         return [b + h * x for b, h in self.terms]
 
 
-
 class OneCycleLR(PhasedLR):
     r"""The 1cycle policy with torch's formulas; ``max_lr`` is each group's lr at construction.
 
@@ -81,20 +80,9 @@ class OneCycleLR(PhasedLR):
     colossalai = True
     compat_kwargs = ("num_steps_per_epoch", "epochs", "steps_per_epoch", "verbose")
 
-    def __init__(
-        self,
-        optimizer,
-        total_steps: int,
-        pct_start=0.3,
-        anneal_strategy="cos",
-        cycle_momentum=True,
-        base_momentum=0.85,
-        max_momentum=0.95,
-        div_factor=25.0,
-        final_div_factor=10000.0,
-        last_epoch=-1,
-        **kwargs,
-    ):
+    def __init__(self, optimizer, total_steps: int, pct_start=0.3, anneal_strategy="cos", cycle_momentum=True,
+                 base_momentum=0.85, max_momentum=0.95, div_factor=25.0, final_div_factor=10000.0, last_epoch=-1,
+                 **kwargs):
         if total_steps is None:
             epochs, per_epoch = kwargs.get("epochs"), kwargs.get("steps_per_epoch")
             if epochs is None or per_epoch is None:
@@ -102,11 +90,9 @@ class OneCycleLR(PhasedLR):
             total_steps = V.integer("epochs", epochs, 1) * V.integer("steps_per_epoch", per_epoch, 1)
         super().__init__(**self._arguments(locals()))
 
-    def _configure(
-        self, total_steps: int, pct_start: float = 0.3, anneal_strategy: str = "cos", cycle_momentum: bool = True,
-        base_momentum: Any = 0.85, max_momentum: Any = 0.95, div_factor: float = 25.0,
-        final_div_factor: float = 1e4, three_phase: bool = False,
-    ) -> None:  # fmt: skip
+    def _configure(self, total_steps: int, pct_start: float = 0.3, anneal_strategy: str = "cos",
+                   cycle_momentum: bool = True, base_momentum: Any = 0.85, max_momentum: Any = 0.95,
+                   div_factor: float = 25.0, final_div_factor: float = 1e4, three_phase: bool = False) -> None:
         self.total_steps = V.integer("total_steps", total_steps, 1)
         self.pct_start = V.real("pct_start", pct_start, low=0.0, high=1.0)
         self.anneal_strategy = V.choice("anneal_strategy", anneal_strategy, ("cos", "linear"))
@@ -243,7 +229,6 @@ class OneCycleLR(PhasedLR):
         return {"max_lrs": list(self.max_lrs)}
 
     def _load_extra_state(self, state: dict[str, Any]) -> None:
-        self._compiled = None  # the levels follow max_lrs
         if "max_lrs" in state:
             max_lrs = state["max_lrs"]
             if not isinstance(max_lrs, list) or len(max_lrs) != len(self.base_lrs):

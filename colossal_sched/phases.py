@@ -486,7 +486,3 @@ class Scaled(_Wrapper):
 
     def marks(self) -> list[tuple[str, int]]:
         return self.inner.marks()
-
-    @property
-    def label(self) -> str:
-        return self.inner.kind

@@ -136,10 +136,7 @@ def replanned(plan: Joined, at_step: int, total_steps: int, base_lrs: Levels, ta
     ends = [origin + phase.length] + [o + p.length for o, p in zip(plan.origins[k + 1:], plan.phases[k + 1:])]
     ends = [max(min(e, end), s) for e in ends]
     old = [ends[0] - s] + [b - a for a, b in zip(ends, ends[1:])]
-    if tail is not None:
-        new = tail(old, total_steps - s)
-    else:
-        new = _scaled(old, end - s, total_steps - s)
+    new = _scaled(old, end - s, total_steps - s) if tail is None else tail(old, total_steps - s)
     phases, starts, origins = list(plan.phases[:k + 1]), list(plan.starts[:k + 1]), list(plan.origins[:k + 1])
     u0 = min(s - origin, phase.length)
     rest = [phase.rest(u0, new[0], levels)] + [p.resized(n) for p, n in zip(plan.phases[k + 1:], new[1:])]
@@ -258,14 +255,11 @@ class PhasedLR(ClosedFormLR, abstract=True):
         return [(w, s) for w, s in self.joined().marks() if s < self.total_steps] + [("end", self.total_steps)]
 
     def replan(self, total_steps: int, at_step: int | None = None) -> None:
-        r"""Change the length of the running schedule to ``total_steps``, from ``at_step`` (default:
-        the current step, ``last_epoch``).
+        r"""Change the length of the running schedule to ``total_steps``, from ``at_step`` (default: ``last_epoch``).
 
-        The lr up to ``at_step`` is unchanged (bit for bit), so it is continuous there; what
-        follows is the same shape re-fitted from the lr at ``at_step`` to the end value over the
-        new remaining steps (see :func:`replanned`). Refused, with nothing changed, when
-        ``total_steps <= at_step`` or ``at_step`` lies inside the warmup. The optimizer gets the
-        lr of the current step again (it differs only when ``at_step`` is in the past).
+        The lr up to ``at_step`` is unchanged (bit for bit); what follows is the same shape re-fitted from the lr
+        at ``at_step`` to the end value (:func:`replanned`). Refused, with nothing changed, when ``total_steps <=
+        at_step`` or ``at_step`` lies inside the warmup. The optimizer gets the lr of the current step again.
         """
         at = self.last_epoch if at_step is None else V.step("at_step", at_step)
         before = (self.replans, self._end, self._compiled)

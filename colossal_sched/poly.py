@@ -34,9 +34,8 @@ class PolynomialLR(_Polynomial):
 
     colossalai = True
 
-    def __init__(
-        self, optimizer, total_steps: int, end_lr: float = 0.0001, power: float = 1.0, last_epoch: int = -1, **kwargs
-    ):
+    def __init__(self, optimizer, total_steps: int, end_lr: float = 0.0001, power: float = 1.0, last_epoch: int = -1,
+                 **kwargs):
         super().__init__(**self._arguments(locals()))
 
     def _configure(self, total_steps: int, end_lr: float = 0.0001, power: float = 1.0) -> None:
@@ -62,16 +61,8 @@ class PolynomialWarmupLR(_Polynomial):
 
     colossalai = True
 
-    def __init__(
-        self,
-        optimizer,
-        total_steps: int,
-        warmup_steps: int = 0,
-        end_lr: float = 0.0001,
-        power: float = 1.0,
-        last_epoch: int = -1,
-        **kwargs,
-    ):
+    def __init__(self, optimizer, total_steps: int, warmup_steps: int = 0, end_lr: float = 0.0001, power: float = 1.0,
+                 last_epoch: int = -1, **kwargs):
         super().__init__(**self._arguments(locals()))
 
     def _configure(self, total_steps: int, warmup_steps: int = 0, end_lr: float = 0.0001, power: float = 1.0) -> None:

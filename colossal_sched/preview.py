@@ -20,18 +20,13 @@ def preview_scheduler(name: str, total_steps: int, lr: float = 1.0, momentum: bo
     return scheduler_class(name)(opt, total_steps, **params)
 
 
-def boundaries(s: ClosedFormLR) -> list[tuple[str, int]]:
-    """``(label, step)`` where a phase of the schedule starts (the schedule's own boundaries), then ``("end", T)``."""
-    return list(s.phase_boundaries())
-
-
 def _candidates(s: ClosedFormLR) -> np.ndarray:
     """Steps where a piecewise-monotone schedule can take its extremes: 0, ``T`` and each side of every boundary."""
     total = s.total_steps
     if total <= EXHAUSTIVE_STEPS:
         return np.arange(total + 1, dtype=np.int64)
     steps = {0, total}
-    for _, b in boundaries(s):
+    for _, b in s.phase_boundaries():
         steps.update((b - 1, b, b + 1))
     return np.array(sorted(t for t in steps if 0 <= t <= total), dtype=np.int64)
 
@@ -48,7 +43,7 @@ def peak(s: ClosedFormLR, group: int = 0) -> int:
 
 def key_points(s: ClosedFormLR) -> list[tuple[str, int, float]]:
     """``(what, step, lr of group 0)`` at the start, each phase boundary, the peak and the end, by step."""
-    points = [("start", 0)] + boundaries(s) + [("peak", peak(s))]
+    points = [("start", 0)] + s.phase_boundaries() + [("peak", peak(s))]
     return sorted(((what, step, s.lr_at(step)[0]) for what, step in points), key=lambda p: (p[1], p[0] != "peak"))
 
 

@@ -34,17 +34,8 @@ class CosineAnnealingWarmRestartsLR(PhasedLR):
         last_epoch (int, optional): Step to resume at; -1 starts from the beginning.
     """
 
-    def __init__(
-        self,
-        optimizer: Optimizer,
-        total_steps: int,
-        first_cycle_steps: int,
-        cycle_mult: float = 1.0,
-        cycle_decay: float = 1.0,
-        warmup_steps: int = 0,
-        eta_min: float = 0.0,
-        last_epoch: int = -1,
-    ) -> None:
+    def __init__(self, optimizer: Optimizer, total_steps: int, first_cycle_steps: int, cycle_mult: float = 1.0,
+                 cycle_decay: float = 1.0, warmup_steps: int = 0, eta_min: float = 0.0, last_epoch: int = -1) -> None:
         super().__init__(**self._arguments(locals()))
 
     def _configure(self, total_steps: int, first_cycle_steps: int, cycle_mult: float = 1.0, cycle_decay: float = 1.0,

@@ -113,18 +113,13 @@ def check_metadata(metadata: Any, where: str = ".metadata") -> None:
                 raise CheckpointError(f"{where}: storage {field} of {path!r} is {str(value)[:50]}, expected an int >= 0")
 
 
-def storage_files(metadata: Metadata) -> dict[str, int]:
-    """``{file name: bytes it must hold at least}`` for every storage file ``metadata`` names."""
-    need: dict[str, int] = {}
+def missing_files(checkpoint_dir: str, metadata: Metadata) -> list[str]:
+    """The storage files ``metadata`` names that are absent, not plain files, or shorter than it says."""
+    need: dict[str, int] = {}  # file name: the bytes it must hold at least
     for info in (metadata.storage_data or {}).values():
         need[info.relative_path] = max(need.get(info.relative_path, 0), info.offset + info.length)
-    return need
-
-
-def missing_files(checkpoint_dir: str, metadata: Metadata) -> list[str]:
-    """The storage files ``metadata`` names that are absent, not plain files, or too short."""
     bad = []
-    for name, size in sorted(storage_files(metadata).items()):
+    for name, size in sorted(need.items()):
         try:
             st = os.lstat(os.path.join(checkpoint_dir, name))
         except OSError:

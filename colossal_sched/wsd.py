@@ -35,17 +35,9 @@ class WarmupStableDecayLR(PhasedLR):
         last_epoch (int, optional): Step to resume at; -1 starts from the beginning.
     """
 
-    def __init__(
-        self,
-        optimizer: Optimizer,
-        total_steps: int,
-        warmup_steps: int = 0,
-        decay_steps: Optional[int] = None,
-        decay_ratio: Optional[float] = None,
-        decay_style: str = "linear",
-        min_lr: float = 0.0,
-        last_epoch: int = -1,
-    ) -> None:
+    def __init__(self, optimizer: Optimizer, total_steps: int, warmup_steps: int = 0, decay_steps: Optional[int] = None,
+                 decay_ratio: Optional[float] = None, decay_style: str = "linear", min_lr: float = 0.0,
+                 last_epoch: int = -1) -> None:
         super().__init__(**self._arguments(locals()))
 
     def _configure(self, total_steps: int, warmup_steps: int = 0, decay_steps: Optional[int] = None,

@@ -1,0 +1,191 @@
+"""What the lr sync (:mod:`colossal_sched.lr_sync`) agrees on: its options, the refusal kinds, the row each
+rank sends, and how param-group layouts are matched across ranks.
+
+A new check of what every rank holds at each update adds a word to the row here and its verdict to
+:meth:`colossal_sched.lr_sync.LRSync._verdict`.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+import zlib
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+import torch.distributed as dist
+
+from . import _validate as V
+from .base import group_names
+from .errors import LRDivergenceError, LRDivergenceWarning, ReplanError
+
+ON_DIVERGENCE = ("fix", "warn", "raise")
+RELATIVE_TOLERANCE = 1e-12
+MIN_TIMEOUT = 0.001
+
+# one row of the sync table: header words, then ``n`` lrs, ``n`` momenta and ``n`` base lrs as float64 bits
+_STEP, _PREV, _SEQ, _FINGERPRINT, _LAYOUT, _SYNC_EVERY, _HAS_MOMENTUM, _REFUSED, _WARN_IS_ERROR = range(9)
+_HEADER = 9
+
+
+class StepRefusal(ValueError):
+    """A refusal to pass to :meth:`LRSync.sync`: this rank's global step is invalid (every rank raises ``ValueError``)."""
+
+
+class LocalFailure(RuntimeError):
+    """A refusal to pass to :meth:`LRSync.sync` or :meth:`LRSync.defer`: this rank failed around a sync (e.g. its
+    scheduler could not step, its logging raised); every rank raises ``RuntimeError``."""
+
+
+def _divergence_message(rank: int, step: int, lrs: Any, src: int, src_step: int, src_lrs: Any, worst: float) -> str:
+    return (f"rank {rank}: step {step} with lr {lrs} differs from source rank {src}'s step {src_step} with lr {src_lrs} "
+            f"(max relative difference {worst:.3g}); overwritten with the source's")
+
+
+def _warning_is_error(rank: int, step: int, src: int) -> bool:
+    """Whether this process's warning filters (as they are now) turn a divergence warning of this sync
+    into an exception (``-W error``, or a filter on its category or message): probed with a message of
+    the same form, caught, never shown."""
+    with warnings.catch_warnings(record=True):
+        try:
+            warnings.warn(_divergence_message(rank, step, [0.0], src, step, [0.0], 0.0), LRDivergenceWarning, stacklevel=2)
+        except Warning:
+            return True
+    return False
+
+
+class _WarningRaised(RuntimeError):
+    """This rank's warning filters turned its divergence warning into an exception (told at the next sync)."""
+
+
+# what a rank refuses, the error every rank then raises, and why; a refusal's flag in the row is its position + 1,
+# and where ranks refuse for several reasons in one sync the first listed gives the error type
+_REFUSALS = (
+    (_WarningRaised, LRDivergenceError,
+     "turned the divergence warning of their previous sync into an error (their warning filters)"),
+    (LocalFailure, RuntimeError, "failed before the sync"),
+    (StepRefusal, ValueError, "were given an invalid global_step"),
+    (None, ReplanError, "refused the re-plan"),  # any other refusal: a re-plan refused or failing
+)
+_REFUSAL_FLAGS = {kind: flag for flag, (kind, _, _) in enumerate(_REFUSALS, 1)}
+_UNKNOWN = -1  # no previous sync (first sync, or after a resume)
+
+
+def resolve_ranks(group: Any = None) -> tuple[list[int], int]:
+    """Global ranks of ``group`` and the source rank whose lr is the truth.
+
+    ``group`` may be None (the default world group), a ``ProcessGroup`` (source: its rank 0),
+    a ``DeviceMesh`` (all its ranks; source: the rank at coordinate 0), ColossalAI's
+    ``ProcessGroupMesh`` (all its ranks; source 0), or a booster plugin exposing ``pg_mesh``
+    or ``dp_group``/``pp_group``/``tp_group`` that together span the world.
+    """
+    from torch.distributed.device_mesh import DeviceMesh
+
+    world = dist.get_world_size()
+    if group is None or group is dist.group.WORLD:
+        return list(range(world)), 0
+    if isinstance(group, DeviceMesh):
+        flat = group.mesh.flatten().tolist()
+        return sorted(flat), flat[0]
+    if isinstance(group, dist.ProcessGroup):
+        return sorted(dist.get_process_group_ranks(group)), dist.get_global_rank(group, 0)
+    if hasattr(group, "get_group_along_axis") and hasattr(group, "shape"):  # colossalai ProcessGroupMesh
+        return list(range(math.prod(group.shape))), 0
+    if getattr(group, "pg_mesh", None) is not None:
+        return resolve_ranks(group.pg_mesh)
+    sub = [getattr(group, name, None) for name in ("dp_group", "pp_group", "tp_group")]
+    if any(g is not None for g in sub):
+        size = math.prod(dist.get_world_size(g) for g in sub if g is not None)
+        if size != world:
+            raise ValueError(f"the plugin's dp/pp/tp groups span {size} ranks, not the world's {world}: pass group=")
+        return list(range(world)), 0
+    raise V.ArgumentTypeError(
+        "group must be None, a torch.distributed ProcessGroup, a DeviceMesh, a colossalai ProcessGroupMesh, "
+        f"or a booster plugin with dp_group/pp_group/tp_group; got {type(group).__name__}"
+    )
+
+
+def group_layout(optimizer: torch.optim.Optimizer) -> list[str]:
+    """Each param group's key: its ``name`` where it has one, else its position."""
+    return [str(name) if name is not None else f"#{i}" for i, name in enumerate(group_names(optimizer))]
+
+
+def layout_problem(optimizer: torch.optim.Optimizer) -> str | None:
+    """Why the param-group names cannot be matched across ranks (duplicate or empty names), or None.
+
+    Names are compared as the keys the sync uses (``str(name)``; an unnamed group's key is ``#<index>``),
+    so ``1`` and ``"1"``, or ``"#0"`` and an unnamed first group, are duplicates too."""
+    empty = [i for i, n in enumerate(group_names(optimizer)) if n is not None and str(n).strip() == ""]
+    keys = group_layout(optimizer)
+    dups = sorted({k for k in keys if keys.count(k) > 1})
+    if empty:
+        return f"param group(s) {empty} have an empty 'name'"
+    if dups:
+        return (f"duplicate param group name(s) {dups} (compared as str; an unnamed group's key is '#<index>'): "
+                "each named group must have its own name")
+    return None
+
+
+def _layout_key(layout: Sequence[str]) -> int:
+    return zlib.crc32("\x00".join(layout).encode())
+
+
+def union_layout(layouts: list[list[str]], i_src: int) -> list[str] | None:
+    """Every rank's groups in one order (the source's first, then each new name in rank order), or None
+    where they cannot be matched: unnamed groups (``#i``) match only an identical layout; named groups
+    match by name, so pipeline stages holding different subsets stay legal."""
+    src = layouts[i_src]
+    if all(lay == src for lay in layouts):
+        return list(src)
+    if any(k.startswith("#") for lay in layouts for k in lay):
+        return None
+    union = list(src)
+    for lay in layouts:
+        union += [k for k in lay if k not in union]
+    return union
+
+
+def _spec_diffs(src: Any, mine: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """``(field, source value, this value)`` for every leaf where two schedule specs differ."""
+    if isinstance(src, dict) and isinstance(mine, dict):
+        out = []
+        for k in sorted(set(src) | set(mine), key=str):
+            out += _spec_diffs(src.get(k, "<missing>"), mine.get(k, "<missing>"), f"{prefix}{k}.")
+        return out
+    return [] if src == mine else [(prefix.rstrip(".").removeprefix("hyperparams."), src, mine)]
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    """How the lr sync runs, validated once (by the hook at construction, before any process group exists).
+
+    Args:
+        group: Which ranks (see :func:`resolve_ranks`).
+        on_divergence (str): ``"fix"``, ``"warn"`` or ``"raise"``.
+        timeout (float): Seconds (at least 0.001) before a collective with a dead peer raises.
+        sync_every (int): The caller syncs on every ``sync_every``-th new step (used to count skipped syncs).
+    """
+
+    group: Any = None
+    on_divergence: str = "fix"
+    timeout: float = 60.0
+    sync_every: int = 1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "on_divergence", V.choice("on_divergence", self.on_divergence, ON_DIVERGENCE))
+        object.__setattr__(self, "timeout", V.real("timeout", self.timeout, low=MIN_TIMEOUT))
+        object.__setattr__(self, "sync_every", V.integer("sync_every", self.sync_every, 1))
+
+
+@dataclass
+class Disagreement:
+    """The last sync in which ranks were off the source (the same on every rank of the group)."""
+
+    sync: int
+    source: int
+    ranks: list[int]
+    steps: dict[int, int]
+    lrs: dict[int, list[float]]
+    action: str
+    message: str
+
