@@ -81,7 +81,7 @@ class ClosedFormLR(LRScheduler):
         if hyperparams:
             self._configure(**hyperparams)
         last_epoch = V.step("last_epoch", last_epoch, -1)
-        with unchanged_on_error(self):  # a refused schedule leaves the optimizer as it was
+        with unchanged_on_error(self, attributes=False):  # a refused schedule leaves the optimizer as it was
             self.base_lrs = self._initial_lrs(last_epoch)
             self._check_range()
             self._step_count = 0
@@ -425,15 +425,17 @@ def stand_in_optimizer(lrs: Iterable[float], names: Iterable[str | None] | None 
 
 
 @contextmanager
-def unchanged_on_error(scheduler: ClosedFormLR, hook: Any = None) -> Iterator[None]:
+def unchanged_on_error(scheduler: ClosedFormLR, hook: Any = None, attributes: bool = True) -> Iterator[None]:
     """Put ``scheduler`` (its attributes and its optimizer's param-group settings, a tensor lr's value
     included) and ``hook``'s attributes back as they were if the body raises: the one rollback of
     construction, :meth:`~ClosedFormLR.load_state_dict` and ``checkpoint.restore``. Attributes are kept by
     reference: what the body changes it rebinds (a load configures, a step writes), never mutates in place.
+    ``attributes=False`` (construction: a refused object is dropped) keeps only the optimizer's side, and leaves
+    the scheduler's ``__dict__`` unread: reading it costs CPython's fast attribute access on every later ``step()``.
     """
     groups = scheduler.optimizer.param_groups
     kept = [(dict(g), {k: v.clone() for k, v in g.items() if isinstance(v, torch.Tensor)}) for g in groups]
-    objects = [(obj, dict(vars(obj))) for obj in (scheduler, hook) if obj is not None]
+    objects = [(obj, dict(vars(obj))) for obj in (scheduler, hook) if obj is not None and attributes]
     try:
         yield
     except BaseException:
