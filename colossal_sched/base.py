@@ -345,6 +345,9 @@ class ClosedFormLR(LRScheduler):
         not give a valid schedule raises :class:`CheckpointError`; the caller rolls back (:func:`unchanged_on_error`)."""
         try:
             if state["class"] == type(self).__name__ and state["hyperparams"] is not None:
+                missing = [name for name in self.hyperparams if name not in state["hyperparams"]]
+                if missing:  # never a default in place of a saved value: that is not the checkpoint's schedule
+                    raise ValueError(f"hyperparameter(s) {missing} missing from the saved hyperparams")
                 self._configure(**state["hyperparams"])
             self.base_lrs = list(state["base_lrs"])  # checked by read_state
             self._load_extra_state(state)

@@ -35,6 +35,22 @@ from .sync_protocol import (
     _WarningRaised, group_layout, layout_problem, resolve_ranks, union_layout,
 )
 
+#: side groups of closed syncs, destroyed at interpreter exit by :func:`_destroy_retired`
+_retired: list[Any] = []
+
+
+def _destroy_retired() -> None:
+    if dist.is_initialized():  # else torch destroyed every group with the default one
+        for group in _retired:
+            try:
+                dist.destroy_process_group(group)
+            except ValueError:  # destroyed already
+                pass
+    _retired.clear()
+
+
+atexit.register(_destroy_retired)  # at import, so it runs after every sync's own close at exit (callbacks run LIFO)
+
 
 class LRSync:
     """Keep every rank of a group on the source rank's step, lrs and momenta, and refuse what cannot be fixed.
@@ -229,8 +245,10 @@ class LRSync:
         self._deferred = self._deferred or refusal
 
     def close(self) -> None:
-        """Wait for a sync still in flight (its verdict is dropped) and destroy the side group, so no gloo
-        thread outlives the interpreter. Idempotent; runs at interpreter exit by itself. No sync after it."""
+        """Wait for a sync still in flight (its verdict is dropped) and retire the side group: it is destroyed
+        at interpreter exit (:func:`_destroy_retired`), so no gloo thread outlives the interpreter. Not sooner:
+        a later sync of the same ranks gets a group of the same name, which must not find a destroyed one's
+        addresses in the store. Idempotent; runs at interpreter exit by itself. No sync after it."""
         atexit.unregister(self._close_at_exit)
         pending, self._pending = self._pending, None
         group, self.process_group = self.process_group, None
@@ -242,11 +260,7 @@ class LRSync:
         except Exception:  # a peer gone at exit: nothing left to agree on
             pass
         finally:
-            if dist.is_initialized():  # else torch destroyed every group with the default one
-                try:
-                    dist.destroy_process_group(group)
-                except ValueError:  # destroyed already (e.g. by destroy_process_group() of every group)
-                    pass
+            _retired.append(group)
 
     def reset_sequence(self) -> None:
         """Forget the previous sync's step (after a resume: the step may jump; every rank resumes alike)."""

@@ -87,3 +87,11 @@ def test_sync_over_colossalai_process_group_mesh_and_plugin_groups(tmp_path):
         for res in results:
             assert res[label]["ranks"] == [0, 1, 2, 3] and res[label]["src"] == 0
             assert res[label]["lrs"] == results[0][label]["lrs"]  # rank 0's lrs everywhere
+
+
+@pytest.mark.timeout(120)
+def test_hooks_closed_and_rebuilt_on_the_same_ranks_keep_syncing(tmp_path):
+    """A closed hook's side group lives until exit: a new hook of the same ranks gets a group of the same
+    name, which failed (connection refused, or a hang) when the closed one was destroyed at once."""
+    results = run(2, workers.closed_and_rebuilt, 12, tmp_path=tmp_path, timeout=90, dist_timeout=30)
+    assert results[0] == results[1] and len(results[0]) == 12

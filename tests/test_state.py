@@ -249,3 +249,19 @@ def test_reading_a_state_imports_no_scheduler_module():
     imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level}
     assert imported <= {None, "errors"}  # `from . import _validate` and `.errors`: no circle with base
     assert not (PACKAGE / "compat.py").exists()
+
+
+@pytest.mark.parametrize("how", ["resume use_checkpoint", "restore use_checkpoint", "load strict=False"])
+def test_a_saved_state_missing_a_hyperparameter_is_refused_never_filled_with_a_default(how):
+    saved = hook_at(5, total=50).lr_scheduler.state_dict()
+    del saved["hyperparams"]["warmup_steps"]  # the default (0) would give another schedule than the saved one
+    hook = hook_at(5, total=100)
+    before = snapshot(hook)
+    with pytest.raises(CheckpointError, match="warmup_steps"):
+        if how == "resume use_checkpoint":
+            resume(hook.lr_scheduler, saved, on_mismatch="use_checkpoint")
+        elif how == "restore use_checkpoint":
+            restore(hook, saved, "use_checkpoint")
+        else:
+            hook.lr_scheduler.load_state_dict(saved, strict=False)
+    assert snapshot(hook) == before

@@ -297,3 +297,17 @@ def late_process_group(rank, world):
     dist.init_process_group("gloo", rank=rank, world_size=world, init_method=f"tcp://127.0.0.1:{port[0]}")
     hook.step(4)
     return [g["lr"] for g in opt.param_groups]
+
+
+def closed_and_rebuilt(rank, world, rounds):
+    """Each round builds a hook on the same ranks, syncs twice and closes it (``with``): every round's group
+    is a new one of the same ranks, which must not meet a closed one's addresses."""
+    from hooks import LRSchedulerHook
+
+    lrs = []
+    for _ in range(rounds):
+        with LRSchedulerHook(cs.CosineAnnealingLR(optimizer(), 20), timeout=10) as hook:
+            hook.step(1)
+            hook.step(2)
+            lrs.append(hook.lr_scheduler.get_last_lr())
+    return lrs
