@@ -81,7 +81,7 @@ class ClosedFormLR(LRScheduler):
         if hyperparams:
             self._configure(**hyperparams)
         last_epoch = V.step("last_epoch", last_epoch, -1)
-        with unchanged_on_error(self, attributes=False):  # a refused schedule leaves the optimizer as it was
+        with groups_unchanged_on_error(optimizer):  # a refused schedule leaves the optimizer as it was
             self.base_lrs = self._initial_lrs(last_epoch)
             self._check_range()
             self._step_count = 0
@@ -385,8 +385,9 @@ class ClosedFormLR(LRScheduler):
                 if optimizer is None:
                     warnings.simplefilter("ignore")
                     optimizer = stand_in_optimizer(saved.base_lrs, saved.fields.get("group_names"))
-                sched = kind(optimizer, **saved.hyperparams)
-                sched.load_state_dict(saved)
+                with groups_unchanged_on_error(optimizer):  # a refusal leaves the given optimizer as it was
+                    sched = kind(optimizer, **saved.hyperparams)
+                    sched.load_state_dict(saved)
         except CheckpointError:
             raise
         except (ValueError, TypeError, KeyError, OverflowError, RecursionError) as e:
@@ -428,29 +429,38 @@ def stand_in_optimizer(lrs: Iterable[float], names: Iterable[str | None] | None 
 
 
 @contextmanager
-def unchanged_on_error(scheduler: ClosedFormLR, hook: Any = None, attributes: bool = True) -> Iterator[None]:
-    """Put ``scheduler`` (its attributes and its optimizer's param-group settings, a tensor lr's value
-    included) and ``hook``'s attributes back as they were if the body raises: the one rollback of
-    construction, :meth:`~ClosedFormLR.load_state_dict` and ``checkpoint.restore``. Attributes are kept by
-    reference: what the body changes it rebinds (a load configures, a step writes), never mutates in place.
-    ``attributes=False`` (construction: a refused object is dropped) keeps only the optimizer's side, and leaves
-    the scheduler's ``__dict__`` unread: reading it costs CPython's fast attribute access on every later ``step()``.
-    """
-    groups = scheduler.optimizer.param_groups
+def groups_unchanged_on_error(optimizer: Optimizer) -> Iterator[None]:
+    """Put ``optimizer``'s param-group settings (a tensor lr's value included, in place) back as they were if
+    the body raises. Alone where only the optimizer outlives a refusal (construction, :meth:`ClosedFormLR.from_state`):
+    it leaves a scheduler's ``__dict__`` unread, which would cost CPython's fast attribute access on every ``step()``."""
+    groups = optimizer.param_groups
     kept = [(dict(g), {k: v.clone() for k, v in g.items() if isinstance(v, torch.Tensor)}) for g in groups]
-    objects = [(obj, dict(vars(obj))) for obj in (scheduler, hook) if obj is not None and attributes]
     try:
         yield
     except BaseException:
-        for obj, before in objects:
-            vars(obj).clear()
-            vars(obj).update(before)
         for group, (before, tensors) in zip(groups, kept):
             group.clear()
             group.update(before)
             for k, value in tensors.items():
                 group[k].copy_(value)
         raise
+
+
+@contextmanager
+def unchanged_on_error(scheduler: ClosedFormLR, hook: Any = None) -> Iterator[None]:
+    """Put ``scheduler`` (its attributes and its optimizer's param groups) and ``hook``'s attributes back as they
+    were if the body raises: the one rollback of :meth:`~ClosedFormLR.load_state_dict` and ``checkpoint.restore``.
+    Attributes are kept by reference: what the body changes it rebinds (a load configures, a step writes), never
+    mutates in place."""
+    objects = [(obj, dict(vars(obj))) for obj in (scheduler, hook) if obj is not None]
+    with groups_unchanged_on_error(scheduler.optimizer):
+        try:
+            yield
+        except BaseException:
+            for obj, before in objects:
+                vars(obj).clear()
+                vars(obj).update(before)
+            raise
 
 
 def _as_float(value: Any) -> Any:

@@ -265,3 +265,19 @@ def test_a_saved_state_missing_a_hyperparameter_is_refused_never_filled_with_a_d
         else:
             hook.lr_scheduler.load_state_dict(saved, strict=False)
     assert snapshot(hook) == before
+
+
+@pytest.mark.parametrize("case", ["one group saved, two held", "a group name the state lacks"])
+def test_a_refused_from_state_leaves_the_given_optimizer_as_it_was(case):
+    hook = hook_at(0, lrs=(0.1,) if case.startswith("one") else (0.1, 0.2))
+    opt = make_optimizer(2, lrs=(0.5, 0.7))
+    if case.startswith("a group"):
+        for mine, theirs, (a, b) in zip(hook.lr_scheduler.optimizer.param_groups, opt.param_groups,
+                                         [("embed", "embed"), ("decay", "head")]):
+            mine["name"], theirs["name"] = a, b
+    hook.step(5)
+    saved = hook.lr_scheduler.state_dict()
+    before = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
+    with pytest.raises(CheckpointError):
+        cs.ClosedFormLR.from_state(saved, opt)
+    assert [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups] == before
