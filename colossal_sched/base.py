@@ -345,8 +345,7 @@ class ClosedFormLR(LRScheduler):
         not give a valid schedule raises :class:`CheckpointError`; the caller rolls back (:func:`unchanged_on_error`)."""
         try:
             if state["class"] == type(self).__name__ and state["hyperparams"] is not None:
-                missing = [name for name in self.hyperparams if name not in state["hyperparams"]]
-                if missing:  # never a default in place of a saved value: that is not the checkpoint's schedule
+                if missing := [name for name in self.hyperparams if name not in state["hyperparams"]]:  # no defaults
                     raise ValueError(f"hyperparameter(s) {missing} missing from the saved hyperparams")
                 self._configure(**state["hyperparams"])
             self.base_lrs = list(state["base_lrs"])  # checked by read_state
@@ -430,9 +429,8 @@ def stand_in_optimizer(lrs: Iterable[float], names: Iterable[str | None] | None 
 
 @contextmanager
 def groups_unchanged_on_error(optimizer: Optimizer) -> Iterator[None]:
-    """Put ``optimizer``'s param-group settings (a tensor lr's value included, in place) back as they were if
-    the body raises. Alone where only the optimizer outlives a refusal (construction, :meth:`ClosedFormLR.from_state`):
-    it leaves a scheduler's ``__dict__`` unread, which would cost CPython's fast attribute access on every ``step()``."""
+    """Put ``optimizer``'s param groups (a tensor lr in place) back as they were if the body raises. It leaves a
+    scheduler's ``__dict__`` unread: reading it would cost CPython's fast attribute access on every ``step()``."""
     groups = optimizer.param_groups
     kept = [(dict(g), {k: v.clone() for k, v in g.items() if isinstance(v, torch.Tensor)}) for g in groups]
     try:
@@ -448,10 +446,8 @@ def groups_unchanged_on_error(optimizer: Optimizer) -> Iterator[None]:
 
 @contextmanager
 def unchanged_on_error(scheduler: ClosedFormLR, hook: Any = None) -> Iterator[None]:
-    """Put ``scheduler`` (its attributes and its optimizer's param groups) and ``hook``'s attributes back as they
-    were if the body raises: the one rollback of :meth:`~ClosedFormLR.load_state_dict` and ``checkpoint.restore``.
-    Attributes are kept by reference: what the body changes it rebinds (a load configures, a step writes), never
-    mutates in place."""
+    """Put ``scheduler`` (attributes, optimizer) and ``hook``'s attributes back as they were if the body raises: the
+    rollback of loads and ``checkpoint.restore``. Attributes are kept by reference: the body rebinds, never mutates."""
     objects = [(obj, dict(vars(obj))) for obj in (scheduler, hook) if obj is not None]
     with groups_unchanged_on_error(scheduler.optimizer):
         try:

@@ -13,6 +13,7 @@ refusal is raised by every rank of the group in the same sync, naming every disa
 from __future__ import annotations
 
 import atexit
+import contextlib
 import math
 import operator
 import warnings
@@ -35,17 +36,13 @@ from .sync_protocol import (
     _WarningRaised, group_layout, layout_problem, resolve_ranks, union_layout,
 )
 
-#: side groups of closed syncs, destroyed at interpreter exit by :func:`_destroy_retired`
-_retired: list[Any] = []
+_retired: list[Any] = []  # side groups of closed syncs, destroyed at interpreter exit
 
 
 def _destroy_retired() -> None:
-    if dist.is_initialized():  # else torch destroyed every group with the default one
-        for group in _retired:
-            try:
-                dist.destroy_process_group(group)
-            except ValueError:  # destroyed already
-                pass
+    for group in _retired if dist.is_initialized() else []:  # else torch destroyed every group with the default one
+        with contextlib.suppress(ValueError):  # destroyed already
+            dist.destroy_process_group(group)
     _retired.clear()
 
 
@@ -245,10 +242,9 @@ class LRSync:
         self._deferred = self._deferred or refusal
 
     def close(self) -> None:
-        """Wait for a sync still in flight (its verdict is dropped) and retire the side group: it is destroyed
-        at interpreter exit (:func:`_destroy_retired`), so no gloo thread outlives the interpreter. Not sooner:
-        a later sync of the same ranks gets a group of the same name, which must not find a destroyed one's
-        addresses in the store. Idempotent; runs at interpreter exit by itself. No sync after it."""
+        """Wait for a sync in flight (its verdict is dropped); no sync after it. The side group is destroyed at
+        interpreter exit, not sooner: a later sync of the same ranks gets a group of the same name, which must not
+        find a destroyed one's addresses in the store. Idempotent; runs at interpreter exit by itself."""
         atexit.unregister(self._close_at_exit)
         pending, self._pending = self._pending, None
         group, self.process_group = self.process_group, None

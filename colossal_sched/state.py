@@ -99,8 +99,7 @@ class SavedState:
         native: Written by colossal_sched; else by a torch or ColossalAI scheduler.
         cls: The class that wrote it (native), else the torch/ColossalAI classes whose keys it has ("" if none).
         base_lrs: One base lr per saved param group.
-        step: Steps taken: ``last_epoch`` (-1 before the first step; ColossalAI's two-stage schedulers counted
-            across both stages).
+        step: Steps taken: ``last_epoch`` (-1 before the first; ColossalAI's two-stage schedulers: both stages).
         global_step: The hook's global step, where a hook saved the state.
     """
 
