@@ -47,7 +47,7 @@ class LRSchedulerHook(EngineHook):
         log_fn (callable): Called as ``log_fn(global_step, {"lr/<group>": value, ...})`` likewise.
 
     The lr sync's side group and a sync in flight are torn down at interpreter exit by themselves; :meth:`close`
-    (or ``with LRSchedulerHook(...) as hook:``) does it earlier.
+    (or ``with LRSchedulerHook(...) as hook:``) ends the sync earlier, its group still destroyed at exit.
     """
 
     def __init__(
@@ -224,8 +224,8 @@ class LRSchedulerHook(EngineHook):
         self._request = (self._asked(), s, s.last_epoch)
 
     def close(self) -> None:
-        """Tear down the lr sync (its side group, a sync in flight; see :meth:`LRSync.close`) and the overlap's
-        optimizer pre-hook. Idempotent; also runs at interpreter exit. The hook syncs no more afterwards."""
+        """End the lr sync (wait for a sync in flight; its group is destroyed at exit, see :meth:`LRSync.close`) and
+        remove the overlap's optimizer pre-hook. Idempotent; also runs at interpreter exit. No sync afterwards."""
         if self._pre_step is not None:
             self._pre_step[1].remove()
             self._pre_step = None
