@@ -38,6 +38,7 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from . import _validate as V
 from ._ops import SCALAR, VECTOR, Ops
+from .clock import unit as _unit
 from .errors import CheckpointError, InvalidLRError, MissingInitialLRError, ReplanError, ScheduleMismatchError
 from .state import FORMAT_VERSION, SavedState, group_names, read_state
 
@@ -61,6 +62,8 @@ class ClosedFormLR(LRScheduler):
     rebuildable: ClassVar[bool] = True
     """A saved state holds the whole schedule, so it can be rebuilt from it (:meth:`from_state`); False where
     user functions decide the lr (LambdaLR, MultiplicativeLR), which a state cannot hold."""
+    unit: str = "updates"
+    """What the step counts (:meth:`counting`): ``"updates"``, ``"samples"`` or ``"tokens"``."""
     total_steps: int
 
     def __init_subclass__(cls, abstract: bool = False, **kwargs: Any) -> None:
@@ -148,6 +151,20 @@ class ClosedFormLR(LRScheduler):
             base.append(V.real(f"param_groups[{i}]['initial_lr'] (the base lr)", _as_float(group["initial_lr"]), low=0.0))
         return base
 
+    def counting(self, unit: str) -> "ClosedFormLR":
+        """Declare what the step counts: ``"updates"`` (the default), ``"samples"`` or ``"tokens"`` consumed. Every
+        length (``total_steps``, ``warmup_steps``, milestones, re-plans) and every step given (``step_to``, ``lr_at``,
+        ``lr_table``) is then in that unit; a hook advances the scheduler by what each update consumed. Declared
+        before the first step; returns the scheduler."""
+        unit = _unit("unit", unit)
+        if unit != self.unit and self._last_epoch > 0:
+            raise ValueError(f"unit must be declared before the first step ({type(self).__name__} is at step "
+                             f"{self._last_epoch} in {self.unit}); build the scheduler again to count {unit}")
+        if unit != "updates" or "unit" in self.__dict__:
+            self.unit = unit
+        self._fingerprint_cache = None
+        return self
+
     def hyperparameters(self) -> dict[str, Any]:
         """The constructor's hyperparameters, as plain data."""
         return {name: _plain(getattr(self, name)) for name in self.hyperparams}
@@ -156,12 +173,13 @@ class ClosedFormLR(LRScheduler):
         """What shapes the curve apart from the step and the base lrs: class and every
         hyperparameter (a subclass adds anything else that does, e.g. re-plans). Plain JSON data;
         :meth:`fingerprint` hashes it, and ranks compare it field by field when fingerprints differ."""
-        return {"class": type(self).__name__, "hyperparams": self.hyperparameters()}
+        spec = {"class": type(self).__name__, "hyperparams": self.hyperparameters()}
+        return spec if self.unit == "updates" else {**spec, "unit": self.unit}
 
     def fingerprint(self) -> int:
         """A stable 62-bit hash of :meth:`schedule_spec` (SHA-256 of its canonical JSON): equal on two
         ranks, or two runs, exactly when they built the same schedule."""
-        key = [type(self), [getattr(self, name, None) for name in self.hyperparams], getattr(self, "replans", None),
+        key = [type(self), self.unit, [getattr(self, name, None) for name in self.hyperparams], getattr(self, "replans", None),
                self.__dict__.get("_configured_total")]
         cached = self.__dict__.get("_fingerprint_cache")
         if cached is not None and cached[0] == key:  # what shapes the curve is unchanged: skip the JSON and hash
@@ -233,6 +251,9 @@ class ClosedFormLR(LRScheduler):
                 "scheduler's lr would count. Compose schedules with colossal_sched.ComposedLR, a "
                 "colossal_sched.LambdaLR of the product, or torch's SequentialLR (one after another)"
             )
+        if self.unit != "updates" and epoch is None:
+            raise ValueError(f"{type(self).__name__} counts {self.unit}: step() cannot tell how many were consumed; "
+                             f"use step_to(consumed {self.unit}) or LRSchedulerHook.step(global_step, {self.unit}=...)")
         self._step_count += 1
         step = self._last_epoch + 1 if epoch is None else V.step("epoch", epoch)
         lrs, momenta = self._values(step)  # what _apply does, one call less (and no *args: a slow call in CPython)
@@ -304,6 +325,7 @@ class ClosedFormLR(LRScheduler):
             "group_names": group_names(self.optimizer),
             "last_epoch": self.last_epoch,
             "last_lr": list(self._last_lr),
+            **({} if self.unit == "updates" else {"unit": self.unit}),
             **self._extra_state(),
         }
 
@@ -348,6 +370,7 @@ class ClosedFormLR(LRScheduler):
                 if missing := [name for name in self.hyperparams if name not in state["hyperparams"]]:  # no defaults
                     raise ValueError(f"hyperparameter(s) {missing} missing from the saved hyperparams")
                 self._configure(**state["hyperparams"])
+                self.unit = _unit("unit", state.get("unit", "updates"))  # a load may change it (strict=False)
             self.base_lrs = list(state["base_lrs"])  # checked by read_state
             self._load_extra_state(state)
             self._check_range()
@@ -385,7 +408,7 @@ class ClosedFormLR(LRScheduler):
                     warnings.simplefilter("ignore")
                     optimizer = stand_in_optimizer(saved.base_lrs, saved.fields.get("group_names"))
                 with groups_unchanged_on_error(optimizer):  # a refusal leaves the given optimizer as it was
-                    sched = kind(optimizer, **saved.hyperparams)
+                    sched = kind(optimizer, **saved.hyperparams).counting(saved.fields.get("unit", "updates"))
                     sched.load_state_dict(saved)
         except CheckpointError:
             raise
@@ -397,6 +420,8 @@ class ClosedFormLR(LRScheduler):
         """``(field, saved, current)`` for each field where a native state differs from this scheduler:
         class, hyperparameters (and, with ``with_base_lrs``, the base lrs)."""
         diffs: list[tuple[str, Any, Any]] = []
+        if state.get("unit", "updates") != self.unit:
+            diffs.append(("unit", state.get("unit", "updates"), self.unit))
         if state["class"] != type(self).__name__:
             diffs.append(("class", state["class"], type(self).__name__))
         elif state["hyperparams"] is not None:
@@ -417,7 +442,8 @@ class ClosedFormLR(LRScheduler):
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
-        return f"{type(self).__name__}({args}, last_epoch={self.last_epoch})"
+        unit = "" if self.unit == "updates" else f", unit={self.unit!r}"
+        return f"{type(self).__name__}({args}, last_epoch={self.last_epoch}{unit})"
 
 
 def stand_in_optimizer(lrs: Iterable[float], names: Iterable[str | None] | None = None) -> Optimizer:

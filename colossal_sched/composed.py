@@ -6,6 +6,7 @@ from typing import Any, Mapping, Optional, Sequence
 from torch.optim import Optimizer
 
 from . import _validate as V
+from . import clock
 from .errors import CheckpointError
 from .phases import SPEC_TYPES, Phase, Product, Scaled, spec_keys
 from .plan import PhasedLR
@@ -110,7 +111,8 @@ class ComposedLR(PhasedLR):
     (``first_cycle_steps``, ``cycle_mult``, ``cycle_decay``, ``warmup_steps``, ``eta_min``); ``"product"``
     (``factors``: phase specs, each from peak 1, multiplied: torch's ``ChainedScheduler`` as data).
     ``end_lr``/``min_lr``/``eta_min`` are absolute lrs. The spec is plain JSON: saved, fingerprinted
-    and compared at resume.
+    and compared at resume. A phase may say what its lengths count (``"unit": "samples"``, see
+    :meth:`~colossal_sched.base.ClosedFormLR.counting`); every phase of one schedule counts the same unit.
 
     Args:
         optimizer (:class:`torch.optim.Optimizer`): Wrapped optimizer.
@@ -130,6 +132,14 @@ class ComposedLR(PhasedLR):
             raise ValueError("phases is required: a non-empty list of phase specs such as {'type': 'cosine'}")
         if isinstance(phases, (str, bytes, Mapping)) or not isinstance(phases, Sequence) or not phases:
             raise V.ArgumentTypeError(f"phases must be a non-empty list of phase specs (dicts), got {phases!r}")
+        units = {i: clock.unit(f"phases[{i}].unit", p["unit"]) for i, p in enumerate(phases) if isinstance(p, Mapping) and "unit" in p}
+        if len(set(units.values())) > 1:
+            raise ValueError(f"phases mix clock units {[f'phases[{i}]: {u}' for i, u in units.items()]}: one schedule "
+                             f"counts one unit, one of {list(clock.UNITS)}")
+        self._declared_unit = next(iter(units.values()), None)
+        if self._declared_unit is not None:
+            self.unit = self._declared_unit
+        phases = [{k: v for k, v in p.items() if k != "unit"} if isinstance(p, Mapping) else p for p in phases]
         self.phases = [normalize(p, f"phases[{i}]") for i, p in enumerate(phases)]
         _check_storable(self.phases)
         bounds = [] if boundaries is None else boundaries
@@ -150,6 +160,12 @@ class ComposedLR(PhasedLR):
                 build_phase(p, e - s)
             except ValueError as err:
                 raise ValueError(f"phases[{i}] ({p['type']}, steps {s}..{e}): {err}") from None
+
+    def counting(self, unit: str) -> "ComposedLR":
+        declared = self.__dict__.get("_declared_unit")
+        if declared is not None and clock.unit("unit", unit) != declared:
+            raise ValueError(f"unit must be {declared!r}, what the phases declare, got {unit!r}")
+        return super().counting(unit)
 
     def _plan(self) -> tuple[list[Phase], list[int]]:
         ends = self.boundaries + [self.total_steps]

@@ -1,0 +1,87 @@
+"""The clock: how far a run has progressed, exactly, in the unit its schedule counts.
+
+A schedule is a function of one count (:attr:`ClosedFormLR.unit <colossal_sched.base.ClosedFormLR.unit>`):
+optimizer updates (the default), consumed samples, or consumed tokens. A hook owns a :class:`Clock` and
+advances it after every update by what the update consumed (summed over the data-parallel ranks) unless the
+update was skipped; the schedule's position is :meth:`Clock.position`.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+from . import _validate as V
+
+UNITS = ("updates", "samples", "tokens")
+MAX_COUNT = (1 << 63) - 1
+"""Counters are exact int64 (they travel in the sync's int64 row and are saved as JSON ints)."""
+
+
+def unit(name: str, value: Any) -> str:
+    """``value`` as a clock unit: one of :data:`UNITS`."""
+    return V.choice(name, value, UNITS)
+
+
+def count(name: str, value: Any) -> int:
+    """``value`` as a counter: an int in ``[0, 2**63 - 1]`` (numpy/torch integer scalars too)."""
+    if value is None:
+        return 0
+    try:
+        value = int(value.__index__()) if not isinstance(value, bool) else value
+    except (AttributeError, TypeError):
+        pass
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise V.ArgumentTypeError(f"{name} must be an int in [0, 2**63 - 1], got {V.short(value)} ({type(value).__name__})")
+    if not 0 <= value <= MAX_COUNT:
+        raise ValueError(f"{name} must be an int in [0, 2**63 - 1] (int64; a consumed count never decreases), got {value}")
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class Clock:
+    """What a run has consumed before its next update: exact counters, saved with the hook's state.
+
+    Args:
+        samples (int): Samples consumed by the applied updates (every dp rank's share summed).
+        tokens (int): Tokens consumed likewise.
+        skipped (int): Updates skipped (fp16/bf16 overflow): they advance neither the updates count nor the others.
+    """
+
+    samples: int = 0
+    tokens: int = 0
+    skipped: int = 0
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            object.__setattr__(self, field.name, count(field.name, getattr(self, field.name)))
+
+    def position(self, unit: str, global_step: int) -> int:
+        """The schedule's position before update ``global_step``: updates applied (``global_step - skipped``),
+        samples or tokens consumed."""
+        if unit == "updates":
+            return global_step - self.skipped if global_step >= self.skipped else 0
+        return self.samples if unit == "samples" else self.tokens
+
+    def advanced(self, samples: int, tokens: int, skipped: int) -> "Clock":
+        """The clock after updates that consumed ``samples`` and ``tokens`` (nothing where ``skipped`` of them
+        were skipped); :class:`ValueError` naming the counter where a total would pass int64."""
+        totals = {"samples": self.samples + samples, "tokens": self.tokens + tokens, "skipped": self.skipped + skipped}
+        for name, total in totals.items():
+            if total > MAX_COUNT:
+                raise ValueError(f"{name}: the consumed total would be {total}, more than int64 holds (2**63 - 1)")
+        return Clock(**totals)
+
+    def state_dict(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any] | None) -> "Clock":
+        """A clock from :meth:`state_dict`'s form (None: a state saved before clocks, all zero)."""
+        if state is None:
+            return cls()
+        if not isinstance(state, Mapping) or set(state) - {"samples", "tokens", "skipped"}:
+            raise ValueError(f"clock state must be a dict of samples, tokens, skipped, got {V.short(dict(state) if isinstance(state, Mapping) else state)}")
+        return cls(**{k: count(f"clock {k}", v) for k, v in state.items()})
+
+
+__all__ = ["UNITS", "MAX_COUNT", "Clock", "count", "unit"]
