@@ -272,6 +272,8 @@ class InverseSqrt(_Continuing):
     def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
         tau, lo = self.timescale, self.min_lr
         factor = ops.sqrt(tau / (u + tau))
+        if ops is SCALAR:  # max(lo, x) without the call: x where x > lo, else lo
+            return [p * factor if p * factor > lo else lo for p in peaks]
         return [ops.maximum(lo, p * factor) for p in peaks]
 
 
@@ -361,8 +363,24 @@ class Restarts(_Continuing):
         return {0, L} | {min(s + d, L) for s in starts for d in (w - 1, w) if s + d >= 0}
 
     def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
-        i, v, n, kmax = self._cycle(ops, u)
         w, lo = self.warmup_steps, self.eta_min
+        if ops is SCALAR:  # step()'s path: the operations below, without the namespace's calls
+            if self.cycle_mult == 1.0:
+                i = u // self.first_cycle_steps
+                v, n = u - i * self.first_cycle_steps, self.first_cycle_steps - w
+            else:
+                starts, spans = self._cycles
+                i = bisect.bisect_right(starts, u) - 1
+                v, n = u - starts[i], spans[i]
+            if v < w:
+                shape, floor = (v + 1) / w, 0.0
+            else:
+                c = 0.5 + 0.5 * math.cos((v - w) * (math.pi / n) if self.cycle_mult == 1.0 else math.pi * (v - w) / n)
+                shape, floor = c, (lo - lo * c if lo else 0.0)
+            if self.cycle_decay != 1.0:
+                shape = shape * math.pow(self.cycle_decay, i)
+            return [p * shape + floor for p in peaks]
+        i, v, n, kmax = self._cycle(ops, u)
         x = ops.maximum(v - w, 0) if w else v
         c = 0.5 + 0.5 * ops.cos(x * (math.pi / n) if self.cycle_mult == 1.0 else math.pi * x / n)
         # lr = p_i * shape + floor: shape = (v + 1) / W in the warmup, else c; floor = eta_min * (1 - c) after it
