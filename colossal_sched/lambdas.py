@@ -48,7 +48,14 @@ class _LambdaBase(ClosedFormLR):
         called again, one by one, only to name what is not."""
         if 0.0 not in scale:  # (a zero scale would hide a negative factor as -0.0)
             try:
-                out = [x * float(fn(t)) for x, fn in zip(scale, self.lr_lambdas)]
+                fns = self.lr_lambdas
+                if fns.count(fns[0]) == len(fns):  # one function for every group: one call
+                    v = float(fns[0](t))
+                    out = [x * v for x in scale]
+                    if 0.0 <= v <= 1.0:  # each product at most its (finite, >= 0) scale: no check
+                        return out
+                else:
+                    out = [x * float(fn(t)) for x, fn in zip(scale, fns)]
                 for v in out:
                     if not 0.0 <= v <= MAX_FLOAT:  # NaN, inf or negative
                         break
@@ -98,7 +105,8 @@ class LambdaLR(_LambdaBase):
     def _lrs(self, t: Any, ops: Ops) -> list[Any]:
         if ops is SCALAR:
             return self._times(t, self.base_lrs, "lr")
-        steps, calls = _steps(t), {}  # the user's function is called per step in any case, once per distinct function
+        t, calls = np.asarray(t, dtype=np.int64), {}  # each distinct function is called per step (as Python ints)
+        steps = range(int(t[0]), int(t[-1]) + 1) if t.size and int(t[-1] - t[0]) == t.size - 1 and bool((np.diff(t) == 1).all()) else t.tolist()
         out = []
         for g, (base, fn) in enumerate(zip(self.base_lrs, self.lr_lambdas)):
             try:
@@ -143,7 +151,9 @@ class MultiplicativeLR(_LambdaBase):
 
     def _factors_at(self, t: int) -> list[float]:
         """The running products after ``t`` steps (pure: from the cached product nearest below ``t``)."""
-        cache = self._cache()
+        cache = self._products  # _cache(), inlined: every step's path
+        if cache is None or cache.n != len(self.base_lrs):
+            cache = self._cache()
         hs, hv = cache.head
         if hs == t - 1 and t != cache.anchor:  # the next step: one factor per group
             factors = self._times(t, hv, "running product of lr_lambda")
@@ -227,14 +237,6 @@ class MultiplicativeLR(_LambdaBase):
             self._products = _Products(n, anchor=(step, factors))  # a new cache: the old one may be shared
         else:
             self._products = _Products(len(self.base_lrs))
-
-
-def _steps(t: Any) -> "range | list[int]":
-    """The steps ``t`` as Python ints (what the user's function takes): a range where they are consecutive."""
-    t = np.asarray(t, dtype=np.int64)
-    if t.size and int(t[-1] - t[0]) == t.size - 1 and bool((np.diff(t) == 1).all()):
-        return range(int(t[0]), int(t[-1]) + 1)
-    return t.tolist()
 
 
 class _Products:

@@ -338,15 +338,12 @@ class Restarts(_Continuing):
         return np.asarray(starts, dtype=np.int64), np.asarray(spans, dtype=np.float64)
 
     def _cycle(self, ops: Ops, u: Any) -> tuple[Any, Any, Any, int]:
-        """Cycle index, offset in it, the length of its cosine (``L_i - W``), and the largest index (for ``ipow``)."""
+        """Cycle index, offset in it, the length of its cosine (``L_i - W``), and the largest index (for ``ipow``);
+        :meth:`lrs` inlines it for one step."""
         first = self.first_cycle_steps
         if self.cycle_mult == 1.0:
             i = ops.floordiv(u, first)
             return i, u - i * first, first - self.warmup_steps, self.length // first
-        if ops is SCALAR:
-            starts, spans = self._cycles
-            i = bisect.bisect_right(starts, u) - 1
-            return i, u - starts[i], spans[i], len(starts) - 1
         starts, spans = self._arrays
         i = np.searchsorted(starts, u, side="right") - 1
         return i, u - starts[i], spans[i], len(starts) - 1
@@ -366,17 +363,13 @@ class Restarts(_Continuing):
         w, lo = self.warmup_steps, self.eta_min
         if ops is SCALAR:  # step()'s path: the operations below, without the namespace's calls
             if self.cycle_mult == 1.0:
-                i = u // self.first_cycle_steps
-                v, n = u - i * self.first_cycle_steps, self.first_cycle_steps - w
+                (i, v), n = divmod(u, self.first_cycle_steps), self.first_cycle_steps - w
             else:
                 starts, spans = self._cycles
                 i = bisect.bisect_right(starts, u) - 1
                 v, n = u - starts[i], spans[i]
-            if v < w:
-                shape, floor = (v + 1) / w, 0.0
-            else:
-                c = 0.5 + 0.5 * math.cos((v - w) * (math.pi / n) if self.cycle_mult == 1.0 else math.pi * (v - w) / n)
-                shape, floor = c, (lo - lo * c if lo else 0.0)
+            c = 0.0 if v < w else 0.5 + 0.5 * math.cos((v - w) * (math.pi / n) if self.cycle_mult == 1.0 else math.pi * (v - w) / n)
+            shape, floor = ((v + 1) / w, 0.0) if v < w else (c, lo - lo * c if lo else 0.0)
             if self.cycle_decay != 1.0:
                 shape = shape * math.pow(self.cycle_decay, i)
             return [p * shape + floor for p in peaks]
