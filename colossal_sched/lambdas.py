@@ -110,11 +110,12 @@ class LambdaLR(_LambdaBase):
         out = []
         for g, (base, fn) in enumerate(zip(self.base_lrs, self.lr_lambdas)):
             try:
-                if id(fn) not in calls:
-                    calls[id(fn)] = np.fromiter(map(fn, steps), np.float64, len(steps))
-                values = calls[id(fn)]
+                if id(fn) not in calls:  # and its range (NaN fails both checks): base * v <= base * max for every v
+                    values = np.fromiter(map(fn, steps), np.float64, len(steps))
+                    calls[id(fn)] = values, float(values.min()), float(values.max())
+                values, low, high = calls[id(fn)]
                 lrs = base * values
-                ok = bool(np.all((values >= 0.0) & (values <= MAX_FLOAT) & (lrs <= MAX_FLOAT)))
+                ok = 0.0 <= low and high <= MAX_FLOAT and base * high <= MAX_FLOAT
             except (TypeError, ValueError, OverflowError):
                 ok = False
             if not ok:  # call again, one by one, to name the step and the value (or take what the scalar path takes)
