@@ -4,15 +4,14 @@ Each schedule writes its formula once against an ``Ops`` namespace: :data:`SCALA
 for one integer step at the cost of a few Python float operations (what ``step()`` pays), and
 :data:`VECTOR` for a whole array of steps without a Python loop (what ``lr_table`` uses).
 Both evaluate the same expression in the same order and agree bit for bit: ``cos``, ``sqrt`` and the
-arithmetic are numpy's and libm's alike, and powers are libm's ``pow`` in both (numpy's SIMD ``pow`` may
-differ from it by an ulp), so ``lr_table`` equals ``lr_at`` exactly.
+arithmetic are numpy's and libm's alike, and powers are libm's ``pow`` in both (``np.float_power`` calls it per
+element; ``np.power``'s SIMD loop may differ from it by an ulp), so ``lr_table`` equals ``lr_at`` exactly.
 """
 from __future__ import annotations
 
 import bisect
 import math
 import operator
-from itertools import repeat
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -88,18 +87,20 @@ def _vector_pow(x: Any, y: float) -> Any:
         return math.pow(x, y)
     if y == 1.0:  # exact in both
         return np.array(x, dtype=np.float64)
-    return np.fromiter(map(math.pow, np.asarray(x, dtype=np.float64).tolist(), repeat(y)), np.float64, np.size(x))
+    return np.float_power(np.asarray(x, dtype=np.float64), y)
 
 
 def _vector_ipow(base: float, k: Any, kmax: int) -> Any:
-    """``base ** k`` from a table of libm's ``pow`` over the powers ``k`` spans (bit-identical to :data:`SCALAR`)."""
+    """``base ** k`` by libm's ``pow``, ``inf`` for an overflow (bit-identical to :data:`SCALAR`); one ``pow`` per
+    power ``k`` spans where they repeat (staircases)."""
     k = np.asarray(k, dtype=np.int64)  # no copy when k is already int64
     if not k.size:
         return np.empty(0)
     lo, hi = int(k.min()), int(k.max())
-    if hi - lo >= k.size:  # sparse powers: one pow each
-        return np.fromiter(map(_pow, repeat(base), k.tolist()), np.float64, k.size)
-    table = np.fromiter(map(_pow, repeat(base), range(lo, hi + 1)), np.float64, hi - lo + 1)
+    with np.errstate(over="ignore"):
+        if hi - lo >= k.size // 2:  # mostly distinct powers: one pow each
+            return np.float_power(base, k)
+        table = np.float_power(base, np.arange(lo, hi + 1, dtype=np.int64))
     return table[k - lo] if lo else table[k]
 
 

@@ -48,7 +48,14 @@ class _LambdaBase(ClosedFormLR):
         called again, one by one, only to name what is not."""
         if 0.0 not in scale:  # (a zero scale would hide a negative factor as -0.0)
             try:
-                out = [x * float(fn(t)) for x, fn in zip(scale, self.lr_lambdas)]
+                fns = self.lr_lambdas
+                if fns.count(fns[0]) == len(fns):  # one function for every group: one call
+                    v = float(fns[0](t))
+                    out = [x * v for x in scale]
+                    if 0.0 <= v <= 1.0:  # each product at most its (finite, >= 0) scale: no check
+                        return out
+                else:
+                    out = [x * float(fn(t)) for x, fn in zip(scale, fns)]
                 for v in out:
                     if not 0.0 <= v <= MAX_FLOAT:  # NaN, inf or negative
                         break
@@ -98,13 +105,17 @@ class LambdaLR(_LambdaBase):
     def _lrs(self, t: Any, ops: Ops) -> list[Any]:
         if ops is SCALAR:
             return self._times(t, self.base_lrs, "lr")
-        steps = np.asarray(t, dtype=np.int64).tolist()  # the user's function is called per step in any case
+        t, calls = np.asarray(t, dtype=np.int64), {}  # each distinct function is called per step (as Python ints)
+        steps = range(int(t[0]), int(t[-1]) + 1) if t.size and int(t[-1] - t[0]) == t.size - 1 and bool((np.diff(t) == 1).all()) else t.tolist()
         out = []
         for g, (base, fn) in enumerate(zip(self.base_lrs, self.lr_lambdas)):
             try:
-                values = np.array([fn(s) for s in steps], dtype=np.float64)
+                if id(fn) not in calls:  # and its range (NaN fails both checks): base * v <= base * max for every v
+                    values = np.fromiter(map(fn, steps), np.float64, len(steps))
+                    calls[id(fn)] = values, float(values.min()), float(values.max())
+                values, low, high = calls[id(fn)]
                 lrs = base * values
-                ok = bool(np.all((values >= 0.0) & (values <= MAX_FLOAT) & (lrs <= MAX_FLOAT)))
+                ok = 0.0 <= low and high <= MAX_FLOAT and base * high <= MAX_FLOAT
             except (TypeError, ValueError, OverflowError):
                 ok = False
             if not ok:  # call again, one by one, to name the step and the value (or take what the scalar path takes)
@@ -141,7 +152,9 @@ class MultiplicativeLR(_LambdaBase):
 
     def _factors_at(self, t: int) -> list[float]:
         """The running products after ``t`` steps (pure: from the cached product nearest below ``t``)."""
-        cache = self._cache()
+        cache = self._products  # _cache(), inlined: every step's path
+        if cache is None or cache.n != len(self.base_lrs):
+            cache = self._cache()
         hs, hv = cache.head
         if hs == t - 1 and t != cache.anchor:  # the next step: one factor per group
             factors = self._times(t, hv, "running product of lr_lambda")
@@ -174,30 +187,36 @@ class MultiplicativeLR(_LambdaBase):
                     )
             return out
         steps = np.asarray(t, dtype=np.int64)
+        below = steps < self._cache().anchor
+        if not below.any() or below.all():  # one side of the anchor (always, without a resume)
+            return list(self._products_table(steps))
         out = np.empty((len(self.base_lrs), steps.size))
-        anchor = self._cache().anchor
-        for part in (steps < anchor, steps >= anchor):  # each side of the anchor from its own products
-            if part.any():
-                out[:, part] = self._products_table(steps[part])
+        for part in (below, ~below):  # each side of the anchor from its own products
+            out[:, part] = self._products_table(steps[part])
         return list(out)
 
     def _products_table(self, steps: np.ndarray) -> np.ndarray:
         """``base * product`` for steps on one side of the anchor, as ``_factors_at`` gives them: one
         ``cumprod`` (the same multiplications in the same order) from the cached product below them."""
-        start, factors = self._cache().start(int(steps.min()))
-        span = range(start + 1, int(steps.max()) + 1)
-        out = np.empty((len(factors), steps.size))
+        lo, hi = int(steps.min()), int(steps.max())
+        start, factors = self._cache().start(lo)
+        span = range(start + 1, hi + 1)
+        at = slice(lo - start, None) if steps.size == hi - lo + 1 and bool((np.diff(steps) == 1).all()) else steps - start
+        out, calls = np.empty((len(factors), steps.size)), {}
         for g, fn in enumerate(self.lr_lambdas):
-            try:
-                values = np.array([fn(s) for s in span], dtype=np.float64)
-                bad = np.flatnonzero(~((values >= 0.0) & (values <= MAX_FLOAT)))
-            except (TypeError, ValueError, OverflowError):
-                values, bad = None, [0]
-            if len(bad):  # call again, one by one, to name the step and the value
-                for s in span:
-                    self._value(g, s)
-            with np.errstate(over="ignore"):  # an overflow is refused just below, naming its step
-                products = np.cumprod(np.concatenate(([factors[g]], values)))[steps - start]
+            key = (id(fn), repr(factors[g]))  # repr: -0.0 is not 0.0 here
+            if key not in calls:  # one call per step of each distinct function, one product
+                try:
+                    values = np.fromiter(map(fn, span), np.float64, len(span))
+                    bad = np.flatnonzero(~((values >= 0.0) & (values <= MAX_FLOAT)))
+                except (TypeError, ValueError, OverflowError):
+                    values, bad = None, [0]
+                if len(bad):  # call again, one by one, to name the step and the value
+                    for s in span:
+                        self._value(g, s)
+                with np.errstate(over="ignore"):  # an overflow is refused just below, naming its step
+                    calls[key] = np.cumprod(np.concatenate(([factors[g]], values)))
+            products = calls[key][at]
             lrs = self.base_lrs[g] * products
             if not np.all(lrs <= MAX_FLOAT):
                 s = int(steps[np.flatnonzero(~(lrs <= MAX_FLOAT))[0]])

@@ -38,7 +38,12 @@ class Anneal(Phase):
 
     def shape(self, ops: Ops, u: Any) -> Any:
         """``x`` at local count(s) ``u``: ``cos(pi * pct) + 1`` or ``pct``."""
-        pct = progress(ops, self.origin + u - self.start, self.end - self.start)
+        if ops is SCALAR:  # progress() without the calls: min(x, n) is x unless n < x, max(p, 0.0) is p unless 0.0 > p
+            x, n = self.origin + u - self.start, self.end - self.start
+            pct = 1.0 if n <= 0 else (n if n < x else x) / n
+            pct = 0.0 if 0.0 > pct else pct
+        else:
+            pct = progress(ops, self.origin + u - self.start, self.end - self.start)
         return ops.cos(math.pi * pct) + 1 if self.cos else pct
 
     def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
@@ -207,7 +212,11 @@ class OneCycleLR(PhasedLR):
 
     def _values(self, step: int) -> tuple[list[float], list[float] | None]:  # lr and momentum from one lookup and one cosine
         t = step  # not clamped: past T the last phase holds its end (its progress is clamped to 1), as at T
-        plan, momentum = self._plans()
+        compiled, (built_on, momentum) = self._compiled, self._momentum_plan  # _plans(), inlined: every step's path
+        if compiled is None or compiled[0] != self._base_lrs or built_on is not compiled[1]:
+            plan, momentum = self._plans()
+        else:
+            plan = compiled[1]
         i = bisect.bisect_right(plan.starts, t) - 1
         phase = plan.phases[i]
         x = phase.shape(SCALAR, t - phase.origin)

@@ -272,6 +272,8 @@ class InverseSqrt(_Continuing):
     def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
         tau, lo = self.timescale, self.min_lr
         factor = ops.sqrt(tau / (u + tau))
+        if ops is SCALAR:  # max(lo, x) without the call: x where x > lo, else lo
+            return [p * factor if p * factor > lo else lo for p in peaks]
         return [ops.maximum(lo, p * factor) for p in peaks]
 
 
@@ -336,15 +338,12 @@ class Restarts(_Continuing):
         return np.asarray(starts, dtype=np.int64), np.asarray(spans, dtype=np.float64)
 
     def _cycle(self, ops: Ops, u: Any) -> tuple[Any, Any, Any, int]:
-        """Cycle index, offset in it, the length of its cosine (``L_i - W``), and the largest index (for ``ipow``)."""
+        """Cycle index, offset in it, the length of its cosine (``L_i - W``), and the largest index (for ``ipow``);
+        :meth:`lrs` inlines it for one step."""
         first = self.first_cycle_steps
         if self.cycle_mult == 1.0:
             i = ops.floordiv(u, first)
             return i, u - i * first, first - self.warmup_steps, self.length // first
-        if ops is SCALAR:
-            starts, spans = self._cycles
-            i = bisect.bisect_right(starts, u) - 1
-            return i, u - starts[i], spans[i], len(starts) - 1
         starts, spans = self._arrays
         i = np.searchsorted(starts, u, side="right") - 1
         return i, u - starts[i], spans[i], len(starts) - 1
@@ -361,8 +360,20 @@ class Restarts(_Continuing):
         return {0, L} | {min(s + d, L) for s in starts for d in (w - 1, w) if s + d >= 0}
 
     def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
-        i, v, n, kmax = self._cycle(ops, u)
         w, lo = self.warmup_steps, self.eta_min
+        if ops is SCALAR:  # step()'s path: the operations below, without the namespace's calls
+            if self.cycle_mult == 1.0:
+                (i, v), n = divmod(u, self.first_cycle_steps), self.first_cycle_steps - w
+            else:
+                starts, spans = self._cycles
+                i = bisect.bisect_right(starts, u) - 1
+                v, n = u - starts[i], spans[i]
+            c = 0.0 if v < w else 0.5 + 0.5 * math.cos((v - w) * (math.pi / n) if self.cycle_mult == 1.0 else math.pi * (v - w) / n)
+            shape, floor = ((v + 1) / w, 0.0) if v < w else (c, lo - lo * c if lo else 0.0)
+            if self.cycle_decay != 1.0:
+                shape = shape * math.pow(self.cycle_decay, i)
+            return [p * shape + floor for p in peaks]
+        i, v, n, kmax = self._cycle(ops, u)
         x = ops.maximum(v - w, 0) if w else v
         c = 0.5 + 0.5 * ops.cos(x * (math.pi / n) if self.cycle_mult == 1.0 else math.pi * x / n)
         # lr = p_i * shape + floor: shape = (v + 1) / W in the warmup, else c; floor = eta_min * (1 - c) after it
