@@ -2,8 +2,9 @@
 import json
 
 import numpy as np
+import torch
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from colossal_sched import _validate as V
 from colossal_sched.ramp import BatchRamp
@@ -52,6 +53,7 @@ def test_megatrons_float_rounding_is_the_only_difference():
     assert ramp.batch_size(3000) == 1024 and oracle_batch(32, 32, 3000, 1024, 3000) == 992
 
 
+@settings(deadline=None, max_examples=60)
 @given(ramps, st.integers(0, 300))
 def test_samples_after_and_updates_to_match_the_loop(ramp, n):
     traj = oracle_trajectory(ramp, n)
@@ -60,11 +62,12 @@ def test_samples_after_and_updates_to_match_the_loop(ramp, n):
     for s in range(0, traj[-1] + 1, max(1, traj[-1] // 97)):
         u = ramp.updates_to(s)
         assert traj[u] >= s and (u == 0 or traj[u - 1] < s), (s, u)
-    probe = np.arange(0, traj[-1] + 1, dtype=np.int64)
+    probe = np.arange(0, traj[-1] + 1, max(1, traj[-1] // 500), dtype=np.int64)
     assert ramp.updates_to(probe).tolist() == [ramp.updates_to(int(s)) for s in probe]
     assert ramp.batch_size(probe).tolist() == [ramp.batch_size(int(s)) for s in probe]
 
 
+@settings(deadline=None)
 @given(ramps)
 def test_batch_size_is_the_integer_formula(ramp):
     s, i, r, g, n = ramp.start, ramp.increment, ramp.ramp_samples, ramp.global_batch_size, ramp.num_increments
@@ -124,3 +127,61 @@ def test_from_spec_refuses_bad_data(spec):
 def test_bad_counts_are_refused(call, bad):
     with pytest.raises(ValueError):
         getattr(BatchRamp(4, 4, 100, 16), call)(bad)
+
+
+# ------------------------------------------------ a schedule counting samples under a ramp (Megatron-Bridge #2609)
+counting = pytest.mark.skipif(not hasattr(__import__("colossal_sched").ClosedFormLR, "counting"),
+                              reason="ClosedFormLR.counting is not on this branch yet")
+G, BASE = 64, 0.1
+RAMP = BatchRamp(G // 4, G // 4, 20 * G, G)  # from a quarter of the batch to the full batch over 20 full batches
+W, T, D = 10 * G, 100 * G, 20 * G  # warmup: 10 full-batch updates' worth of samples; WSD decay ends at T samples
+
+
+def wsd_oracle(c, w=W, t=T, d=D):
+    """WSD by its formula at position ``c``: (c + 1) / W during the warmup, then base, then a linear decay to 0 at T."""
+    if c < w:
+        return (c + 1) / w * BASE
+    if c < t - d:
+        return BASE
+    return BASE * (1 - min(c - (t - d), d) / d)
+
+
+def wsd(unit, total, warmup, decay):
+    import colossal_sched as cs
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=BASE)
+    return cs.WarmupStableDecayLR(opt, total_steps=total, warmup_steps=warmup, decay_steps=decay).counting(unit)
+
+
+@counting
+def test_a_schedule_in_samples_keeps_its_declared_lengths_under_a_ramp():
+    sched = wsd("samples", T, W, D)
+    n_end = RAMP.updates_to(T)
+    consumed = RAMP.samples_after(np.arange(n_end + 5, dtype=np.int64)).tolist()  # before update n
+    lrs = [sched.lr_at(c)[0] for c in consumed]
+    assert lrs == pytest.approx([wsd_oracle(c) for c in consumed], rel=1e-12, abs=1e-15)
+    table = sched.lr_table(np.asarray(consumed, dtype=np.int64))
+    assert np.asarray(table).reshape(len(consumed), -1)[:, 0].tolist() == pytest.approx(lrs, rel=1e-12, abs=1e-15)
+    for n, c in enumerate(consumed[:40]):  # the scheduler itself, stepped to what each update consumed
+        sched.step_to(c)
+        assert sched.optimizer.param_groups[0]["lr"] == pytest.approx(lrs[n], rel=1e-12, abs=1e-15)
+    peak = next(n for n, c in enumerate(consumed) if c >= W - 1)  # the warmup's last position, W - 1, as declared
+    assert all(lr < BASE for lr in lrs[:peak]) and lrs[peak] == pytest.approx(BASE, rel=1e-12)
+    assert peak > 10  # under the ramp the declared samples take more updates than 10 full batches
+    assert all(lr > 0 for lr in lrs[:n_end]) and all(lr == pytest.approx(0, abs=1e-15) for lr in lrs[n_end:])
+    assert consumed[n_end] >= T > consumed[n_end - 1]  # the decay ends at the first update that reaches T samples
+
+
+@counting
+def test_the_same_schedule_in_updates_drifts_from_its_declared_samples_under_a_ramp():
+    """The contrast (the Bridge bug's shape): lengths in full-batch updates, run under the ramp."""
+    sched = wsd("updates", T // G, W // G, D // G)
+    consumed = RAMP.samples_after(np.arange(T // G + 1, dtype=np.int64)).tolist()
+    lrs = [sched.lr_at(n)[0] for n in range(T // G + 1)]
+    peak = next(n for n, lr in enumerate(lrs) if lr == pytest.approx(BASE, rel=1e-12))
+    assert peak == W // G - 1 and consumed[peak] < W - 1  # the warmup ends after fewer samples than declared
+    # a run that stops at the declared samples needs more updates than T // G: the update-counted decay has ended
+    # before it (lr 0 for the rest); a run that stops at T // G updates has consumed fewer samples than declared, and
+    # a sample-counted decay stepped there has not finished (here it has not even begun: 4512 < T - D = 5120)
+    assert RAMP.updates_to(T) > T // G and consumed[T // G] < T
+    assert wsd_oracle(consumed[T // G]) > 0 and lrs[T // G] == 0
