@@ -80,7 +80,9 @@ class BatchRamp:
         u = c = 0
         while True:
             k = bisect.bisect_right(b, c) - 1
-            us.append(u), cs.append(c), bs.append(self._batch(k))
+            us.append(u)
+            cs.append(c)
+            bs.append(self._batch(k))
             if k == len(b) - 1:
                 return us, cs, bs
             m = -(-(b[k + 1] - c) // bs[-1])  # updates until c reaches the next stage
