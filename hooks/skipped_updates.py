@@ -42,7 +42,7 @@ def innermost_optimizer(optimizer: Any) -> torch.optim.Optimizer:
     """The innermost ``torch.optim.Optimizer`` of ``optimizer`` (itself if it wraps none): the one whose
     ``step()`` applies the update, so the one that does not run when a mixed-precision wrapper skips it."""
     found = [o for o in wrapper_chain(optimizer) if isinstance(o, torch.optim.Optimizer)]
-    if not found:
+    if not found or not _is_optimizer_like(optimizer):  # an lr scheduler holds one too, but is none
         raise V.ArgumentTypeError(
             "optimizer must be a torch.optim.Optimizer or a wrapper holding one (as .optim, ._optimizer or "
             f".optimizer, e.g. ColossalAI's OptimizerWrapper), got {type(optimizer).__name__}")
@@ -83,8 +83,8 @@ class SkippedUpdates:
             ``TorchAMPOptimizer`` from ``FP16TorchMixedPrecision``), else None (no scale signal).
 
     Attributes:
-        steps (int): Steps of the innermost optimizer counted so far.
-        skipped (int): Calls that returned True so far.
+        steps (int): Steps of the innermost optimizer counted up to the last call.
+        skipped (int): Calls that returned True.
 
     Example::
 

@@ -124,6 +124,7 @@ def test_a_wrappers_scaler_is_taken_and_its_inner_optimizer_hooked():
     (3, "optimizer must be a torch.optim.Optimizer or a wrapper holding one"),
     (None, "optimizer must be a torch.optim.Optimizer or a wrapper holding one"),
     (torch.nn.Linear(1, 1), "got Linear"),
+    (torch.optim.lr_scheduler.StepLR(torch.optim.SGD([torch.zeros(1, requires_grad=True)]), 1), "got StepLR"),
 ])
 def test_refuses_what_is_not_an_optimizer(optimizer, message):
     with pytest.raises(TypeError, match=message):
@@ -208,3 +209,29 @@ def test_colossalai_hybrid_parallel_amp_optimizer_steps_as_mixed_precision_optim
     from colossalai.booster.plugin.hybrid_parallel_plugin import HybridParallelAMPOptimizer
 
     assert HybridParallelAMPOptimizer.step is MixedPrecisionOptimizer.step
+
+
+def test_a_torch_optimizer_wrapping_another_is_looked_through():
+    """Like ColossalAI's legacy FP16Optimizer (CUDA only): a torch Optimizer whose own step always runs, and skips
+    its ``_optimizer``'s on overflow; only the inner step tells."""
+    class FP16Like(torch.optim.Optimizer):
+        def __init__(self, inner):
+            super().__init__([torch.zeros(1, requires_grad=True)], {})
+            self._optimizer = inner
+
+        def zero_grad(self, set_to_none=True):
+            self._optimizer.zero_grad(set_to_none)
+
+        def step(self, closure=None):
+            params = [p for g in self._optimizer.param_groups for p in g["params"]]
+            if all(torch.isfinite(p.grad).all() for p in params):
+                self._optimizer.step()
+
+    model, x = model_and_data()
+    inner = torch.optim.SGD(model.parameters(), lr=0.1)
+    optimizer = FP16Like(inner)
+    detector = SkippedUpdates(optimizer)
+    assert detector.optimizer is inner
+    scaler = GradScaler("cpu", enabled=False)  # the wrapper checks the overflow itself
+    told, changed = train(model, x, optimizer, scaler, detector)
+    assert told == EXPECTED and changed == [not t for t in EXPECTED]
