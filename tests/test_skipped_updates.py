@@ -56,14 +56,50 @@ def test_grad_scaler_skip_is_told_exactly_at_the_skipped_update(kind, fused):
     assert (detector.steps, detector.skipped) == ((N, 1) if fused else (N - 1, 1))
 
 
-def test_fused_optimizer_without_its_scaler_cannot_tell():
-    """The documented limit: a fused step runs on a skipped update, so without the scaler nothing tells."""
+@pytest.mark.parametrize("kind", ["SGD", "Adam"])
+def test_fused_optimizer_is_told_by_found_inf_without_the_scaler(kind):
+    """A fused step runs on a skipped update; GradScaler's found_inf for that step tells, no scale needed."""
     model, x = model_and_data()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, fused=True)
+    optimizer = getattr(torch.optim, kind)(model.parameters(), lr=0.1, fused=True)
     scaler = GradScaler("cpu", init_scale=2.0**10)
     detector = SkippedUpdates(optimizer)
     told, changed = train(model, x, optimizer, scaler, detector)
-    assert told == [False] * N and not changed[K]
+    assert told == EXPECTED and changed == [not t for t in EXPECTED]
+    assert (detector.steps, detector.skipped) == (N, 1)
+
+
+def test_a_scale_that_fell_tells_for_a_step_without_found_inf():
+    """The fallback: an optimizer that skips inside its step by itself (no found_inf), with a scaler that backs off;
+    its step calls ``super().step()``, which runs torch's step hooks twice: counted once."""
+    class KernelSkips(torch.optim.SGD):
+        _step_supports_amp_scaling = True
+
+        def step(self, closure=None):
+            if all(torch.isfinite(p.grad).all() for g in self.param_groups for p in g["params"]):
+                super().step(closure)
+
+    class HalvingScaler:
+        scale = 8.0
+
+        def get_scale(self):
+            return self.scale
+
+    model, x = model_and_data()
+    optimizer, scaler = KernelSkips(model.parameters(), lr=0.1), HalvingScaler()
+    detector, told, changed = SkippedUpdates(optimizer, scaler), [], []
+    for update in range(N):
+        before = [p.detach().clone() for p in model.parameters()]
+        optimizer.zero_grad()
+        model(x).square().mean().backward()
+        if update == K:
+            model.weight.grad[0, 0] = math.inf
+            scaler.scale /= 2
+        optimizer.step()
+        told.append(detector())
+        changed.append(any(not torch.equal(a, b) for a, b in zip(before, model.parameters())))
+    assert told == EXPECTED and changed == [not t for t in EXPECTED]
+    assert (detector.steps, detector.skipped) == (N, 1)
+    assert SkippedUpdates(optimizer)() is True  # without the scaler nothing tells, and no step ran since
 
 
 @pytest.mark.parametrize("fused", [False, True])
@@ -235,3 +271,15 @@ def test_a_torch_optimizer_wrapping_another_is_looked_through():
     scaler = GradScaler("cpu", enabled=False)  # the wrapper checks the overflow itself
     told, changed = train(model, x, optimizer, scaler, detector)
     assert told == EXPECTED and changed == [not t for t in EXPECTED]
+
+
+def test_a_step_that_raised_does_not_stop_the_count():
+    model, x = model_and_data()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    detector = SkippedUpdates(optimizer)
+    model(x).sum().backward()
+    with pytest.raises(ZeroDivisionError):
+        optimizer.step(lambda: 1 / 0)  # the pre-hook ran, the post-hook never does
+    assert detector() is True
+    optimizer.step()
+    assert detector() is False and detector.steps == 1
