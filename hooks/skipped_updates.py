@@ -55,7 +55,7 @@ class SkippedUpdates:
 
     Call it once after each update, after ``scaler.update()`` (with gradient accumulation: once per update, after
     the optimizer's step, not per micro-batch). It returns True when no update took effect since the previous call
-    (since construction, for the first). A step post-hook on the innermost ``torch.optim.Optimizer`` gathers:
+    (since construction, for the first). Step hooks on the innermost ``torch.optim.Optimizer`` gather:
 
     * **whether its step ran**, counted: ``GradScaler.step`` does not call ``optimizer.step()`` on inf/NaN gradients;
       ColossalAI's mixed-precision optimizers (``MixedPrecisionOptimizer`` and ``HybridParallelAMPOptimizer``, which
@@ -75,6 +75,8 @@ class SkippedUpdates:
     covers several steps returns False unless all were skipped (the fallback tells about one step only, so call
     it once per update). A scale lowered by hand (``scaler.update(new_scale)``, a loaded state) reads as a skipped
     step to the fallback: :meth:`reset` after a load. Steps replayed from a captured CUDA graph run no hooks.
+    Ranks decide alike where the overflow is agreed: gradients all-reduced before the check (DDP), or the check
+    all-reduced (ColossalAI's ``check_overflow``, FSDP's ``ShardedGradScaler``).
 
     Args:
         optimizer: A ``torch.optim.Optimizer``, or a wrapper holding one as ``.optim``, ``._optimizer`` or

@@ -238,6 +238,35 @@ def test_colossalai_bf16_mixed_precision_optimizer_never_skips(colossalai_on_cpu
     assert told == [False] * N and all(changed)
 
 
+@pytest.mark.filterwarnings(r"ignore:`torch.cuda.amp.GradScaler\(args...\)` is deprecated:FutureWarning")
+@pytest.mark.parametrize("fused", [False, True])
+def test_colossalai_torch_amp_optimizer_skip_is_told(fused):
+    """The booster's FP16TorchMixedPrecision wrapper: its ``.scaler`` is taken, its ``.optim`` hooked. Its
+    ``torch.cuda.amp.GradScaler`` disables itself without CUDA, so a CPU one replaces it (the same class's step)."""
+    pytest.importorskip("colossalai")
+    from colossalai.booster.mixed_precision.fp16_torch import TorchAMPOptimizer
+
+    model, x = model_and_data()
+    inner = torch.optim.SGD(model.parameters(), lr=0.1, fused=fused)
+    with pytest.warns(UserWarning, match="CUDA is not available"):
+        optimizer = TorchAMPOptimizer(inner)
+    optimizer.scaler = GradScaler("cpu", init_scale=2.0**10)
+    detector = SkippedUpdates(optimizer)
+    assert detector.optimizer is inner and detector.scaler is optimizer.scaler
+    told, changed = [], []
+    for update in range(N):
+        before = [p.detach().clone() for p in model.parameters()]
+        optimizer.zero_grad()
+        optimizer.backward(model(x).square().mean())
+        if update == K:
+            model.weight.grad[0, 0] = math.inf
+        optimizer.step()  # the scaler's step and update
+        told.append(detector())
+        changed.append(any(not torch.equal(a, b) for a, b in zip(before, model.parameters())))
+    assert told == EXPECTED and changed == [not t for t in EXPECTED]
+    assert detector.steps == (N if fused else N - 1)
+
+
 def test_colossalai_hybrid_parallel_amp_optimizer_steps_as_mixed_precision_optimizer():
     """HybridParallelAMPOptimizer (needs a HybridParallelModule) skips through MixedPrecisionOptimizer.step itself."""
     pytest.importorskip("colossalai")
