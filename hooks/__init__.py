@@ -14,8 +14,9 @@ from typing import Any
 
 from .base import EngineHook, register_with_colossalai
 from .lr_scheduler_hook import LRSchedulerHook
+from .skipped_updates import SkippedUpdates
 
-__all__ = ["EngineHook", "LRSchedulerHook", "register_with_colossalai"]
+__all__ = ["EngineHook", "LRSchedulerHook", "SkippedUpdates", "register_with_colossalai"]
 
 #: where the legacy Trainer's hooks live
 COLOSSALAI_HOOKS = "colossalai.legacy.trainer.hooks"
