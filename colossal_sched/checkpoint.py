@@ -24,6 +24,7 @@ from torch.distributed.checkpoint.api import CheckpointException
 from . import _validate as V
 from .base import ClosedFormLR, stand_in_optimizer, unchanged_on_error
 from .ckpt_lock import LOCK_FILE, RunLock
+from .clock import Clock
 from .errors import CheckpointError, ScheduleMismatchError
 from .ckpt_agreement import agree, describe_refusals, fingerprint, is_coordinator, share_verdict
 from .state import FORMAT_VERSION, HOOK_KEY, MAX_STATE_CHARS, SavedState, group_names, read_state, unpack_state
@@ -44,19 +45,22 @@ def world_layout(extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     return {"world_size": world, **(dict(extra) if extra else {})}
 
 
-def pack_state(scheduler_state: Mapping[str, Any], global_step: int | None, layout: Mapping[str, Any] | None = None) -> dict[str, str]:
-    """A hook's state as one JSON entry: scheduler state, global step and world layout.
+def pack_state(scheduler_state: Mapping[str, Any], global_step: int | None, layout: Mapping[str, Any] | None = None,
+               clock: Mapping[str, int] | None = None) -> dict[str, str]:
+    """A hook's state as one JSON entry: scheduler state, global step, clock and world layout.
 
     One entry, because DCP stores every non-tensor leaf as a file record of its own (about 1 KiB
     each): this way the state adds about 1.6 KiB to a checkpoint instead of about 14 KiB.
     """
-    return {HOOK_KEY: json.dumps(_payload(scheduler_state, global_step, layout), allow_nan=False)}
+    return {HOOK_KEY: json.dumps(_payload(scheduler_state, global_step, layout, clock), allow_nan=False)}
 
 
-def _payload(scheduler_state: Mapping[str, Any], global_step: int | None, layout: Mapping[str, Any] | None) -> dict[str, Any]:
+def _payload(scheduler_state: Mapping[str, Any], global_step: int | None, layout: Mapping[str, Any] | None,
+             clock: Mapping[str, int] | None = None) -> dict[str, Any]:
     """What a hook's entry and a Booster JSON file hold (:func:`~colossal_sched.state.read_state` reads both)."""
-    return {"format_version": FORMAT_VERSION, "scheduler": dict(scheduler_state), "global_step": global_step,
-            "world_layout": world_layout(layout)}
+    out = {"format_version": FORMAT_VERSION, "scheduler": dict(scheduler_state), "global_step": global_step,
+           "world_layout": world_layout(layout)}
+    return out if clock is None else {**out, "clock": dict(clock)}
 
 
 # ---------------------------------------------------------------- resume rules
@@ -312,7 +316,8 @@ def save_booster_state(obj: Any, checkpoint_dir: str, layout: Mapping[str, Any] 
     path = os.path.join(checkpoint_dir, BOOSTER_FILE)
     if is_coordinator():
         os.makedirs(checkpoint_dir, exist_ok=True)
-        payload = _payload(*unpack_state(obj.state_dict()), layout)
+        saved = read_state(obj.state_dict())
+        payload = _payload(saved.scheduler_state(), saved.global_step, layout, saved.clock)
         tmp = path + ".tmp"
         with open(tmp, "w") as f:
             json.dump(payload, f, allow_nan=False)
@@ -370,6 +375,7 @@ def restore(obj: Any, saved: Mapping[str, Any] | SavedState, on_mismatch: str = 
             chosen = _resume(scheduler, saved, on_mismatch, logger or log.warning)
             if hook is not None:
                 hook.lr_scheduler = chosen
+                hook.clock = Clock.resumed(saved.clock, chosen.unit, chosen.last_epoch)
                 hook.step(V.step("global_step", chosen.last_epoch if saved.global_step is None else saved.global_step))
     except (ValueError, TypeError, KeyError, OverflowError, RecursionError) as e:
         if isinstance(e, (CheckpointError, ScheduleMismatchError)):

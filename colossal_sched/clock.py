@@ -62,14 +62,16 @@ class Clock:
             return global_step - self.skipped if global_step >= self.skipped else 0
         return self.samples if unit == "samples" else self.tokens
 
-    def advanced(self, samples: int, tokens: int, skipped: int) -> "Clock":
-        """The clock after updates that consumed ``samples`` and ``tokens`` (nothing where ``skipped`` of them
-        were skipped); :class:`ValueError` naming the counter where a total would pass int64."""
-        totals = {"samples": self.samples + samples, "tokens": self.tokens + tokens, "skipped": self.skipped + skipped}
+    def advanced(self, samples: int, tokens: int, skipped: bool) -> "Clock":
+        """The clock after an update that consumed ``samples`` and ``tokens``, or, ``skipped``, one that did not
+        count; :class:`ValueError` naming the counter where a total would pass int64."""
+        if skipped:
+            return dataclasses.replace(self, skipped=self.skipped + 1)
+        totals = {"samples": self.samples + samples, "tokens": self.tokens + tokens}
         for name, total in totals.items():
             if total > MAX_COUNT:
                 raise ValueError(f"{name}: the consumed total would be {total}, more than int64 holds (2**63 - 1)")
-        return Clock(**totals)
+        return dataclasses.replace(self, **totals)
 
     def state_dict(self) -> dict[str, int]:
         return dataclasses.asdict(self)
@@ -82,6 +84,14 @@ class Clock:
         if not isinstance(state, Mapping) or set(state) - {"samples", "tokens", "skipped"}:
             raise ValueError(f"clock state must be a dict of samples, tokens, skipped, got {V.short(dict(state) if isinstance(state, Mapping) else state)}")
         return cls(**{k: count(f"clock {k}", v) for k, v in state.items()})
+
+    @classmethod
+    def resumed(cls, state: Mapping[str, Any] | None, unit: str, step: int) -> "Clock":
+        """The clock a resume continues: the saved one, else (a state saved without one) the scheduler's own
+        step ``step`` counted in ``unit``."""
+        if state is not None or unit == "updates":
+            return cls.from_state(state)
+        return cls(**{unit: max(step, 0)})
 
 
 __all__ = ["UNITS", "MAX_COUNT", "Clock", "count", "unit"]

@@ -56,6 +56,11 @@ class SyncSequenceError(RuntimeError):
     """Ranks' sync calls cannot be paired (a rank skipped or added a call); raised on every rank."""
 
 
+class ClockMismatchError(RuntimeError):
+    """Ranks disagree on the clock: its totals, a skipped update, or what their data-parallel groups consumed;
+    raised on every rank in the same sync."""
+
+
 class LRDivergenceWarning(UserWarning):
     """A rank's lr or step differed from the source rank's and was overwritten (``on_divergence="warn"``)."""
 
@@ -66,4 +71,5 @@ class ReplanError(ValueError):
 
 
 __all__ = ["ArgumentTypeError", "ScheduleMismatchError", "MissingInitialLRError", "InvalidLRError", "CheckpointError",
-           "LayoutMismatchError", "LRDivergenceError", "LRDivergenceWarning", "ReplanError", "SyncSequenceError"]
+           "LayoutMismatchError", "LRDivergenceError", "LRDivergenceWarning", "ReplanError", "SyncSequenceError",
+           "ClockMismatchError"]

@@ -27,13 +27,15 @@ import torch.distributed as dist
 from . import _validate as V
 from .base import ClosedFormLR, group_names
 from ._validate import MAX_FLOAT as _MAX_FLOAT
-from .errors import InvalidLRError, LayoutMismatchError, LRDivergenceWarning, LRDivergenceError, ReplanError, ScheduleMismatchError, SyncSequenceError
+from .clock import MAX_COUNT
+from .errors import (ClockMismatchError, InvalidLRError, LayoutMismatchError, LRDivergenceWarning, LRDivergenceError,
+                     ReplanError, ScheduleMismatchError, SyncSequenceError)
 from .teardown import close_at_exit
 from .sync_protocol import (
-    _FINGERPRINT, _HAS_MOMENTUM, _HEADER, _LAYOUT, _PREV, _REFUSAL_FLAGS, _REFUSALS, _REFUSED, _SEQ, _STEP,
-    _SYNC_EVERY, _UNKNOWN, _WARN_IS_ERROR, MIN_TIMEOUT, ON_DIVERGENCE, RELATIVE_TOLERANCE, Disagreement, LocalFailure,
-    StepRefusal, SyncOptions, _divergence_message, _layout_key, _spec_diffs, _warning_is_error,
-    _WarningRaised, group_layout, layout_problem, resolve_ranks, union_layout,
+    _FINGERPRINT, _HAS_MOMENTUM, _HEADER, _LAYOUT, _PREV, _REFUSAL_FLAGS, _REFUSALS, _REFUSED, _SAMPLES,
+    _SAMPLES_SHARE, _SEQ, _SKIP, _SKIPPED, _STEP, _TOKENS, _SYNC_EVERY, _UNKNOWN, _WARN_IS_ERROR, MIN_TIMEOUT, ON_DIVERGENCE,
+    RELATIVE_TOLERANCE, Disagreement, LocalFailure, StepRefusal, SyncOptions, _divergence_message, _layout_key,
+    _spec_diffs, _warning_is_error, _WarningRaised, dp_ranks, group_layout, layout_problem, resolve_ranks, union_layout,
 )
 
 _retired: list[Any] = []  # side groups of closed syncs, destroyed at interpreter exit
@@ -85,18 +87,24 @@ class LRSync:
         self.last_disagreement: Disagreement | None = None
         self._prev_request = _UNKNOWN
         self._pending: tuple[Any, int, Exception | None] | None = None
-        self._connect(scheduler)
+        self.agreed = (0, 0, False)  # what the last sync's update consumed (dp sums) and whether it was skipped
+        self._connect(scheduler, options)
 
     # ------------------------------------------------------------ connection
-    def _connect(self, s: ClosedFormLR) -> None:
+    def _connect(self, s: ClosedFormLR, sync_options: SyncOptions) -> None:
         layout = group_layout(s.optimizer)
         options = {"on_divergence": self.on_divergence, "sync_every": self.sync_every}
-        mine = {"layout": layout, "problem": layout_problem(s.optimizer), "options": options, **_schedule(s)}
+        try:  # refused on every rank below, never raised here alone
+            dp, problem = dp_ranks(sync_options.dp_group, sync_options.group), layout_problem(s.optimizer)
+        except Exception as e:
+            dp, problem = None, f"{type(e).__name__}: {e}"
+        mine = {"layout": layout, "problem": problem, "options": options, "dp": dp, **_schedule(s)}
         everyone: list[Any] = [None] * len(self.ranks)
         dist.all_gather_object(everyone, mine, group=self.process_group)
         bad = [(r, e["problem"]) for r, e in zip(self.ranks, everyone) if e["problem"]]
         if bad:
             raise LayoutMismatchError("; ".join(f"rank {r}: {p}" for r, p in bad) + " (names must be unique and non-empty)")
+        self._dp_groups = _dp_partition(self.ranks, [e["dp"] for e in everyone])
         self._i_src = i_src = self.ranks.index(self.src)
         self._order = [i_src] + [i for i in range(len(self.ranks)) if i != i_src]  # the source first: references
         theirs = everyone[i_src]["options"]
@@ -166,7 +174,8 @@ class LRSync:
             )
 
     # ------------------------------------------------------------------ sync
-    def sync(self, s: ClosedFormLR, requested: int, refusal: Exception | None = None, async_op: bool = False) -> int | None:
+    def sync(self, s: ClosedFormLR, requested: int, refusal: Exception | None = None, async_op: bool = False,
+             progress: tuple[int, ...] = (0, 0, 0, 0, 0, 0)) -> int | None:
         """Agree with the group on the update ``requested`` (this rank's global step, which ``s`` holds).
 
         One collective. Returns the step ``s`` holds afterwards (the source's, where this rank was fixed);
@@ -174,7 +183,11 @@ class LRSync:
         next sync) waits and applies the verdict, so the collective overlaps the caller's work.
         ``refusal``: this rank refuses a change the group makes together (a re-plan, its own invalid step,
         or a failure before the sync); every rank then raises (:class:`~colossal_sched.errors.ReplanError`,
-        ``ValueError`` for a step, ``RuntimeError`` for a failure) naming the refusing ranks.
+        ``ValueError`` for a step, ``RuntimeError`` for a failure) naming the refusing ranks. ``progress``: the
+        caller's clock before this update (samples, tokens, skipped updates: equal on every rank, else
+        :class:`~colossal_sched.errors.ClockMismatchError` on every rank), whether the update was skipped (likewise),
+        and this rank's shares of the samples and tokens it consumed; their sums over each data-parallel group must
+        be equal, and are :attr:`agreed` after the verdict.
         """
         if self.process_group is None:
             raise RuntimeError("the lr sync was closed (LRSync.close, or the hook's close): no more syncs")
@@ -183,6 +196,7 @@ class LRSync:
         head = [0] * _HEADER
         head[_STEP], head[_PREV], head[_SEQ] = requested, self._prev_request, self.syncs
         head[_LAYOUT], head[_SYNC_EVERY], head[_HAS_MOMENTUM] = self._layout_key, self.sync_every, self._cycles_momentum
+        head[_SAMPLES:] = progress
         try:  # what this rank holds; a failure to read it is refused on every rank, never raised here alone
             fingerprint = s.fingerprint()
             value = None if isinstance(fingerprint, bool) else operator.index(fingerprint)
@@ -265,10 +279,11 @@ class LRSync:
     def _verdict(self, s: ClosedFormLR, requested: int, refusal: Exception | None) -> int:
         table, ranks, n, i_src = self._table, self.ranks, len(self.layout), self._i_src
         src = table[i_src]
-        if not src[_REFUSED] and src[_LAYOUT] == self._layout_key and (
-            (table == src).all() if self._uniform else (table[:, :_HEADER] == src[:_HEADER]).all()
-            and ((table[:, _HEADER:] == table[self._ref_rows, self._ref_cols]) | ~self._held_cols).all()
+        if not src[_REFUSED] and src[_LAYOUT] == self._layout_key and (table[:, :_SAMPLES_SHARE] == src[:_SAMPLES_SHARE]).all() and (
+            (table[:, _HEADER:] == src[_HEADER:]).all() if self._uniform
+            else ((table[:, _HEADER:] == table[self._ref_rows, self._ref_cols]) | ~self._held_cols).all()
         ):  # every rank agrees (the fast path: no Python loop; with one layout everywhere, every row is the source's)
+            self._agree_clock(table)
             return requested
         if (table[:, _LAYOUT] != self._layout_key).any():
             bad = [r for r, row in zip(ranks, table) if row[_LAYOUT] != self._layout_key]
@@ -298,6 +313,7 @@ class LRSync:
                 for r, row in zip(ranks, table) if row[_SEQ] != src[_SEQ]
             )
             raise SyncSequenceError(f"sync sequence mismatch (a rank skipped or added syncs): {detail}")
+        self._agree_clock(table)
         steps = table[:, _STEP]
         if (steps != src[_STEP]).any() and (table[:, _PREV] != _UNKNOWN).all():
             self._check_sequence(table, i_src)
@@ -322,6 +338,36 @@ class LRSync:
         adopt = np.where(held[i_src], lrs[i_src], ref_lrs)
         adopt_m = np.where(held[i_src], moms[i_src], ref_moms)
         return self._disagree(s, requested, table, off, i_src, lrs, adopt, adopt_m, given)
+
+    def _agree_clock(self, table: np.ndarray) -> None:
+        """Set :attr:`agreed`, or raise :class:`~colossal_sched.errors.ClockMismatchError` on every rank where the
+        clocks, the skip flags or the data-parallel groups' sums of what the update consumed differ."""
+        ranks, src = self.ranks, table[self._i_src]
+        clocks = table[:, _SAMPLES:_SKIP]
+        if (clocks != clocks[self._i_src]).any():
+            off = "; ".join(f"rank {r}: samples {c[0]}, tokens {c[1]}, skipped {c[2]}" for r, c in zip(ranks, clocks.tolist()))
+            raise ClockMismatchError(f"ranks disagree on the consumed totals (source rank {self.src}: samples "
+                                     f"{src[_SAMPLES]}, tokens {src[_TOKENS]}, skipped {src[_SKIPPED]}): {off}")
+        skips = table[:, _SKIP]
+        if (skips != src[_SKIP]).any():
+            skipped = [r for r, f in zip(ranks, skips) if f]
+            raise ClockMismatchError(
+                f"ranks {skipped} skipped the update before step {int(src[_STEP])} (overflow), ranks "
+                f"{[r for r, f in zip(ranks, skips) if not f]} applied it: every rank must skip alike (is the grad "
+                "scaler's inf check reduced across ranks?)")
+        shares = table[:, _SAMPLES_SHARE:_HEADER].tolist()  # Python ints: sums never wrap
+        sums = [[sum(shares[i][k] for i in group) for k in (0, 1)] for group in self._dp_groups]
+        if any(total != sums[0] for total in sums):
+            detail = "; ".join(f"dp ranks {[ranks[i] for i in g]}: samples {t[0]}, tokens {t[1]}" for g, t in zip(self._dp_groups, sums))
+            raise ClockMismatchError(f"the data-parallel groups consumed different totals in the update before step "
+                                     f"{int(src[_STEP])} (each rank gives its own share): {detail}")
+        skip = bool(src[_SKIP])
+        agreed = (0, 0) if skip else tuple(sums[0])
+        for name, total, add in zip(("samples", "tokens"), src[_SAMPLES:_SKIPPED].tolist(), agreed):
+            if total + add > MAX_COUNT:
+                raise ClockMismatchError(f"{name}: the consumed total would be {total + add}, more than int64 holds "
+                                         "(2**63 - 1)")
+        self.agreed = (*agreed, skip)
 
     def _check_sequence(self, table: np.ndarray, i_src: int) -> None:
         """SyncSequenceError where a rank's step moved by another amount since its previous sync than the others'."""
@@ -417,6 +463,21 @@ class LRSync:
             f"ranks {ranks} synced another schedule fingerprint than source rank {self.src}, although their schedule "
             "specs and base lrs now compare equal (a schedule changed during the sync?)"
         )
+
+
+def _dp_partition(ranks: list[int], groups: list[Any]) -> list[list[int]]:
+    """The sync's rows grouped by data-parallel group (``groups``: each rank's dp ranks, or None for all of them);
+    :class:`LayoutMismatchError` where they do not partition the sync's ranks."""
+    if all(g is None for g in groups):
+        return [list(range(len(ranks)))]
+    out: dict[tuple[int, ...], list[int]] = {}
+    for i, (r, g) in enumerate(zip(ranks, groups)):
+        out.setdefault(tuple(g) if g is not None else (), []).append(i)
+    if any(list(key) != [ranks[i] for i in rows] for key, rows in out.items()):
+        detail = "; ".join(f"rank {r}: {g}" for r, g in zip(ranks, groups))
+        raise LayoutMismatchError(f"the data-parallel groups do not partition the sync's ranks {ranks} (every rank in "
+                                  f"exactly one, each naming the same ranks): {detail}")
+    return list(out.values())
 
 
 def _schedule(s: ClosedFormLR) -> dict[str, Any]:

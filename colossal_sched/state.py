@@ -18,6 +18,7 @@ from types import MappingProxyType
 from typing import Any, Iterator, Mapping
 
 from . import _validate as V
+from .clock import Clock
 from .errors import CheckpointError
 
 FORMAT_VERSION = 1
@@ -101,6 +102,7 @@ class SavedState:
         base_lrs: One base lr per saved param group.
         step: Steps taken: ``last_epoch`` (-1 before the first; ColossalAI's two-stage schedulers: both stages).
         global_step: The hook's global step, where a hook saved the state.
+        clock: The hook's :class:`~colossal_sched.clock.Clock` state (plain data), where a hook saved one.
     """
 
     fields: Mapping[str, Any]
@@ -109,6 +111,7 @@ class SavedState:
     base_lrs: tuple[float, ...]
     step: int
     global_step: int | None = None
+    clock: Mapping[str, int] | None = None
 
     @property
     def hyperparams(self) -> dict[str, Any] | None:
@@ -169,14 +172,15 @@ def read_state(obj: Any) -> SavedState:
         fields.update((f"hook.{k}", v) for k, v in obj.items() if k != "scheduler")
     check_plain(fields)
     step = obj.get("global_step") if wrapped else None
-    if step is not None:
-        try:
-            step = V.step("global_step", step)
-        except ValueError as e:
-            raise CheckpointError(f"corrupt hook state: {e}") from None
+    clock = obj.get("clock") if wrapped else None
+    try:
+        step = None if step is None else V.step("global_step", step)
+        clock = None if clock is None else Clock.from_state(clock).state_dict()
+    except ValueError as e:
+        raise CheckpointError(f"corrupt hook state: {e}") from None
     with _malformed():
         saved = _check_native(state) if is_native(state) else _check_foreign(state)
-    return dataclasses.replace(saved, global_step=step)
+    return dataclasses.replace(saved, global_step=step, clock=clock)
 
 
 @contextmanager

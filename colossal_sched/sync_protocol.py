@@ -23,9 +23,12 @@ ON_DIVERGENCE = ("fix", "warn", "raise")
 RELATIVE_TOLERANCE = 1e-12
 MIN_TIMEOUT = 0.001
 
-# one row of the sync table: header words, then ``n`` lrs, ``n`` momenta and ``n`` base lrs as float64 bits
-_STEP, _PREV, _SEQ, _FINGERPRINT, _LAYOUT, _SYNC_EVERY, _HAS_MOMENTUM, _REFUSED, _WARN_IS_ERROR = range(9)
-_HEADER = 9
+# one row of the sync table: header words, then ``n`` lrs, ``n`` momenta and ``n`` base lrs as float64 bits; the
+# clock's words: its totals before this update (equal on every rank), whether the update was skipped, and this
+# rank's shares of what it consumed (last: the only words that differ between agreeing ranks)
+(_STEP, _PREV, _SEQ, _FINGERPRINT, _LAYOUT, _SYNC_EVERY, _HAS_MOMENTUM, _REFUSED, _WARN_IS_ERROR,
+ _SAMPLES, _TOKENS, _SKIPPED, _SKIP, _SAMPLES_SHARE, _TOKENS_SHARE) = range(15)
+_HEADER = 15
 
 
 class StepRefusal(ValueError):
@@ -105,6 +108,25 @@ def resolve_ranks(group: Any = None) -> tuple[list[int], int]:
     )
 
 
+def dp_ranks(dp_group: Any, group: Any = None) -> list[int] | None:
+    """The global ranks of this rank's data-parallel group: ``dp_group`` (a ProcessGroup or a 1-D DeviceMesh), else
+    ``group``'s (a plugin's ``dp_group``, a DeviceMesh's ``"dp"`` dimension); None where every rank of the sync is one."""
+    from torch.distributed.device_mesh import DeviceMesh
+
+    if dp_group is None:
+        if isinstance(group, DeviceMesh) and "dp" in (group.mesh_dim_names or ()):
+            dp_group = group["dp"]
+        elif getattr(group, "dp_group", None) is not None:
+            dp_group = group.dp_group
+        else:
+            return None
+    if isinstance(dp_group, DeviceMesh) and dp_group.ndim == 1:
+        return sorted(dp_group.mesh.tolist())
+    if isinstance(dp_group, dist.ProcessGroup):
+        return sorted(dist.get_process_group_ranks(dp_group))
+    raise V.ArgumentTypeError(f"dp_group must be None, a torch.distributed ProcessGroup or a 1-D DeviceMesh, got {type(dp_group).__name__}")
+
+
 def group_layout(optimizer: torch.optim.Optimizer) -> list[str]:
     """Each param group's key: its ``name`` where it has one, else its position."""
     return [str(name) if name is not None else f"#{i}" for i, name in enumerate(group_names(optimizer))]
@@ -164,12 +186,15 @@ class SyncOptions:
         on_divergence (str): ``"fix"``, ``"warn"`` or ``"raise"``.
         timeout (float): Seconds (at least 0.001) before a collective with a dead peer raises.
         sync_every (int): The caller syncs on every ``sync_every``-th new step (used to count skipped syncs).
+        dp_group: This rank's data-parallel group, whose ranks' shares of consumed samples and tokens add up (see
+            :func:`dp_ranks`); None: the plugin's or mesh's ``dp`` group where ``group`` has one, else every rank.
     """
 
     group: Any = None
     on_divergence: str = "fix"
     timeout: float = 60.0
     sync_every: int = 1
+    dp_group: Any = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "on_divergence", V.choice("on_divergence", self.on_divergence, ON_DIVERGENCE))

@@ -9,6 +9,7 @@ import torch.distributed as dist
 
 from colossal_sched import ClosedFormLR
 from colossal_sched import _validate as V
+from colossal_sched.clock import Clock, count
 from colossal_sched.errors import LayoutMismatchError, LRDivergenceError, ReplanError
 from colossal_sched.lr_sync import LocalFailure, LRSync, StepRefusal, SyncOptions, layout_problem
 from colossal_sched.state import read_state
@@ -45,6 +46,14 @@ class LRSchedulerHook(EngineHook):
         writer: A ``torch.utils.tensorboard.SummaryWriter`` (or anything with ``add_scalar``) that
             gets ``lr/<group>`` and ``momentum/<group>`` at every new global step, on rank 0 only.
         log_fn (callable): Called as ``log_fn(global_step, {"lr/<group>": value, ...})`` likewise.
+        dp_group: This rank's data-parallel group (a ProcessGroup or 1-D DeviceMesh), whose ranks' shares of
+            ``samples``/``tokens`` add up; None: ``group``'s ``dp`` group (a plugin's, a mesh's ``"dp"``
+            dimension) where it has one, else every rank of ``group``.
+
+    **The clock.** The schedule counts what its :attr:`~colossal_sched.ClosedFormLR.unit` says: updates (the
+    default), samples or tokens (``scheduler.counting("samples")``). The hook keeps a :class:`~colossal_sched.clock.Clock`
+    (saved in its state): :meth:`step` is told what the updates since the last new step consumed and whether they
+    were skipped, and the update numbered ``global_step`` runs with the lr at the clock's position then.
 
     The lr sync's side group and a sync in flight are torn down at interpreter exit by themselves; :meth:`close`
     (or ``with LRSchedulerHook(...) as hook:``) ends the sync earlier, its group still destroyed at exit.
@@ -65,6 +74,7 @@ class LRSchedulerHook(EngineHook):
         overlap: bool = False,
         writer: Any = None,
         log_fn: Callable[[int, dict[str, float]], None] | None = None,
+        dp_group: Any = None,
     ) -> None:
         super().__init__(priority=priority)
         # ColossalAI's GradAccumLrSchedulerByStep (legacy initialize with gradient_accumulation): updates = micro-batches // A
@@ -76,11 +86,14 @@ class LRSchedulerHook(EngineHook):
         self.lr_scheduler = lr_scheduler
         self.by_epoch = V.boolean("by_epoch", by_epoch)
         self.store_lr_in_state = V.boolean("store_lr_in_state", store_lr_in_state)
-        options = SyncOptions(group=group, on_divergence=on_divergence, timeout=timeout, sync_every=sync_every)
+        options = SyncOptions(group=group, on_divergence=on_divergence, timeout=timeout, sync_every=sync_every,
+                              dp_group=dp_group)
         self.sync_every = options.sync_every
         self.overlap = V.boolean("overlap", overlap)
         self._pre_step: tuple[Any, Any] | None = None  # (optimizer, handle) of the overlap's step pre-hook
         self.global_step = lr_scheduler.last_epoch
+        self.clock = Clock.resumed(None, lr_scheduler.unit, lr_scheduler.last_epoch)
+        self._batch: int | None = None  # samples per update, while the schedule counts updates (ramp warning)
         self._calls = 0  # new steps given since the connection or the last load: every sync_every-th syncs
         self._request: tuple[int, Any, int] | None = None  # (step asked for, scheduler, step it holds): repeats are no-ops
         self._logged_step: int | None = None
@@ -106,16 +119,18 @@ class LRSchedulerHook(EngineHook):
         return self.lr_sync is not None
 
     # ------------------------------------------------------------ the one entry
-    def step(self, global_step: int) -> list[float]:
-        """Make the optimizer hold ``lr_at(global_step)`` for the update numbered ``global_step``.
+    def step(self, global_step: int, *, samples: int | None = None, tokens: int | None = None,
+             skipped: bool = False) -> list[float]:
+        """Make the optimizer hold the lr for the update numbered ``global_step``.
 
-        Idempotent: calling it again with the same step (gradient accumulation, a skipped fp16
-        update) changes nothing and issues no collective. Every ``sync_every``-th new step (the first
-        included) every rank agrees with the source rank in one collective (see
-        :class:`~colossal_sched.lr_sync.LRSync`); a rank fixed to the source's step then holds
-        it: ``global_step == lr_scheduler.last_epoch ==`` the source's step. A step refused here (invalid,
-        or a scheduler that cannot step to it) is refused on every rank, in this rank's next sync.
-        Returns the lrs now in the optimizer.
+        ``samples``, ``tokens`` (this rank's shares; the sync adds them up over the data-parallel group) and
+        ``skipped`` (e.g. :class:`hooks.SkippedUpdates`) describe the update(s) since the last new step: the
+        clock advances by them, or only counts a skip, and the schedule's position follows (:class:`LRSchedulerHook`).
+        Idempotent: calling it again with the same step (gradient accumulation) changes nothing and issues no
+        collective. Every ``sync_every``-th new step (the first included) every rank agrees with the source rank in
+        one collective (see :class:`~colossal_sched.lr_sync.LRSync`), the clock included; a rank fixed to the
+        source's step then holds it. A step refused here (invalid, or a scheduler that cannot step to it) is
+        refused on every rank, in this rank's next sync. Returns the lrs now in the optimizer.
         """
         s = self.lr_scheduler
         self.settle()
@@ -123,36 +138,74 @@ class LRSchedulerHook(EngineHook):
             self._connect()
         try:
             global_step = V.step("global_step", global_step)
+            report = (count("samples", samples), count("tokens", tokens), V.boolean("skipped", skipped))
+            repeat = self._is_repeat(global_step)
+            if repeat and any(report):
+                raise ValueError(f"samples/tokens/skipped describe the update(s) before a new global_step; step "
+                                 f"{global_step} repeats the last call (give them once, with the step that follows them)")
+            synced = self.lr_sync is not None and self._calls % self.sync_every == 0
+            if self.lr_sync is not None and self.sync_every > 1 and (report[0] or report[1]):
+                raise ValueError(f"samples/tokens are this rank's share, added up in every sync: they need "
+                                 f"sync_every=1, got sync_every={self.sync_every}")
+            clock = self.clock if synced else self.clock.advanced(*report)
         except (TypeError, ValueError) as e:
             self._refuse(StepRefusal(str(e)))
             raise
-        if self._is_repeat(global_step):
+        if repeat:
             return s.get_last_lr()
-        if global_step != s.last_epoch:
+        target = clock.position(s.unit, global_step) - (report[2] if synced else 0)
+        if synced and s.unit != "updates":
+            target = s.last_epoch  # known once the sync has added up the shares
+        if target != s.last_epoch:
             try:
-                s.step_to(global_step)
+                s.step_to(target)
             except Exception as e:
                 self._refuse(LocalFailure(f"{type(e).__name__}: {e}"))
                 raise
-        self.global_step = global_step
+        self.global_step, self.clock = global_step, clock
         self._request = (global_step, s, s.last_epoch)
-        due, self._calls = self._calls % self.sync_every == 0, self._calls + 1
-        if self.lr_sync is not None and due:
-            self.lr_sync.sync(s, global_step, async_op=True)
+        self._calls += 1
+        if synced:
+            progress = (clock.samples, clock.tokens, clock.skipped, int(report[2]), report[0], report[1])
+            self.lr_sync.sync(s, global_step, async_op=True, progress=progress)
             if self.overlap:
                 self._finish_before_optimizer_step(s.optimizer)
                 return s.get_last_lr()
             self.settle()
-        elif self.writer is not None or self.log_fn is not None:
+            return s.get_last_lr()
+        self._watch_batch(report[0], report[2])
+        if self.writer is not None or self.log_fn is not None:
             self._log(global_step)
         return s.get_last_lr()
+
+    def _position(self) -> int:
+        """Where the schedule stands before the update ``global_step``: the clock in the schedule's unit."""
+        return self.clock.position(self.lr_scheduler.unit, self.global_step)
+
+    def _watch_batch(self, samples: int, skipped: bool) -> None:
+        """Warn once where the samples per update change (a batch-size ramp) while the schedule counts updates."""
+        if skipped or not samples or self.lr_scheduler.unit != "updates" or self._batch == -1:
+            return
+        if self._batch is not None and samples != self._batch:
+            what = (f"the samples per update changed from {self._batch} to {samples} (a batch-size ramp?) while "
+                    f"{type(self.lr_scheduler).__name__} counts updates: its warmup and decay end at other sample counts "
+                    "than a run at the full batch; declare the lengths in samples: scheduler.counting('samples')")
+            self._batch = -1
+            try:
+                warnings.warn(what, UserWarning, stacklevel=4)
+            except Warning:  # warnings as errors: raising here alone would leave the peers waiting
+                if self.lr_sync is None:
+                    raise
+                self.lr_sync.defer(LocalFailure(what))
+            return
+        self._batch = samples
 
     def _is_repeat(self, global_step: int) -> bool:
         """Whether ``global_step`` repeats the last call: the step asked for last time, or the one a fix left
         this rank holding when it was ahead of the source. (Behind the source, the fixed step is this rank's
         next update, so it is a new step: a lagging counter is fixed at every sync, as a leading one is.)"""
         s, request = self.lr_scheduler, self._request
-        if request is None or request[1:] != (s, s.last_epoch) or self.global_step != s.last_epoch:
+        if request is None or request[1:] != (s, s.last_epoch) or self._position() != s.last_epoch:
             return False
         return global_step == request[0] or global_step == self.global_step <= request[0]
 
@@ -164,7 +217,8 @@ class LRSchedulerHook(EngineHook):
         """Tell the group this rank refuses its step: every rank raises in the same sync (its peers' next one)."""
         if self.lr_sync is not None:
             self._calls += 1
-            self.lr_sync.sync(self.lr_scheduler, self._asked(), refusal=refusal)
+            c = self.clock
+            self.lr_sync.sync(self.lr_scheduler, self._asked(), refusal=refusal, progress=(c.samples, c.tokens, c.skipped, 0, 0, 0))
 
     def settle(self) -> None:
         """Finish the pending sync, if any (``overlap``): wait for the collective and apply the group's verdict.
@@ -181,7 +235,13 @@ class LRSchedulerHook(EngineHook):
             if self.writer is not None or self.log_fn is not None:
                 self._log(self._request[0])  # the refused disagreement is logged too (rank 0)
             raise
+        samples, tokens, skip = b.agreed
+        if samples or tokens or skip:
+            self.clock = self.clock.advanced(samples, tokens, skip)  # checked by the sync: never raises here
+        if self._position() != s.last_epoch:
+            s.step_to(self._position())
         self._request = (self._request[0], s, s.last_epoch)
+        self._watch_batch(samples, skip)
         if self.writer is not None or self.log_fn is not None:
             self._log(self.global_step)
 
@@ -214,7 +274,9 @@ class LRSchedulerHook(EngineHook):
                 raise refusal
         else:
             try:
-                self.global_step = self.lr_sync.sync(s, self._asked(), refusal=refusal)
+                c = self.clock
+                self.global_step = self.lr_sync.sync(s, self._asked(), refusal=refusal,
+                                                     progress=(c.samples, c.tokens, c.skipped, 0, 0, 0))
             except Exception:  # refused (or another verdict) on every rank: no rank keeps its re-plan
                 if refusal is None:
                     with warnings.catch_warnings():
@@ -340,16 +402,17 @@ class LRSchedulerHook(EngineHook):
         from colossal_sched.checkpoint import pack_state  # imports torch.distributed.checkpoint: only when used
 
         self.settle()
-        return pack_state(self.lr_scheduler.state_dict(), self.global_step)
+        return pack_state(self.lr_scheduler.state_dict(), self.global_step, clock=self.clock.state_dict())
 
     def load_state_dict(self, state_dict: dict[str, Any], strict: bool = True) -> None:
         """Restore a hook state, or a bare scheduler state (e.g. from ColossalAI's ``booster.save_lr_scheduler``)."""
         self.settle()
         saved = read_state(state_dict)  # read once: the scheduler takes the checked value as it is
         self.lr_scheduler.load_state_dict(saved, strict=strict)
-        step = saved.global_step
-        self.global_step = V.step("global_step", self.lr_scheduler.last_epoch if step is None else step)
-        self.lr_scheduler.step_to(self.global_step)
+        s, step = self.lr_scheduler, saved.global_step
+        self.global_step = V.step("global_step", s.last_epoch if step is None else step)
+        self.clock = Clock.resumed(saved.clock, s.unit, s.last_epoch)
+        s.step_to(self._position())
         self._request = None
         self._calls = 0
         if self.lr_sync is not None:
