@@ -174,3 +174,31 @@ def grad_scaler_ddp(rank, world, k, updates=8):
         hook.step(n + 1, samples=2, skipped=skips[-1])
     hook.close()
     return {"seen": seen, "skips": skips, "clock": hook.clock.state_dict()}
+
+
+def hyperparams_agree(rank, world):
+    """lr, weight decay and Adam's beta1 driven by one hook: equal on every rank; a rank whose weight-decay schedule
+    differs is refused on every rank when the sync connects."""
+    from colossal_sched.errors import ScheduleMismatchError
+
+    def build(end_wd):
+        opt = torch.optim.AdamW([{"params": [torch.nn.Parameter(torch.zeros(1))], "lr": lr, "weight_decay": wd}
+                                 for lr, wd in ((0.1, 0.1), (0.2, 0.05))])
+        lr = cs.CosineAnnealingWarmupLR(opt, 20, 2)
+        return lr.add_schedules(cs.CosineAnnealingLR.for_key("weight_decay", opt, 20, eta_min=end_wd),
+                                cs.ComposedLR.for_key("beta1", opt, 20, [{"type": "linear", "end_lr": 0.95}]))
+
+    sched = build(0.01)
+    hook = _hook(sched, None)
+    seen = []
+    for n in range(8):
+        hook.step(n)
+        seen.append([(g["lr"], g["weight_decay"], g["betas"][0]) for g in sched.optimizer.param_groups])
+    hook.close()
+    mark("another weight-decay schedule")
+    try:
+        _hook(build(0.02 if rank == world - 1 else 0.01), None)
+        refusal = None
+    except ScheduleMismatchError as e:
+        refusal = str(e)
+    return {"seen": seen, "refusal": refusal}
