@@ -7,6 +7,9 @@
    ``all_gather``, ``all_reduce(MAX)``, ``gather`` then ``broadcast``; same world size, same processes.
 3. The same inside a training iteration (lr sync, ~1 ms of compute, ``optimizer.step()``): what a bare
    broadcast, ``hook.step`` and ``hook.step`` with ``overlap=True`` add to the iteration.
+4. The clock at world 2: ``hook.step(n, samples=..., tokens=...)`` (a schedule counting samples, this rank's shares
+   added up in the sync) vs ``hook.step(n)`` (counting updates), rounds interleaved in the same processes; the
+   collectives each step issues, counted (the shares travel in the sync's one ``all_to_all_single``).
 
 Run: python bench/bench_hook.py [--quick]
 """
@@ -119,6 +122,59 @@ def _worker(rank, world, port, calls, out):
     dist.destroy_process_group()
 
 
+def _clock_worker(rank, world, port, calls, out):
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world, init_method=f"tcp://127.0.0.1:{port}",
+                            timeout=timedelta(seconds=120))
+    plain = LRSchedulerHook(cs.CosineAnnealingWarmupLR(optimizer(), 10**7, warmup_steps=1000))
+    clocked = LRSchedulerHook(cs.CosineAnnealingWarmupLR(optimizer(), 10**9, warmup_steps=10**5).counting("samples"))
+    plain.step(0)
+    clocked.step(0)
+    steps = {"plain": lambda n: plain.step(n), "shares": lambda n: clocked.step(n, samples=4 + rank, tokens=64 * (4 + rank))}
+    rounds, counts = [], {}
+    for r in range(5):
+        span = range(1 + r * calls, 1 + (r + 1) * calls)
+        rounds.append({name: _timed(fn, span) for name, fn in steps.items()})
+    start = 1 + 5 * calls
+    for name, fn in steps.items():  # collectives per step, counted as tests/workers.py CountingCollectives does
+        calls_made = []
+        saved = {c: getattr(dist, c) for c in COLLECTIVES}
+        for c, real in saved.items():
+            setattr(dist, c, lambda *a, _real=real, _c=c, **k: (calls_made.append(_c), _real(*a, **k))[1])
+        try:
+            for n in range(start, start + 100):
+                fn(n)
+        finally:
+            for c, real in saved.items():
+                setattr(dist, c, real)
+        counts[name] = (len(calls_made) / 100, sorted(set(calls_made)))
+    assert clocked.clock.samples == (2 * 4 + 1) * (start + 99), clocked.clock  # every step's shares, summed
+    out[rank] = {"rounds": rounds, "counts": counts}
+    dist.destroy_process_group()
+
+
+COLLECTIVES = ("broadcast", "all_reduce", "all_to_all_single", "all_gather", "all_gather_object", "broadcast_object_list",
+               "barrier", "send", "recv", "isend", "irecv", "reduce", "gather", "scatter", "all_to_all", "reduce_scatter",
+               "all_gather_into_tensor")
+
+
+def clock_shares(calls, world=2):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = mp.Manager().dict()
+    mp.spawn(_clock_worker, args=(world, port, calls, out), nprocs=world, join=True)
+    med = {k: statistics.median(rnd[k] for rank in out.values() for rnd in rank["rounds"]) for k in ("plain", "shares")}
+    counts = out[0]["counts"]
+    print(f"\n| world | hook.step(n), counting updates us | hook.step(n, samples=, tokens=), counting samples us "
+          f"| ratio | collectives per step (without / with shares) |\n|---|---|---|---|---|")
+    print(f"| {world} | {med['plain']:.1f} | {med['shares']:.1f} | {med['shares'] / med['plain']:.3f}x "
+          f"| {counts['plain'][0]:g} {counts['plain'][1]} / {counts['shares'][0]:g} {counts['shares'][1]} |")
+    print(f"\nmedians over 5 rounds x {calls} steps x every rank (gloo, 127.0.0.1), the two hooks timed in turn in "
+          "the same processes; collectives counted over 100 more steps")
+
+
 def _timed(fn, steps):
     """Microseconds per call of ``fn(n)`` over ``steps``, every rank starting together."""
     dist.barrier()
@@ -168,6 +224,11 @@ def with_sync(worlds, calls):
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--clock-only", action="store_true", help="only measurement 4 (the clock's shares)")
     args = parser.parse_args()
+    if args.clock_only:
+        clock_shares(200 if args.quick else 1000)
+        sys.exit(0)
     no_sync(5000 if args.quick else 20000)
     with_sync([2, 4] if args.quick else [2, 4, 8], 200 if args.quick else 1000)
+    clock_shares(200 if args.quick else 1000)

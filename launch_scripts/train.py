@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Train a tiny transformer LM with colossal_sched's LRSchedulerHook over a dp x pp x tp DeviceMesh.
+r"""Train a tiny transformer LM with colossal_sched's LRSchedulerHook over a dp x pp x tp DeviceMesh.
 
 torch's own parallelism: FSDP2 (``fully_shard``) over dp, ``torch.distributed.tensor.parallel``
 over tp, ``torch.distributed.pipelining`` (GPipe) over pp; gloo on CPU, NCCL on GPU. Checkpoints
@@ -7,6 +7,13 @@ are torch.distributed.checkpoint directories holding model, optimizer and the ho
 resume on any world size. Launch with torchrun, e.g.::
 
     torchrun --standalone --nproc_per_node 4 launch_scripts/train.py --tp 2 --ckpt-dir runs/ckpt  # --dp auto: 2
+
+The schedule counts optimizer updates, or with ``--clock samples``/``--clock tokens`` the samples/tokens consumed
+(summed over the dp ranks by the hook's sync), so that a batch-size ramp (``--rampup-batch-size``, Megatron's) does
+not shift where warmup and decay end::
+
+    torchrun --standalone --nproc_per_node 2 launch_scripts/train.py --clock samples --total-steps 960 --warmup-steps 96 \
+        --rampup-batch-size 4 4 256  # the global batch grows 4, 8, 12, 16 (--batch 8 x --dp 2)
 """
 from __future__ import annotations
 
@@ -28,6 +35,9 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from colossal_sched import SCHEDULERS, build_lr_scheduler  # noqa: E402
+from colossal_sched.clock import UNITS  # noqa: E402
+from colossal_sched.ramp import BatchRamp  # noqa: E402
+from colossal_sched.state import read_state  # noqa: E402
 from colossal_sched.cli import UsageError, parse_params, parse_replan  # noqa: E402
 from colossal_sched.checkpoint import (ON_MISMATCH, CheckpointError, RunLock, SafeFileSystemReader, SafeLoadPlanner,  # noqa: E402
                                        agree_on_checkpoint, latest_checkpoint, read_dcp_state, restore, save_dcp, world_layout)
@@ -74,9 +84,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--tp", type=int, default=1, help="tensor-parallel size")
     p.add_argument("--pp", type=int, default=1, help="pipeline-parallel size (GPipe)")
     p.add_argument("--scheduler", default="CosineAnnealingWarmupLR", choices=CLI_SCHEDULERS)
-    p.add_argument("--total-steps", type=int, default=60)
+    p.add_argument("--clock", default="updates", choices=UNITS,
+                   help="what the schedule counts: optimizer updates, or the samples or tokens consumed (every dp "
+                        "rank's summed); --total-steps, --warmup-steps and the other lengths are in the clock's unit")
+    p.add_argument("--total-steps", type=int, default=60, help="the schedule's length (lengths in the clock's unit)")
     p.add_argument("--warmup-steps", type=int, default=None,
-                   help="for schedulers that take warmup_steps (default 6); an error for the others")
+                   help="for schedulers that take warmup_steps (default 6; lengths in the clock's unit); an error "
+                        "for the others")
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--scheduler-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="more scheduler arguments, e.g. --scheduler-arg eta_min=1e-5 --scheduler-arg milestones=[20,40]")
@@ -90,7 +104,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--replan", type=parse_replan, default=None, metavar="STEP:TOTAL",
                    help="at update STEP, re-plan the schedule to end at TOTAL (on every rank, in one sync; kept in checkpoints)")
     p.add_argument("--sync-every", type=int, default=1, help="broadcast rank 0's lr on updates divisible by this")
-    p.add_argument("--batch", type=int, default=8, help="sequences per update per data-parallel rank")
+    p.add_argument("--batch", type=int, default=8,
+                   help="sequences per update per data-parallel rank (the global batch: --batch x --dp)")
+    p.add_argument("--rampup-batch-size", type=int, nargs=3, default=None, metavar=("START", "INCREMENT", "RAMP_SAMPLES"),
+                   help="Megatron's batch-size ramp: the global batch grows from START by INCREMENT over RAMP_SAMPLES "
+                        "consumed samples to --batch x --dp, each dp rank taking an equal share")
     p.add_argument("--seq", type=int, default=16, help="tokens per sequence")
     p.add_argument("--vocab", type=int, default=64, help="vocabulary size")
     p.add_argument("--dim", type=int, default=32, help="model width")
@@ -119,12 +137,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name in ("save_every", "log_every"):
         if getattr(args, name) < 0:
             p.error(f"--{name.replace('_', '-')} must be an int >= 0 (0: never), got {getattr(args, name)}")
-    args.end = args.replan[1] if args.replan else args.total_steps
-    if args.stop_at is not None and not 1 <= args.stop_at <= args.end:
-        p.error(f"--stop-at must be an int in [1, {args.end}] (--total-steps, or TOTAL of --replan), got {args.stop_at}")
     if not 0 < args.lr < float("inf"):
         p.error(f"--lr must be a finite number > 0, got {args.lr}")
     mesh_sizes(p, args)
+    args.ramp = batch_ramp(p, args)
+    args.updates = run_updates(p, args)
     check_schedule(p, args)
     if args.layers < args.pp:
         p.error(f"--layers ({args.layers}) must be >= --pp ({args.pp})")
@@ -151,6 +168,44 @@ def mesh_sizes(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
                 f"size {world} ({processes})")
 
 
+def batch_ramp(p: argparse.ArgumentParser, args: argparse.Namespace) -> BatchRamp | None:
+    """``--rampup-batch-size`` as a :class:`BatchRamp` to the global batch ``--batch`` x ``--dp`` (None: no ramp);
+    ``--clock samples``/``tokens`` and the ramp need the shares added up in every sync (``--sync-every 1``)."""
+    if args.clock != "updates" and args.sync_every != 1:
+        p.error(f"--clock {args.clock} needs --sync-every 1 (every sync adds up the dp ranks' samples), "
+                f"got --sync-every {args.sync_every}")
+    if args.rampup_batch_size is None:
+        return None
+    text = "--rampup-batch-size " + " ".join(map(str, args.rampup_batch_size))
+    if args.pp > 1:
+        p.error(f"{text}: needs --pp 1 (the pipeline splits a fixed batch into --microbatches)")
+    if args.sync_every != 1:
+        p.error(f"{text}: needs --sync-every 1 (every sync adds up the dp ranks' samples), got {args.sync_every}")
+    try:
+        ramp = BatchRamp(*args.rampup_batch_size, args.batch * args.dp)
+    except (ValueError, TypeError) as e:
+        p.error(f"{text}: {str(e).splitlines()[0]} (global_batch_size: --batch {args.batch} x --dp {args.dp})")
+    if ramp.start % args.dp or ramp.increment % args.dp:
+        p.error(f"{text}: START and INCREMENT must be multiples of --dp {args.dp} (each dp rank takes an equal share)")
+    return ramp
+
+
+def run_updates(p: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """The updates the run trains: the schedule's end (--total-steps, or TOTAL of --replan) in updates, or the
+    updates that consume that many samples/tokens (the ramp's batches, else --batch x --dp each)."""
+    if args.replan and args.clock != "updates":
+        p.error(f"--replan counts updates: it needs --clock updates, got --clock {args.clock}")
+    end = args.replan[1] if args.replan else args.total_steps
+    if args.clock != "updates":
+        g = args.batch * args.dp
+        samples = end if args.clock == "samples" else -(-end // args.seq)
+        end = (args.ramp or BatchRamp(g, 1, 0, g)).updates_to(samples)
+    if args.stop_at is not None and not 1 <= args.stop_at <= end:
+        p.error(f"--stop-at must be an int in [1, {end}] (the updates of --total-steps, or TOTAL of --replan), "
+                f"got {args.stop_at}")
+    return end
+
+
 def _dp_size(text: str) -> int | None:
     """``--dp``: a positive int, or ``auto`` (None until the world size is read)."""
     if text == "auto":
@@ -165,7 +220,7 @@ def build_scheduler(args: argparse.Namespace, optimizer: torch.optim.Optimizer):
     config = {"type": args.scheduler, "total_steps": args.total_steps, **args.scheduler_kwargs}
     if "warmup_steps" in SCHEDULERS[args.scheduler].hyperparams and "warmup_steps" not in config:
         config["warmup_steps"] = 6 if args.warmup_steps is None else args.warmup_steps
-    return build_lr_scheduler(config, optimizer)
+    return build_lr_scheduler(config, optimizer).counting(args.clock)
 
 
 def check_schedule(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -312,8 +367,13 @@ def resume(args: argparse.Namespace, run: Run) -> int:
              planner=SafeLoadPlanner())
     set_state_dict(run.model, run.optimizer, model_state_dict=model_sd, optim_state_dict=optim_sd,
                    options=run.state_options)
+    saved = read_state(read_dcp_state(ckpt))
+    unit = saved.fields.get("unit", "updates") if saved.native else "updates"
+    if unit != args.clock:  # whatever --on-mismatch says: the lengths would be read in another unit
+        raise RunRefused(2, f"{ckpt}: the checkpoint's schedule counts {unit}, this run --clock {args.clock}; "
+                            f"resume with --clock {unit}")
     try:
-        restore(run.hook, read_dcp_state(ckpt), args.on_mismatch)
+        restore(run.hook, saved, args.on_mismatch)
     except ScheduleMismatchError as e:  # every rank compares the same checkpoint with the same flags
         hint = "pass --on-mismatch use_checkpoint or --on-mismatch use_current to choose one"
         raise RunRefused(2, f"{ckpt}: {ScheduleMismatchError(e.fields, hint=hint)}") from None
@@ -332,19 +392,21 @@ def train(args: argparse.Namespace, run: Run, start: int, lock: RunLock | None) 
         hook.replan(replan[1], at_step=replan[0])
         replan = None
     log = open(args.lr_log, "a", buffering=1) if args.lr_log else None
-    stop = min(args.stop_at or args.end, args.end)
+    stop = min(args.stop_at or args.updates, args.updates)
+    shares = args.sync_every == 1  # what each update consumed: added up over the dp ranks in every sync
     faults = FaultPoints(rank)
+    lrs = hook.step(start)
     for n in range(start, stop):
         faults.before_update(n)
-        lrs = hook.step(n)
         if replan and n == replan[0]:
             hook.replan(replan[1])  # from this update on (its lr is unchanged): every rank, one sync
             replan = None
         if log is not None:
             log.write(json.dumps({"step": n, "rank": rank, "lr": lrs}) + "\n")
-        loss = update(args, run, n)
+        loss, samples = update(args, run, n, local_batch(args, run))
         if args.log_every and (n + 1) % args.log_every == 0:
             report(n, loss, lrs, run.mesh, args)
+        lrs = hook.step(n + 1, samples=samples if shares else None, tokens=samples * args.seq if shares else None)
         if args.save_every and (n + 1) % args.save_every == 0:
             save(args, run, n + 1, lock, faults)
     if log is not None:
@@ -353,9 +415,18 @@ def train(args: argparse.Namespace, run: Run, start: int, lock: RunLock | None) 
         print(f"done: {stop} updates; next update's lr {named_lrs(hook)}", flush=True)
 
 
-def update(args: argparse.Namespace, run: Run, n: int) -> torch.Tensor | None:
-    """Forward, backward and the optimizer step of update ``n``; the loss where this stage computes it."""
-    x, y = batch(n, run.dp_rank, args.batch, args.seq, args.vocab)
+def local_batch(args: argparse.Namespace, run: Run) -> int:
+    """This dp rank's sequences for the next update: ``--batch``, or its share of the ramp's global batch at the
+    samples consumed so far (the hook's clock, every dp rank's summed)."""
+    if args.ramp is None:
+        return args.batch
+    return args.ramp.batch_size(run.hook.clock.samples) // args.dp
+
+
+def update(args: argparse.Namespace, run: Run, n: int, size: int) -> tuple[torch.Tensor | None, int]:
+    """Forward, backward and the optimizer step of update ``n`` on ``size`` sequences; the loss where this
+    stage computes it, and this rank's share of the samples (every stage and tp rank of a dp rank reports it)."""
+    x, y = batch(n, run.dp_rank, size, args.seq, args.vocab)
     x, y = x.to(run.device), y.to(run.device)
     loss = None
     if run.pipeline is None:
@@ -371,14 +442,14 @@ def update(args: argparse.Namespace, run: Run, n: int) -> torch.Tensor | None:
         run.pipeline.step()
     run.optimizer.step()
     run.optimizer.zero_grad()
-    return loss
+    return loss, size
 
 
 def save(args: argparse.Namespace, run: Run, done: int, lock: RunLock | None, faults: FaultPoints) -> None:
     """The checkpoint of a run that has done ``done`` updates: model, optimizer, the hook's state, the layout."""
     from torch.distributed.checkpoint.state_dict import get_state_dict
 
-    run.hook.step(done)  # the state of a run that has done `done` updates
+    run.hook.step(done)  # the state of a run that has done `done` updates (train() stepped there: a no-op)
     model_sd, optim_sd = get_state_dict(run.model, run.optimizer, options=run.state_options)
     layout = world_layout({"dp": args.dp, "pp": args.pp, "tp": args.tp})
     path = save_dcp({"model": model_sd, "optimizer": optim_sd, "lr_scheduler": run.hook,
@@ -404,7 +475,7 @@ def report(n: int, loss: torch.Tensor | None, lrs: list[float], mesh, args: argp
     if args.pp > 1:
         dist.broadcast(value, group=mesh["pp"].get_group(), group_src=args.pp - 1)
     if dist.get_rank() == 0:
-        print(f"step {n + 1:5d}/{args.total_steps}  loss {value.item():.4f}  lr {lrs[0]:.3e}", flush=True)
+        print(f"step {n + 1:5d}/{args.updates}  loss {value.item():.4f}  lr {lrs[0]:.3e}", flush=True)
 
 
 if __name__ == "__main__":

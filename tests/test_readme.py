@@ -53,3 +53,18 @@ def test_readme_usage_block_runs_as_printed_and_resumes(tmp_path):
     assert "step_00000050" not in again.stdout and "saved ckpt/step_00000100" in again.stdout
     resumed, step = unpack_state(read_dcp_state(str(ckpt / "step_00000100")))
     assert step == 100 and resumed["last_lr"] == saved["last_lr"]
+
+
+@pytest.mark.timeout(300)
+def test_readme_counting_progress_blocks_run_as_printed(tmp_path):
+    """The ```python blocks of "## Counting progress", run in order in one fresh process: the ramp, the
+    skipped update, the warning and the refusals do what the section says."""
+    text = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    section = text.split("\n## Counting progress: updates, samples, tokens\n", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert len(blocks) == 2, "two ```python blocks under ## Counting progress"
+    script = tmp_path / "counting.py"
+    script.write_text("\n".join(blocks))
+    out = run_python(script, tmp_path)
+    assert out.returncode == 0 and out.stderr == "", out.stderr
+    assert out.stdout.count("refused: ") == 3, out.stdout

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 import forked
-from torchrun import ROOT, command, run_job
+from torchrun import ROOT, closed_form, command, lrs_by_step, read_log, run_job
 
 TRAIN = os.path.join(ROOT, "launch_scripts", "train.py")
 SMALL = ["--total-steps", "8", "--warmup-steps", "2", "--log-every", "4", "--layers", "2"]
@@ -45,6 +45,13 @@ def torchrun(nproc, *args, timeout=300):
     (["--scheduler", "MultiplicativeLR"], "invalid choice: 'MultiplicativeLR'"),
     (["--lr", "nan"], "--lr must be a finite number > 0"),
     (["--sync-every", "0"], "--sync-every must be an int >= 1"),
+    (["--rampup-batch-size", "3", "2", "100"], "--rampup-batch-size 3 2 100: increment must divide global_batch_size - "
+                                               "start = 8 - 3 = 5"),
+    (["--rampup-batch-size", "0", "2", "100"], "--rampup-batch-size 0 2 100: start must be"),
+    (["--clock", "samples", "--sync-every", "2"], "--clock samples needs --sync-every 1"),
+    (["--rampup-batch-size", "2", "2", "8", "--sync-every", "2"], "--rampup-batch-size 2 2 8: needs --sync-every 1"),
+    (["--clock", "tokens", "--replan", "3:90"], "--replan counts updates: it needs --clock updates"),
+    (["--clock", "samples", "--stop-at", "9"], "--stop-at must be an int in [1, 8]"),  # 60 samples: 8 updates of 8
 ])
 def test_bad_values_are_one_line_and_status_2(args, needle):
     out = plain(*args, runner=forked.run)
@@ -118,3 +125,49 @@ def test_resume_mismatch_names_the_flag_and_messages_come_from_rank_0_only(tmp_p
     text = chosen.stdout + chosen.stderr
     assert text.count("keeping the current schedule") == 1
     assert text.count("resumed from") == 1 and "next update's lr decay=" in text
+
+
+def test_resume_with_another_clock_is_refused(tmp_path):
+    ckpt = tmp_path / "ckpt"
+    first = plain(*SMALL, "--clock", "samples", "--total-steps", "64", "--ckpt-dir", ckpt, "--save-every", "4",
+                  "--stop-at", "4", runner=forked.run)
+    assert first.returncode == 0, first.stderr
+    again = plain(*SMALL, "--ckpt-dir", ckpt, "--on-mismatch", "use_current", runner=forked.run)
+    assert again.returncode == 2
+    assert again.stderr.splitlines()[-1].endswith("the checkpoint's schedule counts samples, this run --clock updates; "
+                                                  "resume with --clock samples"), again.stderr
+
+
+RAMP = ["--clock", "samples", "--total-steps", 120, "--warmup-steps", 12, "--layers", 2, "--log-every", 0, "--batch", 4]
+
+
+@pytest.mark.multiprocess
+@pytest.mark.timeout(420)
+def test_samples_clock_under_a_batch_ramp_follows_the_closed_form_and_resumes_on_it(tmp_path):
+    """dp 2, global batch 2, 4, 6, then 8 (--batch 4 x --dp 2) from 8, 16, 24 samples: the lr at update n is the
+    schedule's at the samples consumed before it; a resume from update 8 continues the curve exactly."""
+    from colossal_sched.ramp import BatchRamp
+
+    ckpt, log = tmp_path / "ckpt", tmp_path / "lr.jsonl"
+    ramp = BatchRamp(2, 2, 24, 8)
+    updates = ramp.updates_to(120)
+    consumed = {n: ramp.samples_after(n) for n in range(updates)}
+    oracle = closed_form(*RAMP[:-2], steps=sorted(set(consumed.values())))
+    args = [*RAMP, "--rampup-batch-size", 2, 2, 24, "--ckpt-dir", ckpt, "--save-every", 4, "--lr-log", log]
+    first = torchrun(2, *args, "--stop-at", 10)
+    assert first.returncode == 0, first.stderr[-3000:]
+    before = lrs_by_step(read_log(log))
+    resumed = torchrun(2, *args)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resumed from" in resumed.stdout and "step_00000008" in resumed.stdout
+    assert f"done: {updates} updates" in resumed.stdout
+    rows = read_log(log)
+    after = lrs_by_step(rows[sum(len(v) for v in before.values()):])
+    assert sorted(before) == list(range(10)) and sorted(after) == list(range(8, updates))
+    for part in (before, after):
+        for n, per_rank in part.items():
+            assert sorted(per_rank) == [0, 1], n
+            for rank, lr in per_rank.items():
+                assert lr == oracle[consumed[n]], f"rank {rank} update {n} at {consumed[n]} samples"
+    assert before[8] == after[8] and before[9] == after[9]  # updates 8, 9 done twice: the same lrs
+    assert oracle[consumed[3]] < oracle[consumed[5]]  # warming up over the ramp: the curve moves by samples
