@@ -24,6 +24,8 @@ def unit(name: str, value: Any) -> str:
 
 def count(name: str, value: Any) -> int:
     """``value`` as a counter: an int in ``[0, 2**63 - 1]`` (numpy/torch integer scalars too)."""
+    if type(value) is int and 0 <= value <= MAX_COUNT:  # the common case, kept cheap
+        return value
     if value is None:
         return 0
     try:
@@ -65,13 +67,14 @@ class Clock:
     def advanced(self, samples: int, tokens: int, skipped: bool) -> "Clock":
         """The clock after an update that consumed ``samples`` and ``tokens``, or, ``skipped``, one that did not
         count; :class:`ValueError` naming the counter where a total would pass int64."""
-        if skipped:
-            return dataclasses.replace(self, skipped=self.skipped + 1)
-        totals = {"samples": self.samples + samples, "tokens": self.tokens + tokens}
-        for name, total in totals.items():
+        totals = (self.samples, self.tokens, self.skipped + 1) if skipped else (
+            self.samples + samples, self.tokens + tokens, self.skipped)
+        for name, total in zip(("samples", "tokens"), totals):
             if total > MAX_COUNT:
                 raise ValueError(f"{name}: the consumed total would be {total}, more than int64 holds (2**63 - 1)")
-        return dataclasses.replace(self, **totals)
+        out = object.__new__(Clock)  # checked above: no __post_init__ (this is every update's path)
+        out.__dict__.update(zip(("samples", "tokens", "skipped"), totals))
+        return out
 
     def state_dict(self) -> dict[str, int]:
         return dataclasses.asdict(self)

@@ -238,8 +238,9 @@ class LRSchedulerHook(EngineHook):
         samples, tokens, skip = b.agreed
         if samples or tokens or skip:
             self.clock = self.clock.advanced(samples, tokens, skip)  # checked by the sync: never raises here
-        if self._position() != s.last_epoch:
-            s.step_to(self._position())
+        position = self._position()
+        if position != s.last_epoch:
+            s.step_to(position)
         self._request = (self._request[0], s, s.last_epoch)
         self._watch_batch(samples, skip)
         if self.writer is not None or self.log_fn is not None:
