@@ -50,9 +50,11 @@ def scheduler_class(name: str) -> type[ClosedFormLR]:
 def build_lr_scheduler(config: Mapping[str, Any], optimizer: Optimizer) -> ClosedFormLR:
     """Build a scheduler from ``{"type": "CosineAnnealingWarmupLR", "total_steps": 1000, ...}``.
 
-    The config is not modified; its other keys are the constructor's keyword arguments.
+    The config is not modified; its other keys are the constructor's keyword arguments, but ``unit``: what the
+    lengths count (:meth:`~colossal_sched.ClosedFormLR.counting`).
     """
     if not isinstance(config, Mapping) or "type" not in config:
         raise ValueError(f"config must be a dict with a 'type' key (one of {sorted(SCHEDULERS)}), got {config!r}")
-    kwargs = {k: v for k, v in config.items() if k != "type"}
-    return scheduler_class(config["type"])(optimizer, **kwargs)
+    kwargs = {k: v for k, v in config.items() if k not in ("type", "unit")}
+    sched = scheduler_class(config["type"])(optimizer, **kwargs)
+    return sched.counting(config["unit"]) if "unit" in config else sched

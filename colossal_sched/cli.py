@@ -12,6 +12,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .builder import SCHEDULERS
+from .clock import UNITS
 
 
 class UsageError(Exception):
@@ -151,11 +152,19 @@ def _plotted(args: argparse.Namespace) -> tuple[str, Any]:
         args.lr = lr
         if args.total_steps is None:
             args.total_steps = total
+        if args.unit is not None:
+            config["unit"] = args.unit
         return os.path.basename(args.name), _build(name, total, lr, config)
     if args.total_steps is None:
         raise UsageError("the following arguments are required: --total-steps (or give a CONFIG.yaml as NAME)")
     label = f"{args.name}({','.join(args.param)})" if args.param else args.name
-    return label, _build(args.name, args.total_steps, args.lr, parse_params(args.param))
+    params = parse_params(args.param)
+    return label, _build(args.name, args.total_steps, args.lr, {**params, **({"unit": args.unit} if args.unit else {})})
+
+
+def _axis(s: Any, plural: bool = False) -> str:
+    """What the x axis counts: steps (updates), samples or tokens."""
+    return ("steps" if plural else "step") if s.unit == "updates" else s.unit
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
@@ -174,7 +183,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
     tables = [(label, s.lr_table(steps)[:, 0], s.momentum_table(steps)) for label, s in curves]
     if args.out:
         _png(args, steps, tables, curves)
-        print(f"wrote {args.out} ({args.size[0]}x{args.size[1]} px, {len(steps)} points over {args.total_steps} steps)")
+        print(f"wrote {args.out} ({args.size[0]}x{args.size[1]} px, {len(steps)} points over {args.total_steps} "
+              f"{_axis(curves[0][1], plural=True)})")
     else:
         print(_terminal_plot(steps, tables, args.total_steps))
     return 0
@@ -219,7 +229,7 @@ def figure(steps, tables, curves, total_steps: int, lr: float, size: tuple[int, 
     handles = []
     for (label, lrs, _), colour in zip(tables, colours):
         handles += ax.plot(steps, lrs, color=colour, label=f"{label} lr")
-    ax.set_xlabel("step")
+    ax.set_xlabel(_axis(curves[0][1]))
     ax.set_ylabel("learning rate")
     if any(m is not None for _, _, m in tables):
         ax2 = ax.twinx()
@@ -244,7 +254,7 @@ def figure(steps, tables, curves, total_steps: int, lr: float, size: tuple[int, 
                     ha="right", color=items[0][1] if len(items) == 1 else "grey")
     fig.legend(handles=handles, loc="outside lower center", ncol=min(2, len(handles)), fontsize=8, frameon=False)
     what = curves[0][0] if len(curves) == 1 else f"{len(curves)} schedules"
-    ax.set_title(f"{what} over {total_steps} steps, lr {lr:g}")
+    ax.set_title(f"{what} over {total_steps} {_axis(curves[0][1], plural=True)}, lr {lr:g}")
     return fig
 
 
@@ -298,10 +308,12 @@ def cmd_show(args: argparse.Namespace) -> int:
     from .preview import key_points
 
     name, total, lr, config = _config_schedule(args.config, args.lr)
+    if args.unit is not None:
+        config["unit"] = args.unit
     s = _replan(_build(name, total, lr, config), args.replan)
     print(f"{name}  total_steps={total}  base lr={lr}  " + "  ".join(f"{k}={v}" for k, v in config.items())
           + "".join(f"  re-planned at {a} to {t}" for a, t in args.replan))
-    print(f"{'point':<18}{'step':>10}{'lr':>16}")
+    print(f"{'point':<18}{_axis(s):>10}{'lr':>16}")
     for what, step, value in key_points(s):
         print(f"{what:<18}{step:>10}{value:>16.6e}")
     return 0
@@ -409,6 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
     plot.add_argument("--compare", action="append", default=[], metavar="NAME[:KEY=VALUE,...]")
     plot.add_argument("--out", default=None, metavar="FILE.png")
+    plot.add_argument("--unit", choices=UNITS, default=None, help="what the lengths count (default updates; or the config's)")
     plot.add_argument("--size", type=_size, default=(1000, 600), metavar="WxH", help="PNG size in pixels")
     plot.add_argument("--points", type=_positive_int, default=4000, help="samples drawn per curve")
     plot.add_argument("--replan", type=parse_replan, action="append", default=[], metavar="STEP:TOTAL",
@@ -417,6 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="key points of a ColossalAI-style config (YAML or JSON)")
     show.add_argument("config", metavar="CONFIG")
     show.add_argument("--lr", type=_positive_float, default=1.0, help="base lr when the config has none")
+    show.add_argument("--unit", choices=UNITS, default=None, help="what the lengths count (default updates; or the config's)")
     show.add_argument("--replan", type=parse_replan, action="append", default=[], metavar="STEP:TOTAL",
                       help="re-plan the schedule at STEP to end at TOTAL")
     show.set_defaults(fn=cmd_show)

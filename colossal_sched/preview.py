@@ -14,10 +14,11 @@ EXHAUSTIVE_STEPS = 1_000_000
 
 
 def preview_scheduler(name: str, total_steps: int, lr: float = 1.0, momentum: bool = True, **params: Any) -> ClosedFormLR:
-    """A scheduler of class ``name`` on a one-group stand-in optimizer with lr ``lr``."""
+    """A scheduler of class ``name`` on a one-group stand-in optimizer with lr ``lr`` (``unit``: what it counts)."""
     p = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.SGD([p], lr=lr, momentum=0.9 if momentum else 0.0)
-    return scheduler_class(name)(opt, total_steps, **params)
+    unit = params.pop("unit", "updates")
+    return scheduler_class(name)(opt, total_steps, **params).counting(unit)
 
 
 def _candidates(s: ClosedFormLR) -> np.ndarray:

@@ -188,3 +188,22 @@ def test_grad_scaler_overflow_under_ddp_is_skipped_on_every_rank(tmp_path):
         assert res["skips"] == [n == 3 for n in range(8)]
         assert [lrs[:1] for lrs in res["seen"]] == expected
         assert res["clock"] == {"samples": 2 * 2 * 7, "tokens": 0, "skipped": 1}
+
+
+def test_show_plot_and_build_accept_the_sample_or_token_axis(tmp_path, capsys):
+    from colossal_sched.cli import main
+
+    config = tmp_path / "wsd.yaml"
+    config.write_text("lr_scheduler:\n  type: WarmupStableDecayLR\n  total_steps: 64000\n  warmup_steps: 640\n"
+                      "  decay_steps: 6400\n  unit: samples\n")
+    assert main(["show", str(config)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].split() == ["point", "samples", "lr"]
+    assert any(line.split()[:3] == ["decay", "start", "57600"] for line in out)
+    assert main(["plot", "CosineAnnealingWarmupLR", "--total-steps", "1000", "--param", "warmup_steps=100",
+                 "--unit", "tokens", "--out", str(tmp_path / "lr.png")]) == 0
+    assert "over 1000 tokens" in capsys.readouterr().out
+    built = cs.build_lr_scheduler({"type": "CosineAnnealingLR", "total_steps": 10, "unit": "tokens"}, _opt())
+    assert built.unit == "tokens"
+    with pytest.raises(ValueError, match="unit must be one of"):
+        cs.build_lr_scheduler({"type": "CosineAnnealingLR", "total_steps": 10, "unit": "epochs"}, _opt())

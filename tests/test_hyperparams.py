@@ -145,9 +145,10 @@ def test_per_group_bounds_stay_per_group_after_every_operation():
 
 @pytest.mark.multiprocess
 @pytest.mark.timeout(120)
-def test_every_rank_holds_the_same_lr_weight_decay_and_beta1_and_another_wd_schedule_is_refused(tmp_path):
-    results = run(2, clock_workers.hyperparams_agree, tmp_path=tmp_path)
-    assert results[0]["seen"] == results[1]["seen"]
+@pytest.mark.parametrize("world", [2, 4])
+def test_every_rank_holds_the_same_lr_weight_decay_and_beta1_and_another_wd_schedule_is_refused(tmp_path, world):
+    results = run(world, clock_workers.hyperparams_agree, tmp_path=tmp_path)
+    assert all(res["seen"] == results[0]["seen"] for res in results)
     assert len({row[0][1] for row in results[0]["seen"]}) > 1  # the weight decay moved
     for res in results:
         assert res["refusal"] is not None and "weight_decay.hyperparams.eta_min" in res["refusal"], res["refusal"]
