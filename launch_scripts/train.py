@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from colossal_sched import SCHEDULERS, build_lr_scheduler  # noqa: E402
+from colossal_sched import SCHEDULERS, ComposedLR, build_lr_scheduler  # noqa: E402
 from colossal_sched.clock import UNITS  # noqa: E402
 from colossal_sched.ramp import BatchRamp  # noqa: E402
 from colossal_sched.state import read_state  # noqa: E402
@@ -47,6 +47,8 @@ from hooks import LRSchedulerHook  # noqa: E402
 from launch_scripts.faults import FaultPoints  # noqa: E402
 from launch_scripts.tiny_lm import Stage, batch, stage_layers, tensor_parallel_plan  # noqa: E402
 
+
+WEIGHT_DECAY = 0.01  # the decay group's (the other group's is 0)
 
 #: what --scheduler offers: every scheduler but those user functions decide (not ``rebuildable``), which a command line cannot give
 CLI_SCHEDULERS = sorted(name for name, cls in SCHEDULERS.items() if cls.rebuildable)
@@ -92,6 +94,10 @@ def parser() -> argparse.ArgumentParser:
                    help="for schedulers that take warmup_steps (default 6; lengths in the clock's unit); an error "
                         "for the others")
     p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--wd-schedule", default=None, choices=("constant", "linear", "cosine"),
+                   help="schedule the weight decay too (Megatron's --weight-decay-incr-style): from each group's own "
+                        f"(decay group {WEIGHT_DECAY}) to --end-wd times it over the run, with the lr's clock")
+    p.add_argument("--end-wd", type=float, default=None, help="the decay group's final weight decay (with --wd-schedule)")
     p.add_argument("--scheduler-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="more scheduler arguments, e.g. --scheduler-arg eta_min=1e-5 --scheduler-arg milestones=[20,40]")
     p.add_argument("--ckpt-dir", default=None, help="directory of step_XXXXXXXX DCP checkpoints")
@@ -220,7 +226,14 @@ def build_scheduler(args: argparse.Namespace, optimizer: torch.optim.Optimizer):
     config = {"type": args.scheduler, "total_steps": args.total_steps, **args.scheduler_kwargs}
     if "warmup_steps" in SCHEDULERS[args.scheduler].hyperparams and "warmup_steps" not in config:
         config["warmup_steps"] = 6 if args.warmup_steps is None else args.warmup_steps
-    return build_lr_scheduler(config, optimizer).counting(args.clock)
+    sched = build_lr_scheduler(config, optimizer).counting(args.clock)
+    if args.wd_schedule is None:
+        return sched
+    ratio = (WEIGHT_DECAY if args.end_wd is None else args.end_wd) / WEIGHT_DECAY  # each group ends at ratio x its own
+    shape = [{"type": "constant"}] if args.wd_schedule == "constant" else [
+        {"type": "product", "factors": [{"type": args.wd_schedule, "end_lr": ratio}]}]
+    wd = ComposedLR.for_key("weight_decay", optimizer, args.total_steps, shape).counting(args.clock)
+    return sched.add_schedules(wd)
 
 
 def check_schedule(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -233,6 +246,8 @@ def check_schedule(p: argparse.ArgumentParser, args: argparse.Namespace) -> None
     if args.warmup_steps is not None and not takes_warmup:
         p.error(f"--warmup-steps: {args.scheduler} takes no warmup_steps (schedulers that do: "
                 f"{', '.join(n for n in CLI_SCHEDULERS if 'warmup_steps' in SCHEDULERS[n].hyperparams)})")
+    if args.end_wd is not None and (args.wd_schedule is None or args.end_wd < 0):
+        p.error(f"--end-wd {args.end_wd}: give a weight decay >= 0 together with --wd-schedule")
     stand_in = torch.optim.AdamW(param_groups(torch.nn.Linear(1, 1), args.lr), lr=args.lr)
     try:
         with warnings.catch_warnings():
@@ -251,7 +266,7 @@ def param_groups(model: torch.nn.Module, lr: float) -> list[dict]:
     """Named groups, so stages holding different parameters still match up in the lr broadcast."""
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "pos" not in n]
     rest = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "pos" not in n)]
-    return [{"params": decay, "lr": lr, "weight_decay": 0.01, "name": "decay"},
+    return [{"params": decay, "lr": lr, "weight_decay": WEIGHT_DECAY, "name": "decay"},
             {"params": rest, "lr": lr, "weight_decay": 0.0, "name": "no_decay"}]
 
 
@@ -402,7 +417,8 @@ def train(args: argparse.Namespace, run: Run, start: int, lock: RunLock | None) 
             hook.replan(replan[1])  # from this update on (its lr is unchanged): every rank, one sync
             replan = None
         if log is not None:
-            log.write(json.dumps({"step": n, "rank": rank, "lr": lrs}) + "\n")
+            wd = {"wd": [g["weight_decay"] for g in run.optimizer.param_groups]} if args.wd_schedule else {}
+            log.write(json.dumps({"step": n, "rank": rank, "lr": lrs, **wd}) + "\n")
         loss, samples = update(args, run, n, local_batch(args, run))
         if args.log_every and (n + 1) % args.log_every == 0:
             report(n, loss, lrs, run.mesh, args)

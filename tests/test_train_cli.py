@@ -171,3 +171,21 @@ def test_samples_clock_under_a_batch_ramp_follows_the_closed_form_and_resumes_on
                 assert lr == oracle[consumed[n]], f"rank {rank} update {n} at {consumed[n]} samples"
     assert before[8] == after[8] and before[9] == after[9]  # updates 8, 9 done twice: the same lrs
     assert oracle[consumed[3]] < oracle[consumed[5]]  # warming up over the ramp: the curve moves by samples
+
+
+def test_wd_schedule_follows_megatrons_start_to_end_weight_decay_beside_the_lr(tmp_path):
+    import math
+
+    log = tmp_path / "lr.jsonl"
+    run = plain(*SMALL, "--total-steps", "16", "--wd-schedule", "cosine", "--end-wd", "0.001", "--lr-log", log,
+                "--ckpt-dir", tmp_path / "ckpt", "--save-every", "8", runner=forked.run)
+    assert run.returncode == 0, run.stderr
+    rows = read_log(log)
+    oracle = closed_form(*SMALL, "--total-steps", "16", "--wd-schedule", "cosine", "--end-wd", "0.001", steps=range(16))
+    assert [r["step"] for r in rows] == list(range(16))
+    for r in rows:  # decay group: Megatron's cosine from 0.01 to 0.001; the no-decay group stays at 0
+        t = r["step"]
+        assert r["wd"][0] == pytest.approx(0.001 + 0.5 * (math.cos(math.pi * t / 16) + 1) * (0.01 - 0.001), rel=1e-12)
+        assert r["wd"][1] == 0.0 and r["lr"] == oracle[t]
+    bad = plain(*SMALL, "--end-wd", "0.001", runner=forked.run)
+    assert bad.returncode == 2 and "--end-wd 0.001: give a weight decay >= 0 together with --wd-schedule" in bad.stderr
