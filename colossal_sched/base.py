@@ -28,8 +28,7 @@ import json
 import math
 import sys
 import warnings
-from contextlib import contextmanager
-from typing import Any, ClassVar, Iterable, Iterator
+from typing import Any, ClassVar, Iterable
 
 import numpy as np
 import torch
@@ -37,10 +36,11 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from . import _validate as V
-from ._ops import SCALAR, VECTOR, Ops
 from . import param_keys
+from ._ops import SCALAR, VECTOR, Ops
 from .clock import unit as _unit
 from .errors import CheckpointError, InvalidLRError, MissingInitialLRError, ReplanError, ScheduleMismatchError
+from .rollback import groups_unchanged_on_error, unchanged_on_error
 from .state import FORMAT_VERSION, SavedState, group_names, read_state
 
 _CHAINED_STEP = torch.optim.lr_scheduler.ChainedScheduler.step.__code__
@@ -111,17 +111,7 @@ class ClosedFormLR(LRScheduler):
     def add_schedules(self, *schedules: "ClosedFormLR") -> "ClosedFormLR":
         """Drive ``schedules`` (of other keys, on the same optimizer, counting the same unit) with this one: they step,
         save, load, re-plan and are fingerprinted (so synced and checked on every rank) with it. Returns this scheduler."""
-        keys = [self.key, *(c.key for c in self._companions)]
-        for c in schedules:
-            if not isinstance(c, ClosedFormLR) or c.optimizer is not self.optimizer:
-                raise V.ArgumentTypeError(f"schedules must be colossal_sched schedulers of this optimizer, got {c!r}")
-            if c.key in keys or c._companions:
-                raise ValueError(f"schedules: {c.key!r} is scheduled twice (keys so far {keys}); one schedule per key")
-            if c.unit != self.unit:
-                raise ValueError(f"schedules: {c.key!r} counts {c.unit}, this schedule {self.unit}: one clock unit for all")
-            if c.key in ("momentum", param_keys.BETA1) and self._momenta(0, SCALAR) is not None:
-                raise ValueError(f"schedules: {type(self).__name__} cycles the momentum already; it cannot also follow {c.key!r}")
-            keys.append(c.key)
+        param_keys.check_companions(self, schedules)
         self._companions = (*self._companions, *schedules)
         self._fingerprint_cache = None
         for c in schedules:
@@ -177,7 +167,7 @@ class ClosedFormLR(LRScheduler):
     def _initial_lrs(self, last_epoch: int) -> list[float]:
         """Base lrs by torch's rule: ``initial_lr`` is set from ``lr`` on a fresh start and required on a resume."""
         if self.key != "lr":
-            return self._initial_values(last_epoch)
+            return param_keys.initial_values(self.optimizer, self.key, last_epoch)
         base = []
         for i, group in enumerate(self.optimizer.param_groups):
             param_keys.check_device(group, i, "lr")
@@ -205,22 +195,6 @@ class ClosedFormLR(LRScheduler):
             self.unit = unit
         self._fingerprint_cache = None
         return self
-
-    def _initial_values(self, last_epoch: int) -> list[float]:
-        """:meth:`_initial_lrs` for another key: ``initial_<key>`` set from the group's value (or required on a resume)."""
-        key, initial, base = self.key, f"initial_{self.key}", []
-        for i, group in enumerate(self.optimizer.param_groups):
-            if not param_keys.has(group, key):
-                raise ValueError(f"key {key!r}: param_groups[{i}] has no such hyperparameter (it has "
-                                 f"{V.short(sorted(k for k in group if k != 'params'), 200)}); schedule a key the optimizer has")
-            param_keys.check_device(group, i, key)
-            if last_epoch == -1:
-                group.setdefault(initial, _as_float(param_keys.read(group, key)))
-            elif initial not in group:
-                raise MissingInitialLRError(f"param_groups[{i}] has no {initial!r}: resuming with last_epoch={last_epoch} "
-                                            "needs the optimizer state of the run that created it")
-            base.append(V.real(f"param_groups[{i}][{initial!r}]", _as_float(group[initial]), low=0.0))
-        return base
 
     def hyperparameters(self) -> dict[str, Any]:
         """The constructor's hyperparameters, as plain data."""
@@ -463,35 +437,9 @@ class ClosedFormLR(LRScheduler):
         """The schedule a saved state holds, rebuilt on ``optimizer`` (default: a stand-in with the saved base
         lrs, for inspection) at the saved step. :class:`CheckpointError` where the state does not hold a whole
         schedule (torch's or ColossalAI's; user functions, see :attr:`rebuildable`) or it does not build."""
-        saved = read_state(state)
-        if not saved.native:
-            raise CheckpointError("only colossal_sched states carry the schedule; this one is a torch/colossalai state")
-        kind = REGISTRY.get(saved.cls)
-        if kind is None:
-            raise CheckpointError(f"unknown scheduler class in checkpoint: {V.short(saved.cls)}; valid types: "
-                                  f"{V.short(sorted(REGISTRY), 300)}")
-        if not kind.rebuildable:
-            raise CheckpointError(f"{saved.cls} is defined by user functions that are not stored in the checkpoint")
-        try:
-            with warnings.catch_warnings():
-                if optimizer is None:
-                    warnings.simplefilter("ignore")
-                    optimizer = stand_in_optimizer(saved.base_lrs, saved.fields.get("group_names"))
-                    for sub in [saved.fields, *(saved.fields.get("schedules") or {}).values()]:  # the keys scheduled
-                        key = sub.get("key", "lr")
-                        for group, value in zip(optimizer.param_groups, sub["base_lrs"]):
-                            if not param_keys.has(group, key):
-                                group.update(betas=(value, 0.999)) if key == param_keys.BETA1 else group.update({key: value})
-                with groups_unchanged_on_error(optimizer):  # a refusal leaves the given optimizer as it was
-                    key = saved.fields.get("key", "lr")
-                    sched = kind.for_key(key, optimizer, **saved.hyperparams).counting(saved.fields.get("unit", "updates"))
-                    sched.add_schedules(*(cls.from_state(sub, optimizer) for sub in (saved.fields.get("schedules") or {}).values()))
-                    sched.load_state_dict(saved)
-        except CheckpointError:
-            raise
-        except (ValueError, TypeError, KeyError, OverflowError, RecursionError) as e:
-            raise CheckpointError(f"the checkpoint's schedule does not build: {V.short(str(e), 600)}") from None
-        return sched
+        from .rebuild import rebuild  # it imports this module
+
+        return rebuild(state, optimizer)
 
     def diff_state(self, state: dict[str, Any], with_base_lrs: bool = False) -> list[tuple[str, Any, Any]]:
         """``(field, saved, current)`` for each field where a native state differs from this scheduler:
@@ -530,45 +478,6 @@ class ClosedFormLR(LRScheduler):
         args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
         more = "".join(f", {k}={v!r}" for k, v in self._identity().items())
         return f"{type(self).__name__}({args}, last_epoch={self.last_epoch}{more})"
-
-
-def stand_in_optimizer(lrs: Iterable[float], names: Iterable[str | None] | None = None) -> Optimizer:
-    """An SGD optimizer with one param group per lr (named ``names``), to rebuild a schedule on."""
-    lrs = list(lrs)
-    return torch.optim.SGD([{"params": [torch.nn.Parameter(torch.zeros(1))], "lr": lr, "name": name}
-                            for lr, name in zip(lrs, names or [None] * len(lrs))], lr=0.1, momentum=0.9)
-
-
-@contextmanager
-def groups_unchanged_on_error(optimizer: Optimizer) -> Iterator[None]:
-    """Put ``optimizer``'s param groups (a tensor lr in place) back as they were if the body raises. It leaves a
-    scheduler's ``__dict__`` unread: reading it would cost CPython's fast attribute access on every ``step()``."""
-    groups = optimizer.param_groups
-    kept = [(dict(g), {k: v.clone() for k, v in g.items() if isinstance(v, torch.Tensor)}) for g in groups]
-    try:
-        yield
-    except BaseException:
-        for group, (before, tensors) in zip(groups, kept):
-            group.clear()
-            group.update(before)
-            for k, value in tensors.items():
-                group[k].copy_(value)
-        raise
-
-
-@contextmanager
-def unchanged_on_error(scheduler: ClosedFormLR, hook: Any = None) -> Iterator[None]:
-    """Put ``scheduler`` (attributes, optimizer) and ``hook``'s attributes back as they were if the body raises: the
-    rollback of loads and ``checkpoint.restore``. Attributes are kept by reference: the body rebinds, never mutates."""
-    objects = [(obj, dict(vars(obj))) for obj in (scheduler, hook) if obj is not None]
-    with groups_unchanged_on_error(scheduler.optimizer):
-        try:
-            yield
-        except BaseException:
-            for obj, before in objects:
-                vars(obj).clear()
-                vars(obj).update(before)
-            raise
 
 
 def _as_float(value: Any) -> Any:

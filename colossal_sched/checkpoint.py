@@ -22,7 +22,9 @@ from torch.distributed.checkpoint import FileSystemWriter
 from torch.distributed.checkpoint.api import CheckpointException
 
 from . import _validate as V
-from .base import ClosedFormLR, stand_in_optimizer, unchanged_on_error
+from .base import ClosedFormLR
+from .rebuild import stand_in_optimizer
+from .rollback import unchanged_on_error
 from .ckpt_lock import LOCK_FILE, RunLock
 from .clock import Clock
 from .errors import CheckpointError, ScheduleMismatchError

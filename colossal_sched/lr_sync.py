@@ -35,7 +35,7 @@ from .sync_protocol import (
     _FINGERPRINT, _HAS_MOMENTUM, _HEADER, _LAYOUT, _PREV, _REFUSAL_FLAGS, _REFUSALS, _REFUSED, _SAMPLES,
     _SAMPLES_SHARE, _SEQ, _SKIP, _SKIPPED, _STEP, _TOKENS, _SYNC_EVERY, _UNKNOWN, _WARN_IS_ERROR, MIN_TIMEOUT, ON_DIVERGENCE,
     RELATIVE_TOLERANCE, Disagreement, LocalFailure, StepRefusal, SyncOptions, _divergence_message, _layout_key,
-    _spec_diffs, _warning_is_error, _WarningRaised, dp_ranks, group_layout, layout_problem, resolve_ranks, union_layout,
+    _dp_partition, _spec_diffs, _warning_is_error, _WarningRaised, dp_ranks, group_layout, layout_problem, resolve_ranks, union_layout,
 )
 
 _retired: list[Any] = []  # side groups of closed syncs, destroyed at interpreter exit
@@ -463,21 +463,6 @@ class LRSync:
             f"ranks {ranks} synced another schedule fingerprint than source rank {self.src}, although their schedule "
             "specs and base lrs now compare equal (a schedule changed during the sync?)"
         )
-
-
-def _dp_partition(ranks: list[int], groups: list[Any]) -> list[list[int]]:
-    """The sync's rows grouped by data-parallel group (``groups``: each rank's dp ranks, or None for all of them);
-    :class:`LayoutMismatchError` where they do not partition the sync's ranks."""
-    if all(g is None for g in groups):
-        return [list(range(len(ranks)))]
-    out: dict[tuple[int, ...], list[int]] = {}
-    for i, (r, g) in enumerate(zip(ranks, groups)):
-        out.setdefault(tuple(g) if g is not None else (), []).append(i)
-    if any(list(key) != [ranks[i] for i in rows] for key, rows in out.items()):
-        detail = "; ".join(f"rank {r}: {g}" for r, g in zip(ranks, groups))
-        raise LayoutMismatchError(f"the data-parallel groups do not partition the sync's ranks {ranks} (every rank in "
-                                  f"exactly one, each naming the same ranks): {detail}")
-    return list(out.values())
 
 
 def _schedule(s: ClosedFormLR) -> dict[str, Any]:

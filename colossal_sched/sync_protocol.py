@@ -17,7 +17,7 @@ import torch.distributed as dist
 
 from . import _validate as V
 from .base import group_names
-from .errors import LRDivergenceError, LRDivergenceWarning, ReplanError
+from .errors import LayoutMismatchError, LRDivergenceError, LRDivergenceWarning, ReplanError
 
 ON_DIVERGENCE = ("fix", "warn", "raise")
 RELATIVE_TOLERANCE = 1e-12
@@ -125,6 +125,21 @@ def dp_ranks(dp_group: Any, group: Any = None) -> list[int] | None:
     if isinstance(dp_group, dist.ProcessGroup):
         return sorted(dist.get_process_group_ranks(dp_group))
     raise V.ArgumentTypeError(f"dp_group must be None, a torch.distributed ProcessGroup or a 1-D DeviceMesh, got {type(dp_group).__name__}")
+
+
+def _dp_partition(ranks: list[int], groups: list[Any]) -> list[list[int]]:
+    """The sync's rows grouped by data-parallel group (``groups``: each rank's dp ranks, or None for all of them);
+    :class:`LayoutMismatchError` where they do not partition the sync's ranks."""
+    if all(g is None for g in groups):
+        return [list(range(len(ranks)))]
+    out: dict[tuple[int, ...], list[int]] = {}
+    for i, (r, g) in enumerate(zip(ranks, groups)):
+        out.setdefault(tuple(g) if g is not None else (), []).append(i)
+    if any(list(key) != [ranks[i] for i in rows] for key, rows in out.items()):
+        detail = "; ".join(f"rank {r}: {g}" for r, g in zip(ranks, groups))
+        raise LayoutMismatchError(f"the data-parallel groups do not partition the sync's ranks {ranks} (every rank in "
+                                  f"exactly one, each naming the same ranks): {detail}")
+    return list(out.values())
 
 
 def group_layout(optimizer: torch.optim.Optimizer) -> list[str]:

@@ -72,16 +72,21 @@ def test_composed_phases_declare_their_unit_and_mixed_units_are_refused():
         s.counting("tokens")
 
 
-def test_world1_hook_counts_samples_skips_and_resumes_from_its_state():
-    sched = cs.LinearWarmupLR(_opt(), total_steps=30 * GBS, warmup_steps=4 * GBS).counting("samples")
+def _drive(sched, updates, report, save_at=None):
+    """One process: the hook after every update, told ``report(n, hook)``; the lrs each update ran with."""
     hook = LRSchedulerHook(sched)
     hook.step(0)
-    seen = []
-    for n in range(14):
+    seen, state = [], None
+    for n in range(updates):
         seen.append(sched.get_last_lr())
-        hook.step(n + 1, samples=RAMP.batch_size(hook.clock.samples))
-        if n + 1 == 6:
-            state = hook.state_dict()
+        hook.step(n + 1, **report(n, hook))
+        state = hook.state_dict() if n + 1 == save_at else state
+    return hook, seen, state
+
+
+def test_world1_hook_counts_samples_skips_and_resumes_from_its_state():
+    sched = cs.LinearWarmupLR(_opt(), total_steps=30 * GBS, warmup_steps=4 * GBS).counting("samples")
+    _, seen, state = _drive(sched, 14, lambda n, hook: {"samples": RAMP.batch_size(hook.clock.samples)}, save_at=6)
     _check_ramp(seen)
     assert json.loads(state[HOOK_KEY])["clock"] == {"samples": consumed_before(6), "tokens": 0, "skipped": 0}
     again = LRSchedulerHook(cs.LinearWarmupLR(_opt(), total_steps=30 * GBS, warmup_steps=4 * GBS).counting("samples"))
@@ -93,12 +98,7 @@ def test_world1_hook_counts_samples_skips_and_resumes_from_its_state():
 
 def test_world1_skipped_update_repeats_its_lr_and_counts_nothing():
     sched = cs.CosineAnnealingWarmupLR(_opt(), total_steps=20 * GBS, warmup_steps=3 * GBS).counting("samples")
-    hook = LRSchedulerHook(sched)
-    hook.step(0)
-    seen = []
-    for n in range(12):
-        seen.append(sched.get_last_lr())
-        hook.step(n + 1, samples=GBS, skipped=n == 5)
+    hook, seen, _ = _drive(sched, 12, lambda n, hook: {"samples": GBS, "skipped": n == 5})
     assert seen == _skip_oracle("samples")
     assert hook.clock == Clock(samples=11 * GBS, skipped=1)
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import colossal_sched as cs
-from colossal_sched import base, checkpoint, state
+from colossal_sched import checkpoint, rebuild, state
 from colossal_sched.checkpoint import CheckpointError, read_booster_state, restore, resume, save_booster_state
 from colossal_sched.state import MAX_DEPTH, SavedState, read_state
 from conftest import make_optimizer
@@ -134,8 +134,8 @@ def counted(monkeypatch):
         return wrapper
 
     monkeypatch.setattr(state, "check_plain", counting("check_plain", state.check_plain))
-    for module in (base, checkpoint):
-        monkeypatch.setattr(module, "stand_in_optimizer", counting("stand_in", base.stand_in_optimizer))
+    for module in (rebuild, checkpoint):
+        monkeypatch.setattr(module, "stand_in_optimizer", counting("stand_in", rebuild.stand_in_optimizer))
     monkeypatch.setattr(SavedState, "for_scheduler", counting("for_scheduler", SavedState.for_scheduler))
     return calls
 
