@@ -10,7 +10,7 @@ import colossal_sched as cs
 from clock_workers import GBS, RAMP, consumed_before, linear_warmup_oracle
 from colossal_sched.checkpoint import HOOK_KEY
 from colossal_sched.clock import Clock
-from colossal_sched.errors import CheckpointError, ClockMismatchError, ScheduleMismatchError
+from colossal_sched.errors import CheckpointError, ScheduleMismatchError
 from distributed import run
 from hooks import LRSchedulerHook
 import clock_workers
