@@ -68,3 +68,11 @@ def test_readme_counting_progress_blocks_run_as_printed(tmp_path):
     out = run_python(script, tmp_path)
     assert out.returncode == 0 and out.stderr == "", out.stderr
     assert out.stdout.count("refused: ") == 3, out.stdout
+
+
+def test_readme_every_hyperparameter_block_runs_as_printed():
+    text = open(os.path.join(ROOT, "README.md")).read()
+    section = text.split("\n## Every hyperparameter: weight decay, momentum, beta1, a key of your own\n", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert len(blocks) == 1
+    exec(compile(blocks[0], "README.md", "exec"), {})
