@@ -211,7 +211,7 @@ class OneCycleLR(PhasedLR):
         return self._plans()[1].lrs(ops, t, self.base_lrs) if self.cycle_momentum else None
 
     def _values(self, step: int) -> tuple[list[float], list[float] | None]:  # lr and momentum from one lookup and one cosine
-        t = step  # not clamped: past T the last phase holds its end (its progress is clamped to 1), as at T
+        t = step if step < self.total_steps else self.total_steps  # clamped as every path (lr_table) is
         compiled, (built_on, momentum) = self._compiled, self._momentum_plan  # _plans(), inlined: every step's path
         if compiled is None or compiled[0] != self._base_lrs or built_on is not compiled[1]:
             plan, momentum = self._plans()

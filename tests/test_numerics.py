@@ -581,3 +581,12 @@ def test_a_negative_factor_after_the_product_reached_zero_still_raises():
     z.step()
     with pytest.raises(InvalidLRError, match="returned -1.0 at step 2"):
         z.step()
+
+
+def test_onecycle_three_phase_past_total_steps_agrees_on_every_path():
+    """Found while speeding up step(): lr_at did not clamp past T where lr_table did (three_phase, linear)."""
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1, momentum=0.9)
+    s = cs.OneCycleLR(opt, 1999, pct_start=0.6055995301393269, anneal_strategy="linear", three_phase=True)
+    steps = np.arange(1990, 2010)
+    assert [list(r) for r in s.lr_table(steps)] == [s.lr_at(int(t)) for t in steps]
+    assert [list(r) for r in s.momentum_table(steps)] == [s.momentum_at(int(t)) for t in steps]
