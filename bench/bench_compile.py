@@ -5,7 +5,9 @@ recompiles after the first compile is 0; a float lr that changes is a Python con
 recompiles (PyTorch tutorial "Running the compiled optimizer with an LR Scheduler"): on every change with
 automatic dynamic shapes off, once where dynamo then makes the float symbolic (the default). Counts come from dynamo's
 counters in the same run; the script also checks that the lr tensor stays the same object and holds
-``get_last_lr()`` after every step. With CUDA it adds the tensor-lr case on the device with ``capturable=True``.
+``get_last_lr()`` after every step. The lr and a scheduled weight decay (``for_key``) move together through
+``LRSchedulerHook.step``. With CUDA it adds the tensor case on the device with ``capturable=True`` and counts
+host-device synchronisations per ``hook.step`` (goal 0; the synced hook on 2 ranks: ``bench_cuda_sync.py``).
 
     python bench/bench_compile.py [--steps 50] [--backend inductor]
 """
@@ -18,6 +20,7 @@ import time
 
 import torch
 import torch._dynamo
+from bench_cuda_sync import syncs
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -25,6 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 def run(mode: str, steps: int, backend: str, device: str = "cpu", automatic_dynamic: bool = True) -> dict:
     """``steps`` updates of a compiled Adam step under CosineAnnealingWarmupLR; dynamo's counts and the wall time."""
     import colossal_sched as cs
+    from hooks import LRSchedulerHook
     from torch._dynamo.utils import counters
 
     torch._dynamo.reset()
@@ -34,9 +38,13 @@ def run(mode: str, steps: int, backend: str, device: str = "cpu", automatic_dyna
     model = torch.nn.Linear(64, 64, device=device)
     tensor_lr = mode != "float"
     lr = torch.tensor(0.01, device=device) if tensor_lr else 0.01
-    opt = torch.optim.Adam(model.parameters(), lr=lr, capturable=device == "cuda")
-    sched = cs.CosineAnnealingWarmupLR(opt, total_steps=steps, warmup_steps=steps // 5)
-    held = opt.param_groups[0]["lr"]
+    wd = torch.tensor(0.1, device=device) if tensor_lr else 0.1  # a scheduled weight decay: the same in-place rule
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd, capturable=device == "cuda")
+    sched = cs.CosineAnnealingWarmupLR(opt, total_steps=steps, warmup_steps=steps // 5).add_schedules(
+        cs.CosineAnnealingLR.for_key("weight_decay", opt, steps, eta_min=0.01))
+    hook = LRSchedulerHook(sched)  # one process: no sync (bench_cuda_sync.py measures the synced hook on 2 ranks)
+    held, held_wd = opt.param_groups[0]["lr"], opt.param_groups[0]["weight_decay"]
+    host_syncs = 0
     x = torch.randn(16, 64, device=device)
 
     @torch.compile(backend=backend, fullgraph=False)
@@ -52,11 +60,14 @@ def run(mode: str, steps: int, backend: str, device: str = "cpu", automatic_dyna
         if first is None:
             first = (counters["stats"]["unique_graphs"], counters["frames"]["total"])
             t1 = time.perf_counter()
-        sched.step()
+        if device == "cuda":
+            host_syncs += syncs(lambda: hook.step(n + 1))
+        else:
+            hook.step(n + 1)
         group_lr = opt.param_groups[0]["lr"]
         want = sched.get_last_lr()[0]
         if tensor_lr:
-            assert group_lr is held, "the lr tensor was replaced"
+            assert group_lr is held and opt.param_groups[0]["weight_decay"] is held_wd, "a tensor was replaced"
             assert group_lr.item() == float(torch.tensor(want, dtype=group_lr.dtype)), (n, group_lr, want)
         else:
             assert group_lr == want, (n, group_lr, want)
@@ -67,7 +78,7 @@ def run(mode: str, steps: int, backend: str, device: str = "cpu", automatic_dyna
     graphs, frames = counters["stats"]["unique_graphs"], counters["frames"]["total"]
     return {"mode": mode + ("" if automatic_dynamic else ", automatic dynamic off"), "device": device, "graphs": graphs,
             "graphs_after": graphs - first[0], "frames_after": frames - first[1], "first": t1 - t0,
-            "later": (t2 - t1) / max(steps - 1, 1) * 1e3}
+            "later": (t2 - t1) / max(steps - 1, 1) * 1e3, "host_syncs": host_syncs / steps if device == "cuda" else None}
 
 
 def main() -> None:
@@ -84,13 +95,14 @@ def main() -> None:
             run("float", args.steps, args.backend, automatic_dynamic=False)]
     if torch.cuda.is_available():
         rows.append(run("tensor", args.steps, args.backend, "cuda"))
-    print(f"torch {torch.__version__}, backend {args.backend}, Adam on Linear(64, 64), CosineAnnealingWarmupLR, "
+    print(f"torch {torch.__version__}, backend {args.backend}, AdamW on Linear(64, 64), CosineAnnealingWarmupLR + a weight-decay schedule, "
           f"{args.steps} updates, lr changing every update")
     print("| lr | device | graphs | new graphs after the first step | frames compiled after the first step | "
-          "first step (s) | later steps (ms/update) |\n|---|---|---|---|---|---|---|")
+          "first step (s) | later steps (ms/update) | host-device syncs per hook.step |\n|---|---|---|---|---|---|---|---|")
     for r in rows:
+        host = "n/a (cpu)" if r["host_syncs"] is None else f"{r['host_syncs']:.2f}"
         print(f"| {r['mode']} | {r['device']} | {r['graphs']} | {r['graphs_after']} | {r['frames_after']} | "
-              f"{r['first']:.1f} | {r['later']:.1f} |")
+              f"{r['first']:.1f} | {r['later']:.1f} | {host} |")
 
 
 if __name__ == "__main__":

@@ -18,9 +18,11 @@ def compiled_run(lr, updates=5):
     torch._dynamo.reset()
     counters.clear()
     model = torch.nn.Linear(4, 4)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = cs.CosineAnnealingWarmupLR(opt, total_steps=updates + 2, warmup_steps=2)
-    held = opt.param_groups[0]["lr"]
+    wd = torch.tensor(0.1) if isinstance(lr, torch.Tensor) else 0.1  # a scheduled weight decay follows the same rule
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
+    sched = cs.CosineAnnealingWarmupLR(opt, total_steps=updates + 2, warmup_steps=2).add_schedules(
+        cs.CosineAnnealingLR.for_key("weight_decay", opt, updates + 2, eta_min=0.01))
+    held, held_wd = opt.param_groups[0]["lr"], opt.param_groups[0]["weight_decay"]
 
     @torch.compile(backend="eager")
     def step():
@@ -35,14 +37,15 @@ def compiled_run(lr, updates=5):
         sched.step()
         seen.add(float(opt.param_groups[0]["lr"]))
         if isinstance(lr, torch.Tensor):
-            assert opt.param_groups[0]["lr"] is held
+            assert opt.param_groups[0]["lr"] is held and opt.param_groups[0]["weight_decay"] is held_wd
+            assert float(held_wd) == pytest.approx(sched._companions[0].get_last_lr()[0], rel=1e-6)
     assert len(seen) >= updates - 1  # the lr changes (the warmup's end and the decay's start share the peak)
     result = (counters["stats"]["unique_graphs"] - first[0], counters["frames"]["total"] - first[1])
     torch._dynamo.reset()
     return result
 
 
-def test_tensor_lr_is_not_recompiled():
+def test_tensor_lr_and_weight_decay_are_not_recompiled():
     assert compiled_run(torch.tensor(0.01)) == (0, 0)
 
 
