@@ -38,6 +38,7 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from . import _validate as V
 from ._ops import SCALAR, VECTOR, Ops
+from . import param_keys
 from .clock import unit as _unit
 from .errors import CheckpointError, InvalidLRError, MissingInitialLRError, ReplanError, ScheduleMismatchError
 from .state import FORMAT_VERSION, SavedState, group_names, read_state
@@ -64,6 +65,9 @@ class ClosedFormLR(LRScheduler):
     user functions decide the lr (LambdaLR, MultiplicativeLR), which a state cannot hold."""
     unit: str = "updates"
     """What the step counts (:meth:`counting`): ``"updates"``, ``"samples"`` or ``"tokens"``."""
+    key: str = "lr"
+    """The param-group hyperparameter this schedule writes (:meth:`for_key`); its "base lrs" are that key's values."""
+    _companions: tuple["ClosedFormLR", ...] = ()
     total_steps: int
 
     def __init_subclass__(cls, abstract: bool = False, **kwargs: Any) -> None:
@@ -89,6 +93,40 @@ class ClosedFormLR(LRScheduler):
             self._check_range()
             self._step_count = 0
             self._apply(max(last_epoch, 0))
+
+    @classmethod
+    def for_key(cls, key: str, optimizer: Optimizer, *args: Any, **kwargs: Any) -> "ClosedFormLR":
+        """This schedule of another param-group hyperparameter than the lr: ``weight_decay`` (Megatron's start_wd to
+        end_wd: e.g. ``CosineAnnealingLR.for_key("weight_decay", opt, T, eta_min=end_wd)``), ``momentum``, Adam's
+        ``beta1`` or a key of your own; the group's value is the peak (``initial_<key>`` on a resume). Driven with
+        the lr by :meth:`add_schedules`."""
+        if not isinstance(key, str) or not key or key == "initial_lr":
+            raise V.ArgumentTypeError(f"key must be a param-group key (a non-empty str such as 'weight_decay'), got {key!r}")
+        sched = cls.__new__(cls)
+        if key != "lr":
+            sched.key = key
+        sched.__init__(optimizer, *args, **kwargs)
+        return sched
+
+    def add_schedules(self, *schedules: "ClosedFormLR") -> "ClosedFormLR":
+        """Drive ``schedules`` (of other keys, on the same optimizer, counting the same unit) with this one: they step,
+        save, load, re-plan and are fingerprinted (so synced and checked on every rank) with it. Returns this scheduler."""
+        keys = [self.key, *(c.key for c in self._companions)]
+        for c in schedules:
+            if not isinstance(c, ClosedFormLR) or c.optimizer is not self.optimizer:
+                raise V.ArgumentTypeError(f"schedules must be colossal_sched schedulers of this optimizer, got {c!r}")
+            if c.key in keys or c._companions:
+                raise ValueError(f"schedules: {c.key!r} is scheduled twice (keys so far {keys}); one schedule per key")
+            if c.unit != self.unit:
+                raise ValueError(f"schedules: {c.key!r} counts {c.unit}, this schedule {self.unit}: one clock unit for all")
+            if c.key in ("momentum", param_keys.BETA1) and self._momenta(0, SCALAR) is not None:
+                raise ValueError(f"schedules: {type(self).__name__} cycles the momentum already; it cannot also follow {c.key!r}")
+            keys.append(c.key)
+        self._companions = (*self._companions, *schedules)
+        self._fingerprint_cache = None
+        for c in schedules:
+            c._apply(max(self._last_epoch, 0))
+        return self
 
     @property
     def last_epoch(self) -> int:
@@ -138,8 +176,11 @@ class ClosedFormLR(LRScheduler):
 
     def _initial_lrs(self, last_epoch: int) -> list[float]:
         """Base lrs by torch's rule: ``initial_lr`` is set from ``lr`` on a fresh start and required on a resume."""
+        if self.key != "lr":
+            return self._initial_values(last_epoch)
         base = []
         for i, group in enumerate(self.optimizer.param_groups):
+            param_keys.check_device(group, i, "lr")
             if last_epoch == -1:
                 group.setdefault("initial_lr", _as_float(group["lr"]))
             elif "initial_lr" not in group:
@@ -165,6 +206,22 @@ class ClosedFormLR(LRScheduler):
         self._fingerprint_cache = None
         return self
 
+    def _initial_values(self, last_epoch: int) -> list[float]:
+        """:meth:`_initial_lrs` for another key: ``initial_<key>`` set from the group's value (or required on a resume)."""
+        key, initial, base = self.key, f"initial_{self.key}", []
+        for i, group in enumerate(self.optimizer.param_groups):
+            if not param_keys.has(group, key):
+                raise ValueError(f"key {key!r}: param_groups[{i}] has no such hyperparameter (it has "
+                                 f"{V.short(sorted(k for k in group if k != 'params'), 200)}); schedule a key the optimizer has")
+            param_keys.check_device(group, i, key)
+            if last_epoch == -1:
+                group.setdefault(initial, _as_float(param_keys.read(group, key)))
+            elif initial not in group:
+                raise MissingInitialLRError(f"param_groups[{i}] has no {initial!r}: resuming with last_epoch={last_epoch} "
+                                            "needs the optimizer state of the run that created it")
+            base.append(V.real(f"param_groups[{i}][{initial!r}]", _as_float(group[initial]), low=0.0))
+        return base
+
     def hyperparameters(self) -> dict[str, Any]:
         """The constructor's hyperparameters, as plain data."""
         return {name: _plain(getattr(self, name)) for name in self.hyperparams}
@@ -173,13 +230,17 @@ class ClosedFormLR(LRScheduler):
         """What shapes the curve apart from the step and the base lrs: class and every
         hyperparameter (a subclass adds anything else that does, e.g. re-plans). Plain JSON data;
         :meth:`fingerprint` hashes it, and ranks compare it field by field when fingerprints differ."""
-        spec = {"class": type(self).__name__, "hyperparams": self.hyperparameters()}
-        return spec if self.unit == "updates" else {**spec, "unit": self.unit}
+        spec = {"class": type(self).__name__, "hyperparams": self.hyperparameters(), **self._identity()}
+        return spec if not self._companions else {**spec, "schedules": {c.key: c.schedule_spec() for c in self._companions}}
+
+    def _identity(self) -> dict[str, str]:
+        """What a state and a spec say besides class and hyperparameters where it is not the default: unit, key."""
+        return {**({} if self.unit == "updates" else {"unit": self.unit}), **({} if self.key == "lr" else {"key": self.key})}
 
     def fingerprint(self) -> int:
         """A stable 62-bit hash of :meth:`schedule_spec` (SHA-256 of its canonical JSON): equal on two
         ranks, or two runs, exactly when they built the same schedule."""
-        key = [type(self), self.unit, [getattr(self, name, None) for name in self.hyperparams], getattr(self, "replans", None),
+        key = [type(self), self.unit, self.key, [c.fingerprint() for c in self._companions], [getattr(self, name, None) for name in self.hyperparams], getattr(self, "replans", None),
                self.__dict__.get("_configured_total")]
         cached = self.__dict__.get("_fingerprint_cache")
         if cached is not None and cached[0] == key:  # what shapes the curve is unchanged: skip the JSON and hash
@@ -290,11 +351,15 @@ class ClosedFormLR(LRScheduler):
             raise ValueError(
                 f"{type(self).__name__} has {len(lrs)} lrs to write but the optimizer now has {len(groups)} param groups"
             )
-        for group, lr in zip(groups, lrs):
-            if type(group["lr"]) is float or not isinstance(group["lr"], torch.Tensor):
-                group["lr"] = lr
-            else:
-                group["lr"].fill_(lr)
+        if self.key != "lr":
+            for group, value in zip(groups, lrs):
+                param_keys.write(group, self.key, value)
+        else:
+            for group, lr in zip(groups, lrs):
+                if type(group["lr"]) is float or not isinstance(group["lr"], torch.Tensor):
+                    group["lr"] = lr
+                else:
+                    group["lr"].fill_(lr)
         if momenta is not None:
             for group, m in zip(groups, momenta):
                 if "betas" in group:
@@ -304,6 +369,8 @@ class ClosedFormLR(LRScheduler):
                     group["momentum"] = m
         self._last_epoch = step
         self._last_lr = lrs
+        for c in self._companions:
+            c._apply(step)
 
     def get_lr(self) -> list[float]:
         """The lrs at ``last_epoch`` (torch API)."""
@@ -325,7 +392,8 @@ class ClosedFormLR(LRScheduler):
             "group_names": group_names(self.optimizer),
             "last_epoch": self.last_epoch,
             "last_lr": list(self._last_lr),
-            **({} if self.unit == "updates" else {"unit": self.unit}),
+            **self._identity(),
+            **({"schedules": {c.key: c.state_dict() for c in self._companions}} if self._companions else {}),
             **self._extra_state(),
         }
 
@@ -374,6 +442,8 @@ class ClosedFormLR(LRScheduler):
             self.base_lrs = list(state["base_lrs"])  # checked by read_state
             self._load_extra_state(state)
             self._check_range()
+            for c in self._companions:  # their states, checked with this one's (a missing one: a diff, or refused here)
+                c._load(read_state(state["schedules"][c.key]).for_scheduler(c))
         except (TypeError, ValueError, OverflowError, RecursionError, KeyError) as e:
             raise CheckpointError(f"invalid {type(self).__name__} state: {V.short(str(e), 600)}") from None
         step = state["last_epoch"]
@@ -407,8 +477,15 @@ class ClosedFormLR(LRScheduler):
                 if optimizer is None:
                     warnings.simplefilter("ignore")
                     optimizer = stand_in_optimizer(saved.base_lrs, saved.fields.get("group_names"))
+                    for sub in [saved.fields, *(saved.fields.get("schedules") or {}).values()]:  # the keys scheduled
+                        key = sub.get("key", "lr")
+                        for group, value in zip(optimizer.param_groups, sub["base_lrs"]):
+                            if not param_keys.has(group, key):
+                                group.update(betas=(value, 0.999)) if key == param_keys.BETA1 else group.update({key: value})
                 with groups_unchanged_on_error(optimizer):  # a refusal leaves the given optimizer as it was
-                    sched = kind(optimizer, **saved.hyperparams).counting(saved.fields.get("unit", "updates"))
+                    key = saved.fields.get("key", "lr")
+                    sched = kind.for_key(key, optimizer, **saved.hyperparams).counting(saved.fields.get("unit", "updates"))
+                    sched.add_schedules(*(cls.from_state(sub, optimizer) for sub in (saved.fields.get("schedules") or {}).values()))
                     sched.load_state_dict(saved)
         except CheckpointError:
             raise
@@ -432,6 +509,15 @@ class ClosedFormLR(LRScheduler):
                     diffs.append((name, saved, current))
             diffs.extend(self._diff_extra_state(state))
         diffs.extend(state.get("foreign_diffs", []))
+        saved = state.get("schedules") or {}
+        if state.get("key", "lr") != self.key:
+            diffs.append(("key", state.get("key", "lr"), self.key))
+        if sorted(saved) != sorted(c.key for c in self._companions):
+            diffs.append(("schedules", sorted(saved), sorted(c.key for c in self._companions)))
+        for c in self._companions:
+            if c.key in saved:
+                sub = read_state(saved[c.key]).for_scheduler(c)
+                diffs.extend((f"{c.key}.{name}", a, b) for name, a, b in c.diff_state(sub, with_base_lrs))
         if with_base_lrs and list(state["base_lrs"]) != list(self.base_lrs):
             diffs.append(("base_lrs", list(state["base_lrs"]), list(self.base_lrs)))
         return diffs
@@ -442,8 +528,8 @@ class ClosedFormLR(LRScheduler):
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
-        unit = "" if self.unit == "updates" else f", unit={self.unit!r}"
-        return f"{type(self).__name__}({args}, last_epoch={self.last_epoch}{unit})"
+        more = "".join(f", {k}={v!r}" for k, v in self._identity().items())
+        return f"{type(self).__name__}({args}, last_epoch={self.last_epoch}{more})"
 
 
 def stand_in_optimizer(lrs: Iterable[float], names: Iterable[str | None] | None = None) -> Optimizer:

@@ -263,11 +263,16 @@ class PhasedLR(ClosedFormLR, abstract=True):
         """
         at = self.last_epoch if at_step is None else V.step("at_step", at_step)
         before = (self.replans, self._end, self._compiled)
+        kept = [c.state_dict() for c in self._companions]
         self._replan(V.integer("total_steps", total_steps, 1), at)
         try:
             self._check_range()  # e.g. an exponential growth continued to a later end may overflow
+            for c in self._companions:  # the other keys' schedules follow the new end
+                c.replan(total_steps, at)
         except Exception:
             self.replans, self._end, self._compiled = before
+            for c, state in zip(self._companions, kept):
+                c.load_state_dict(state)
             raise
         self._apply(self.last_epoch)
 

@@ -41,9 +41,10 @@ def test_every_wrapping_of_our_state_reads_to_the_same_frozen_value(tmp_path):
               read_booster_state(str(tmp_path))]
     assert all(v == values[0] for v in values)
     bare = [read_state(hook.lr_scheduler.state_dict()), read_booster_state(str(tmp_path / "lr_scheduler.pt"))]
-    assert all(dataclasses.replace(v, global_step=37) == values[0] for v in bare)
+    assert all(dataclasses.replace(v, global_step=37, clock=values[0].clock) == values[0] for v in bare)
     v = values[0]
     assert (v.native, v.cls, v.base_lrs, v.step, v.global_step) == (True, "CosineAnnealingWarmupLR", (0.1, 0.2), 37, 37)
+    assert v.clock == {"samples": 0, "tokens": 0, "skipped": 0} and bare[0].clock is None  # the hook's clock, not a bare state's
     assert v.hyperparams == {"total_steps": 100, "warmup_steps": 10, "eta_min": 0.0}
     assert read_state(v) is v  # a read value passes through
 
@@ -247,7 +248,10 @@ def test_rebuildable_is_one_class_attribute():
 def test_reading_a_state_imports_no_scheduler_module():
     tree = ast.parse((PACKAGE / "state.py").read_text())
     imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level}
-    assert imported <= {None, "errors"}  # `from . import _validate` and `.errors`: no circle with base
+    assert imported <= {None, "errors", "clock"}  # `from . import _validate`, `.errors`, `.clock`: no circle with base
+    clock = {node.module for node in ast.walk(ast.parse((PACKAGE / "clock.py").read_text()))
+             if isinstance(node, ast.ImportFrom) and node.level}
+    assert clock == {None}  # the clock imports `_validate` only
     assert not (PACKAGE / "compat.py").exists()
 
 
