@@ -451,6 +451,17 @@ def restore(obj: Any, saved: Mapping[str, Any] | SavedState, on_mismatch: OnMism
     return chosen
 
 
+def on_mismatch_arg(text: str) -> str | ResumeChoice:
+    """``--on-mismatch``'s value checked (an ``argparse`` type): one of :data:`ON_MISMATCH` or
+    :meth:`ResumeChoice.parse`'s text, e.g. ``"checkpoint=step,samples;current=total_steps"``."""
+    import argparse
+
+    try:
+        return _policy(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _policy(on_mismatch: Any) -> str | ResumeChoice:
     """``on_mismatch`` checked: one of :data:`ON_MISMATCH`, else a :class:`ResumeChoice` (refusals name the fields)."""
     if isinstance(on_mismatch, str) and on_mismatch in ON_MISMATCH:
@@ -472,4 +483,5 @@ def _fsync_dir(path: str) -> None:
 __all__ = ["ON_MISMATCH", "BOOSTER_FILE", "HOOK_KEY", "LOCK_FILE", "STEP_DIR", "RunLock", "SafeFileSystemReader",
            "SafeLoadPlanner", "AgreedFileSystemWriter", "pack_state", "unpack_state", "resume", "restore", "save_dcp",
            "latest_checkpoint", "agree_on_checkpoint", "read_dcp_state", "save_booster_state", "read_booster_state",
-           "load_booster_state", "world_layout", "ResumeChoice", "ResumeChoiceError", "OnMismatch", "CheckpointError", "ScheduleMismatchError"]
+           "load_booster_state", "world_layout", "ResumeChoice", "ResumeChoiceError", "OnMismatch",
+           "on_mismatch_arg", "CheckpointError", "ScheduleMismatchError"]

@@ -8,8 +8,8 @@ import torch
 import torch.distributed.checkpoint as dcp
 
 import colossal_sched as cs
-from colossal_sched.checkpoint import (CheckpointError, ResumeChoice, ResumeChoiceError, read_booster_state, restore,
-                                       resume, save_booster_state)
+from colossal_sched.checkpoint import (CheckpointError, ResumeChoice, ResumeChoiceError, on_mismatch_arg,
+                                       read_booster_state, restore, resume, save_booster_state)
 from colossal_sched.state import read_state
 from conftest import make_optimizer
 from hooks import LRSchedulerHook
@@ -66,6 +66,16 @@ def test_the_choice_is_checked_and_frozen():
             ResumeChoice.parse(bad)
     with pytest.raises(ResumeChoiceError, match="unknown key.*'mine'.*allowed: checkpoint, current, replan"):
         ResumeChoice.of({"mine": ["total_steps"]})
+
+
+def test_the_flag_takes_the_whole_schedule_choices_and_the_per_field_text():
+    import argparse
+
+    assert [on_mismatch_arg(v) for v in ("raise", "use_checkpoint", "use_current")] == ["raise", "use_checkpoint", "use_current"]
+    assert on_mismatch_arg("checkpoint=step;current=total_steps;swap") == ResumeChoice(("step",), ("total_steps",), False)
+    for bad in ("use_both", "current=step", "current=total_steps;checkpoint=total_steps"):
+        with pytest.raises(argparse.ArgumentTypeError, match="on_mismatch"):
+            on_mismatch_arg(bad)
 
 
 # ------------------------------------------------------------------ the Megatron case
