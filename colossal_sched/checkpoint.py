@@ -142,6 +142,8 @@ def _resume_per_field(scheduler: ClosedFormLR, saved: SavedState, state: dict[st
     current = scheduler.hyperparameters()
     hp = {**state["hyperparams"], **{n: current[n] for n in names if n in current}}
     merged = {**state, "hyperparams": hp}
+    if "unit" in names:  # the saved position, counted in the new unit by the saved clock
+        step = merged["last_epoch"] = Clock.from_state(saved.clock).position(scheduler.unit, saved.global_step or step)
     merged["unit"] = scheduler.unit if "unit" in names else state.get("unit", "updates")
     merged["base_lrs"] = list(scheduler.base_lrs) if "base_lrs" in names else state["base_lrs"]
     replan_to = None

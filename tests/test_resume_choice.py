@@ -129,6 +129,17 @@ def test_a_bare_scheduler_and_the_whole_schedule_policies_are_recorded():
     assert dst.resumed["kept"][-1] == "total_steps" and dst.resumed["overridden"] == []
 
 
+def test_a_unit_from_the_current_run_is_placed_by_the_saved_clock():
+    src = trained(steps=50)  # 8 samples per update: 400 samples
+    dst = LRSchedulerHook(cs.CosineAnnealingWarmupLR(make_optimizer(), 16000, warmup_steps=80).counting("samples"))
+    restore(dst, src.state_dict(), {"current": ["unit", "total_steps", "warmup_steps"]})
+    s = dst.lr_scheduler
+    assert s.unit == "samples" and s.last_epoch == 400 and s.replans == [(400, 16000)]
+    assert s.get_last_lr() == cs.CosineAnnealingWarmupLR(make_optimizer(), 1000, warmup_steps=80).lr_at(400)
+    dst.step(51, samples=8)
+    assert s.last_epoch == 408 and dst.resumed["overridden"][-1] == ["warmup_steps", 10, 80]
+
+
 # ------------------------------------------------------------------ refusals
 @pytest.mark.parametrize("policy, match", [
     ({"checkpoint": ["step"]}, r"total_steps \(1000 -> 2000\) differ\(s\) but is listed on neither side"),
