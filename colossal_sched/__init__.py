@@ -1,7 +1,8 @@
 """colossal_sched: ColossalAI's learning-rate schedulers as exact, closed-form functions of the step."""
 from .base import ClosedFormLR
 from .errors import (CheckpointError, LayoutMismatchError, LRDivergenceError, MissingInitialLRError, ReplanError,
-                     ScheduleMismatchError)
+                     ResumeChoiceError, ScheduleMismatchError)
+from .resume_choice import ResumeChoice
 from .builder import COLOSSALAI_SCHEDULERS, SCHEDULERS, build_lr_scheduler, scheduler_class
 from .composed import ComposedLR
 from .constant import ConstantWarmupLR
@@ -26,5 +27,5 @@ __all__ = [
     "LinearWarmupLR", "MultiStepLR", "MultiStepWarmupLR", "OneCycleLR", "PolynomialLR", "PolynomialWarmupLR",
     "LambdaLR", "MultiplicativeLR", "StepLR", "ExponentialLR", "COLOSSALAI_SCHEDULERS", "PhasedLR", "join",
     "WarmupStableDecayLR", "InverseSqrtLR", "CosineAnnealingWarmRestartsLR", "ConstantWarmupLR", "ComposedLR",
-    "ReplanError",
+    "ReplanError", "ResumeChoice", "ResumeChoiceError",
 ]  # fmt: skip

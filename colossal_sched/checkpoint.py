@@ -14,7 +14,7 @@ import os
 import re
 import shutil
 import warnings
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Union
 
 import torch
 import torch.distributed as dist
@@ -27,7 +27,8 @@ from .rebuild import stand_in_optimizer
 from .rollback import unchanged_on_error
 from .ckpt_lock import LOCK_FILE, RunLock
 from .clock import Clock
-from .errors import CheckpointError, ScheduleMismatchError
+from .errors import CheckpointError, ResumeChoiceError, ScheduleMismatchError
+from .resume_choice import PROGRESS, ResumeChoice, describe
 from .ckpt_agreement import agree, describe_refusals, fingerprint, is_coordinator, share_verdict
 from .state import FORMAT_VERSION, HOOK_KEY, MAX_STATE_CHARS, SavedState, group_names, read_state, unpack_state
 from .safe_reader import SafeFileSystemReader, SafeLoadPlanner, missing_files, read_metadata_file
@@ -35,6 +36,8 @@ from .safe_reader import SafeFileSystemReader, SafeLoadPlanner, missing_files, r
 log = logging.getLogger("colossal_sched")
 
 ON_MISMATCH = ("raise", "use_checkpoint", "use_current")
+OnMismatch = Union[str, ResumeChoice, Mapping[str, Any]]
+"""One of :data:`ON_MISMATCH`, a :class:`~colossal_sched.resume_choice.ResumeChoice`, its dict or its text form."""
 BOOSTER_FILE = "colossal_sched_lr_scheduler.json"
 STEP_DIR = re.compile(r"step_([0-9]{8,})")  # ASCII digits only; matched with fullmatch
 _TMP_SUFFIX = ".partial"
@@ -48,37 +51,47 @@ def world_layout(extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
 
 
 def pack_state(scheduler_state: Mapping[str, Any], global_step: int | None, layout: Mapping[str, Any] | None = None,
-               clock: Mapping[str, int] | None = None) -> dict[str, str]:
-    """A hook's state as one JSON entry: scheduler state, global step, clock and world layout.
+               clock: Mapping[str, int] | None = None, resumed: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """A hook's state as one JSON entry: scheduler state, global step, clock, world layout and the ``resumed``
+    record of the last resume that chose between the checkpoint's schedule and the run's (:func:`restore`).
 
     One entry, because DCP stores every non-tensor leaf as a file record of its own (about 1 KiB
     each): this way the state adds about 1.6 KiB to a checkpoint instead of about 14 KiB.
     """
-    return {HOOK_KEY: json.dumps(_payload(scheduler_state, global_step, layout, clock), allow_nan=False)}
+    return {HOOK_KEY: json.dumps(_payload(scheduler_state, global_step, layout, clock, resumed), allow_nan=False)}
 
 
 def _payload(scheduler_state: Mapping[str, Any], global_step: int | None, layout: Mapping[str, Any] | None,
-             clock: Mapping[str, int] | None = None) -> dict[str, Any]:
+             clock: Mapping[str, int] | None = None, resumed: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """What a hook's entry and a Booster JSON file hold (:func:`~colossal_sched.state.read_state` reads both)."""
     out = {"format_version": FORMAT_VERSION, "scheduler": dict(scheduler_state), "global_step": global_step,
            "world_layout": world_layout(layout)}
-    return out if clock is None else {**out, "clock": dict(clock)}
+    if clock is not None:
+        out["clock"] = dict(clock)
+    return out if resumed is None else {**out, "resumed": dict(resumed)}
 
 
 # ---------------------------------------------------------------- resume rules
-def resume(scheduler: ClosedFormLR, saved: Mapping[str, Any] | SavedState, on_mismatch: str = "raise",
+def resume(scheduler: ClosedFormLR, saved: Mapping[str, Any] | SavedState, on_mismatch: OnMismatch = "raise",
            logger: Callable[[str], None] | None = None) -> ClosedFormLR:
     """Continue ``scheduler`` from a saved state; returns the scheduler to train with.
 
-    The saved schedule (class, every hyperparameter, base lrs) is compared with the one the run built.
+    The saved schedule (class, every hyperparameter, unit, base lrs) is compared with the one the run built.
     Identical: the state is loaded. Different: ``"raise"`` (default) lists each differing field with both
     values; ``"use_checkpoint"`` keeps the checkpoint's schedule, ``"use_current"`` the new one from the
-    saved step (logged with both lrs). A refusal leaves the scheduler and its optimizer as they were.
+    saved step (logged with both lrs); a :class:`~colossal_sched.resume_choice.ResumeChoice` (or its dict or
+    text form) says per field which side wins. The step always continues from the checkpoint. A refusal leaves
+    the scheduler and its optimizer as they were.
     """
     return restore(scheduler, saved, on_mismatch, logger)
 
 
-def _resume(scheduler: ClosedFormLR, saved: SavedState, on_mismatch: str, say: Callable[[str], None]) -> ClosedFormLR:
+def _resume(scheduler: ClosedFormLR, saved: SavedState, on_mismatch: OnMismatch, say: Callable[[str], None],
+            progress: tuple[str, ...] = ("step",), positioned: bool = False) -> tuple[ClosedFormLR, dict[str, Any] | None]:
+    """The scheduler to train with and, where the schedules differed, what was kept (``progress`` first) and what
+    overridden (``{"step": ..., "kept": [...], "overridden": [[field, checkpoint, current], ...], "how": ...}``).
+    ``positioned``: a hook re-positions the schedule from its saved clock (so a unit taken from the current run
+    is meaningful)."""
     state = saved.for_scheduler(scheduler)
     if len(state["base_lrs"]) != len(scheduler.base_lrs):
         raise ScheduleMismatchError(
@@ -88,17 +101,21 @@ def _resume(scheduler: ClosedFormLR, saved: SavedState, on_mismatch: str, say: C
     diffs = scheduler.diff_state(state, with_base_lrs=True)
     step = V.step("last_epoch", max(state["last_epoch"], 0))
     if diffs and on_mismatch == "raise":
-        raise ScheduleMismatchError(diffs, hint='pass on_mismatch="use_checkpoint" or "use_current" to choose one')
+        raise ScheduleMismatchError(diffs, hint='pass on_mismatch="use_checkpoint" or "use_current" (or a ResumeChoice per field)')
     if not diffs:
         scheduler._load(state)
-        return scheduler
+        return scheduler, None
+    at = step if saved.global_step is None else saved.global_step
+    if isinstance(on_mismatch, ResumeChoice):
+        return _resume_per_field(scheduler, saved, state, diffs, on_mismatch, say, progress, positioned)
+    record = {"step": at, "kept": [*progress, *(n for n, _, _ in diffs)], "overridden": [], "how": "use_checkpoint"}
     fields = ", ".join(f"{n}: {V.short(s, 80)} -> {V.short(c, 80)}" for n, s, c in diffs)
     new = scheduler.lr_at(step)
     if on_mismatch == "use_current":
         old = _saved_lr(saved, state, step, group_names(scheduler.optimizer))
         scheduler.step_to(step)
         say(f"resume at step {step}: keeping the current schedule ({fields}); lr {old} (checkpoint) -> {new} (current)")
-        return scheduler
+        return scheduler, {"step": at, "kept": list(progress), "overridden": [list(d) for d in diffs], "how": "use_current"}
     if state["class"] == type(scheduler).__name__:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the choice is logged below
@@ -108,7 +125,54 @@ def _resume(scheduler: ClosedFormLR, saved: SavedState, on_mismatch: str, say: C
         chosen = ClosedFormLR.from_state(saved, scheduler.optimizer)
     old = chosen.lr_at(step) if saved.native and chosen.rebuildable else state.get("last_lr")
     say(f"resume at step {step}: keeping the checkpoint's schedule ({fields}); lr {new} (current) -> {old} (checkpoint)")
-    return chosen
+    return chosen, record
+
+
+def _resume_per_field(scheduler: ClosedFormLR, saved: SavedState, state: dict[str, Any], diffs: list[tuple[str, Any, Any]],
+                      choice: ResumeChoice, say: Callable[[str], None], progress: tuple[str, ...],
+                      positioned: bool) -> tuple[ClosedFormLR, dict[str, Any]]:
+    """The checkpoint's schedule with the fields ``choice`` takes from the current run: rebuilt with the merged
+    hyperparameters at the saved step (:meth:`ClosedFormLR._load`), a current ``total_steps`` as a re-plan there
+    unless ``choice.replan`` is False."""
+    kept, over = choice.split(diffs, scheduler.hyperparams)
+    names = {n for n, _, _ in over}
+    step = V.step("last_epoch", max(state["last_epoch"], 0))
+    if "unit" in names and not positioned:
+        raise ResumeChoiceError(f"on_mismatch: unit {state.get('unit', 'updates')} -> {scheduler.unit} needs the saved clock "
+                                "to place the schedule in the new unit (restore a hook whose checkpoint holds one); "
+                                "keep the checkpoint's unit")
+    current = scheduler.hyperparameters()
+    hp = {**state["hyperparams"], **{n: current[n] for n in names if n in current}}
+    merged = {**state, "hyperparams": hp}
+    if "unit" in names:  # the saved position, counted in the new unit by the saved clock
+        step = merged["last_epoch"] = Clock.from_state(saved.clock).position(scheduler.unit, saved.global_step or step)
+    merged["unit"] = scheduler.unit if "unit" in names else state.get("unit", "updates")
+    merged["base_lrs"] = list(scheduler.base_lrs) if "base_lrs" in names else state["base_lrs"]
+    replan_to = None
+    if "total_steps" in names and choice.replan:
+        replan_to, hp["total_steps"] = hp["total_steps"], state["hyperparams"]["total_steps"]  # re-planned below
+    elif "total_steps" in names and "replans" in state:
+        merged["replans"] = [list(r) for r in getattr(scheduler, "replans", [])]  # the saved ones re-fit the old length
+    old = _saved_lr(saved, state, step, group_names(scheduler.optimizer))
+    sides = f"checkpoint: {', '.join(n for n, _, _ in kept) or '-'}; current: {', '.join(sorted(names))}"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the choice is logged below
+            scheduler._load(merged)
+    except CheckpointError as e:
+        raise ResumeChoiceError(f"on_mismatch: the merged schedule ({sides}) does not build: {e}") from None
+    how = "swap"
+    if replan_to is not None:
+        try:
+            scheduler.replan(replan_to, at_step=step)
+        except ValueError as e:
+            raise ResumeChoiceError(f"on_mismatch: total_steps {state['hyperparams']['total_steps']} -> {replan_to} as a "
+                                    f"re-plan at step {step}: {e}; pass replan=False ('swap') for Megatron's plain swap") from None
+        how = f"re-plan at step {step}"
+    record = {"step": step if saved.global_step is None else saved.global_step,
+              "kept": [*progress, *(n for n, _, _ in kept)], "overridden": [list(d) for d in over], "how": how}
+    say(f"{describe(record)}; lr {old} (checkpoint) -> {scheduler.lr_at(step)} (now)")
+    return scheduler, record
 
 
 def _saved_lr(saved: SavedState, state: dict[str, Any], step: int, names: list[str | None]) -> Any:
@@ -319,7 +383,7 @@ def save_booster_state(obj: Any, checkpoint_dir: str, layout: Mapping[str, Any] 
     if is_coordinator():
         os.makedirs(checkpoint_dir, exist_ok=True)
         saved = read_state(obj.state_dict())
-        payload = _payload(saved.scheduler_state(), saved.global_step, layout, saved.clock)
+        payload = _payload(saved.scheduler_state(), saved.global_step, layout, saved.clock, saved.resumed_record())
         tmp = path + ".tmp"
         with open(tmp, "w") as f:
             json.dump(payload, f, allow_nan=False)
@@ -362,28 +426,54 @@ def load_booster_state(obj: Any, checkpoint: str, on_mismatch: str = "raise") ->
     return restore(obj, read_booster_state(checkpoint), on_mismatch)
 
 
-def restore(obj: Any, saved: Mapping[str, Any] | SavedState, on_mismatch: str = "raise",
+def restore(obj: Any, saved: Mapping[str, Any] | SavedState, on_mismatch: OnMismatch = "raise",
             logger: Callable[[str], None] | None = None) -> ClosedFormLR:
-    """Apply :func:`resume` to a scheduler, or to a hook (then its global step follows).
+    """Apply :func:`resume` to a scheduler, or to a hook (then its global step and clock follow the checkpoint's).
 
-    Nothing changes on a refusal: neither the scheduler, its optimizer, nor the hook's global step.
+    Where the schedules differed, what was kept and what overridden is logged once and, on a hook, kept as its
+    ``resumed`` record (saved with its state, printed by ``colossal-sched inspect``); an identical schedule keeps
+    the saved record. Nothing changes on a refusal: neither the scheduler, its optimizer, nor the hook.
     """
-    V.choice("on_mismatch", on_mismatch, ON_MISMATCH)
+    policy = _policy(on_mismatch)
     hook = obj if hasattr(obj, "lr_scheduler") else None
     scheduler = obj.lr_scheduler if hook is not None else obj
     saved = read_state(saved)
+    positioned = hook is not None and saved.clock is not None
+    progress = PROGRESS if positioned else ("step",)
     try:
         with unchanged_on_error(scheduler, hook):  # any error but a refusal is reported as a refused state
-            chosen = _resume(scheduler, saved, on_mismatch, logger or log.warning)
+            chosen, record = _resume(scheduler, saved, policy, logger or log.warning, progress, positioned)
             if hook is not None:
                 hook.lr_scheduler = chosen
                 hook.clock = Clock.resumed(saved.clock, chosen.unit, chosen.last_epoch)
                 hook.step(V.step("global_step", chosen.last_epoch if saved.global_step is None else saved.global_step))
+                hook.resumed = record if record is not None else saved.resumed_record()
     except (ValueError, TypeError, KeyError, OverflowError, RecursionError) as e:
-        if isinstance(e, (CheckpointError, ScheduleMismatchError)):
+        if isinstance(e, (CheckpointError, ScheduleMismatchError, ResumeChoiceError)):
             raise
         raise CheckpointError(f"scheduler state refused: {type(e).__name__}: {V.short(str(e), 600)}") from None
     return chosen
+
+
+def on_mismatch_arg(text: str) -> str | ResumeChoice:
+    """``--on-mismatch``'s value checked (an ``argparse`` type): one of :data:`ON_MISMATCH` or
+    :meth:`ResumeChoice.parse`'s text, e.g. ``"checkpoint=step,samples;current=total_steps"``."""
+    import argparse
+
+    try:
+        return _policy(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _policy(on_mismatch: Any) -> str | ResumeChoice:
+    """``on_mismatch`` checked: one of :data:`ON_MISMATCH`, else a :class:`ResumeChoice` (refusals name the fields)."""
+    if isinstance(on_mismatch, str) and on_mismatch in ON_MISMATCH:
+        return on_mismatch
+    if isinstance(on_mismatch, str) and "=" not in on_mismatch:
+        raise ResumeChoiceError(f"on_mismatch must be one of {list(ON_MISMATCH)} or per field, e.g. "
+                                f"'checkpoint=step,samples;current=total_steps', got {V.short(on_mismatch)}")
+    return ResumeChoice.of(on_mismatch)
 
 
 def _fsync_dir(path: str) -> None:
@@ -397,4 +487,5 @@ def _fsync_dir(path: str) -> None:
 __all__ = ["ON_MISMATCH", "BOOSTER_FILE", "HOOK_KEY", "LOCK_FILE", "STEP_DIR", "RunLock", "SafeFileSystemReader",
            "SafeLoadPlanner", "AgreedFileSystemWriter", "pack_state", "unpack_state", "resume", "restore", "save_dcp",
            "latest_checkpoint", "agree_on_checkpoint", "read_dcp_state", "save_booster_state", "read_booster_state",
-           "load_booster_state", "world_layout", "CheckpointError", "ScheduleMismatchError"]
+           "load_booster_state", "world_layout", "ResumeChoice", "ResumeChoiceError", "OnMismatch",
+           "on_mismatch_arg", "CheckpointError", "ScheduleMismatchError"]

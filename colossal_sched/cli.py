@@ -350,6 +350,7 @@ def _newest_step_dir(path: str) -> str:
 def cmd_inspect(args: argparse.Namespace) -> int:
     from .base import ClosedFormLR
     from .checkpoint import BOOSTER_FILE, CheckpointError, read_booster_state, read_dcp_state
+    from .resume_choice import describe
     from .state import read_state
 
     path = args.checkpoint
@@ -382,6 +383,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     print(f"schedule: {saved.cls}(" + ", ".join(f"{k}={v!r}" for k, v in hp.items()) + ")")
     print(f"base lrs: {state['base_lrs']}")
     print(f"step: {step} (updates done)")
+    if saved.clock is not None:
+        print("clock: " + ", ".join(f"{k} {v}" for k, v in saved.clock.items()))
+    if saved.resumed is not None:
+        print(describe(saved.resumed_record()))
     total = hp["total_steps"]
     for at, new_total in state.get("replans") or []:
         print(f"re-planned at step {at} to end at {new_total}")

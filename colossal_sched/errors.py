@@ -70,6 +70,11 @@ class ReplanError(ValueError):
     schedule given by user functions); nothing is changed."""
 
 
-__all__ = ["ArgumentTypeError", "ScheduleMismatchError", "MissingInitialLRError", "InvalidLRError", "CheckpointError",
+class ResumeChoiceError(ValueError):
+    """A per-field resume choice that is ambiguous or cannot be applied (a field on both sides or on neither, an
+    unknown field, a class change); one line naming the fields. Nothing is changed."""
+
+
+__all__ = ["ResumeChoiceError", "ArgumentTypeError", "ScheduleMismatchError", "MissingInitialLRError", "InvalidLRError", "CheckpointError",
            "LayoutMismatchError", "LRDivergenceError", "LRDivergenceWarning", "ReplanError", "SyncSequenceError",
            "ClockMismatchError"]

@@ -103,6 +103,8 @@ class SavedState:
         step: Steps taken: ``last_epoch`` (-1 before the first; ColossalAI's two-stage schedulers: both stages).
         global_step: The hook's global step, where a hook saved the state.
         clock: The hook's :class:`~colossal_sched.clock.Clock` state (plain data), where a hook saved one.
+        resumed: The hook's record of the last resume that chose between schedules (``step``, ``kept``,
+            ``overridden`` as ``[field, checkpoint, current]``, ``how``), where it has one.
     """
 
     fields: Mapping[str, Any]
@@ -112,6 +114,11 @@ class SavedState:
     step: int
     global_step: int | None = None
     clock: Mapping[str, int] | None = None
+    resumed: Mapping[str, Any] | None = None
+
+    def resumed_record(self) -> dict[str, Any] | None:
+        """:attr:`resumed` as a fresh plain dict, or None."""
+        return None if self.resumed is None else _thaw(self.resumed)
 
     @property
     def hyperparams(self) -> dict[str, Any] | None:
@@ -173,6 +180,7 @@ def read_state(obj: Any) -> SavedState:
     check_plain(fields)
     step = obj.get("global_step") if wrapped else None
     clock = obj.get("clock") if wrapped else None
+    resumed = _resumed(obj.get("resumed")) if wrapped else None
     try:
         step = None if step is None else V.step("global_step", step)
         clock = None if clock is None else Clock.from_state(clock).state_dict()
@@ -180,7 +188,23 @@ def read_state(obj: Any) -> SavedState:
         raise CheckpointError(f"corrupt hook state: {e}") from None
     with _malformed():
         saved = _check_native(state) if is_native(state) else _check_foreign(state)
-    return dataclasses.replace(saved, global_step=step, clock=clock)
+    return dataclasses.replace(saved, global_step=step, clock=clock, resumed=resumed)
+
+
+def _resumed(record: Any) -> Any:
+    """A ``resumed`` record checked (its plain data already is, by :func:`check_plain`) and frozen, or None."""
+    if record is None:
+        return None
+    ok = isinstance(record, Mapping) and set(record) <= {"step", "kept", "overridden", "how"} and (
+        record.get("step") is None or (type(record["step"]) is int and 0 <= record["step"] <= V.MAX_STEP)) and (
+        isinstance(record.get("kept", []), list) and all(isinstance(k, str) for k in record.get("kept", []))) and (
+        isinstance(record.get("overridden", []), list)
+        and all(isinstance(o, list) and len(o) == 3 and isinstance(o[0], str) for o in record.get("overridden", []))) and (
+        isinstance(record.get("how", ""), str))
+    if not ok:
+        raise CheckpointError(f"corrupt hook state: 'resumed' must be a dict of step (int), kept (field names), "
+                              f"overridden ([field, checkpoint, current] lists) and how (str), got {V.short(record, 200)}")
+    return _freeze(record)
 
 
 @contextmanager

@@ -93,6 +93,7 @@ class LRSchedulerHook(EngineHook):
         self._pre_step: tuple[Any, Any] | None = None  # (optimizer, handle) of the overlap's step pre-hook
         self.global_step = lr_scheduler.last_epoch
         self.clock = Clock.resumed(None, lr_scheduler.unit, lr_scheduler.last_epoch)
+        self.resumed: dict[str, Any] | None = None  # what the last resume kept and overrode (checkpoint.restore)
         self._batch: int | None = None  # samples per update, while the schedule counts updates (ramp warning)
         self._calls = 0  # new steps given since the connection or the last load: every sync_every-th syncs
         self._request: tuple[int, Any, int] | None = None  # (step asked for, scheduler, step it holds): repeats are no-ops
@@ -403,7 +404,8 @@ class LRSchedulerHook(EngineHook):
         from colossal_sched.checkpoint import pack_state  # imports torch.distributed.checkpoint: only when used
 
         self.settle()
-        return pack_state(self.lr_scheduler.state_dict(), self.global_step, clock=self.clock.state_dict())
+        return pack_state(self.lr_scheduler.state_dict(), self.global_step, clock=self.clock.state_dict(),
+                          resumed=self.resumed)
 
     def load_state_dict(self, state_dict: dict[str, Any], strict: bool = True) -> None:
         """Restore a hook state, or a bare scheduler state (e.g. from ColossalAI's ``booster.save_lr_scheduler``)."""
@@ -413,6 +415,7 @@ class LRSchedulerHook(EngineHook):
         s, step = self.lr_scheduler, saved.global_step
         self.global_step = V.step("global_step", s.last_epoch if step is None else step)
         self.clock = Clock.resumed(saved.clock, s.unit, s.last_epoch)
+        self.resumed = saved.resumed_record()
         s.step_to(self._position())
         self._request = None
         self._calls = 0

@@ -39,10 +39,10 @@ from colossal_sched.clock import UNITS  # noqa: E402
 from colossal_sched.ramp import BatchRamp  # noqa: E402
 from colossal_sched.state import read_state  # noqa: E402
 from colossal_sched.cli import UsageError, parse_params, parse_replan  # noqa: E402
-from colossal_sched.checkpoint import (ON_MISMATCH, CheckpointError, RunLock, SafeFileSystemReader, SafeLoadPlanner,  # noqa: E402
+from colossal_sched.checkpoint import (on_mismatch_arg, CheckpointError, RunLock, SafeFileSystemReader, SafeLoadPlanner,  # noqa: E402
                                        agree_on_checkpoint, latest_checkpoint, read_dcp_state, restore, save_dcp, world_layout)
 from colossal_sched.launch import init_distributed  # noqa: E402
-from colossal_sched.errors import ScheduleMismatchError  # noqa: E402
+from colossal_sched.errors import ResumeChoiceError, ScheduleMismatchError  # noqa: E402
 from hooks import LRSchedulerHook  # noqa: E402
 from launch_scripts.faults import FaultPoints  # noqa: E402
 from launch_scripts.tiny_lm import Stage, batch, stage_layers, tensor_parallel_plan  # noqa: E402
@@ -104,7 +104,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--save-every", type=int, default=0, help="checkpoint every N updates (0: never)")
     p.add_argument("--resume", action="store_true",
                    help="say so when --ckpt-dir holds no complete checkpoint (the newest one is always resumed from)")
-    p.add_argument("--on-mismatch", default="raise", choices=ON_MISMATCH, help="when the checkpoint's schedule differs")
+    p.add_argument("--on-mismatch", default="raise", type=on_mismatch_arg,
+                   help="when the checkpoint's schedule differs: raise, use_checkpoint, use_current, or per field, e.g. "
+                        "'checkpoint=step,samples;current=total_steps' (add ';swap' to swap a new length in, not re-plan)")
     p.add_argument("--lr-log", default=None, metavar="FILE", help='JSON lines {"step", "rank", "lr"}, one per update per rank')
     p.add_argument("--stop-at", type=int, default=None, help="stop after this many updates (default: --total-steps)")
     p.add_argument("--replan", type=parse_replan, default=None, metavar="STEP:TOTAL",
@@ -392,6 +394,8 @@ def resume(args: argparse.Namespace, run: Run) -> int:
     except ScheduleMismatchError as e:  # every rank compares the same checkpoint with the same flags
         hint = "pass --on-mismatch use_checkpoint or --on-mismatch use_current to choose one"
         raise RunRefused(2, f"{ckpt}: {ScheduleMismatchError(e.fields, hint=hint)}") from None
+    except ResumeChoiceError as e:  # likewise: an ambiguous --on-mismatch, refused on every rank
+        raise RunRefused(2, f"{ckpt}: {e}") from None
     if rank == 0:
         print(f"resumed from {ckpt} at step {run.hook.global_step} on {dist.get_world_size()} ranks (dp={args.dp} "
               f"pp={args.pp} tp={args.tp}); next update's lr {named_lrs(run.hook)}", flush=True)
