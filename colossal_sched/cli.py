@@ -38,9 +38,10 @@ def parse_params(items: Sequence[str], what: str = "--param") -> dict[str, Any]:
     return out
 
 
-def _build(name: str, total_steps: int, lr: float, params: dict[str, Any]):
+def _build(name: str, total_steps: int, lr: float, params: dict[str, Any], unit: str | None = None):
     from .preview import preview_scheduler
 
+    params = {**params, "unit": unit} if unit else params
     if name not in SCHEDULERS:
         raise UsageError(f"unknown scheduler {name!r}; choose from {', '.join(sorted(SCHEDULERS))}")
     if not SCHEDULERS[name].rebuildable:
@@ -119,7 +120,7 @@ def _spec(text: str, args: argparse.Namespace) -> tuple[str, Any]:
     """``NAME`` or ``NAME:key=value,key=value`` for --compare."""
     name, _, rest = text.partition(":")
     params = parse_params([p for p in _split_top_level(rest) if p], "--compare")
-    return f"{name}({rest})" if rest else name, _build(name, args.total_steps, args.lr, params)
+    return f"{name}({rest})" if rest else name, _build(name, args.total_steps, args.lr, params, args.unit)
 
 
 def _split_top_level(text: str) -> list[str]:
@@ -152,14 +153,11 @@ def _plotted(args: argparse.Namespace) -> tuple[str, Any]:
         args.lr = lr
         if args.total_steps is None:
             args.total_steps = total
-        if args.unit is not None:
-            config["unit"] = args.unit
-        return os.path.basename(args.name), _build(name, total, lr, config)
+        return os.path.basename(args.name), _build(name, total, lr, config, args.unit)
     if args.total_steps is None:
         raise UsageError("the following arguments are required: --total-steps (or give a CONFIG.yaml as NAME)")
     label = f"{args.name}({','.join(args.param)})" if args.param else args.name
-    params = parse_params(args.param)
-    return label, _build(args.name, args.total_steps, args.lr, {**params, **({"unit": args.unit} if args.unit else {})})
+    return label, _build(args.name, args.total_steps, args.lr, parse_params(args.param), args.unit)
 
 
 def _axis(s: Any, plural: bool = False) -> str:
@@ -308,9 +306,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     from .preview import key_points
 
     name, total, lr, config = _config_schedule(args.config, args.lr)
-    if args.unit is not None:
-        config["unit"] = args.unit
-    s = _replan(_build(name, total, lr, config), args.replan)
+    s = _replan(_build(name, total, lr, config, args.unit), args.replan)
     print(f"{name}  total_steps={total}  base lr={lr}  " + "  ".join(f"{k}={v}" for k, v in config.items())
           + "".join(f"  re-planned at {a} to {t}" for a, t in args.replan))
     print(f"{'point':<18}{_axis(s):>10}{'lr':>16}")
