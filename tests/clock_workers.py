@@ -202,3 +202,43 @@ def hyperparams_agree(rank, world):
     except ScheduleMismatchError as e:
         refusal = str(e)
     return {"seen": seen, "refusal": refusal}
+
+
+def resume_choice_and_tensors(rank, world, state):
+    """Part 6 on every rank: each restores ``state`` (a 1000-step cosine at step 500) into a 2000-step one, keeping
+    the checkpoint's step and taking the new length (a re-plan); the last rank then chooses a swap instead, which
+    the sync inside ``restore`` refuses on every rank. Part 5: tensor lr and weight decay written in place."""
+    from colossal_sched.checkpoint import restore
+    from colossal_sched.resume_choice import ResumeChoice
+
+    def hook_for(total):
+        return _hook(cs.CosineAnnealingWarmupLR(_optimizer(), total, 100), None)
+
+    out = {}
+    hook = hook_for(2000)
+    restore(hook, state, ResumeChoice(checkpoint=["step"], current=["total_steps"]), logger=lambda _: None)
+    out["resumed"] = [hook.step(n) for n in range(500, 505)]
+    hook.close()
+    mark("another choice on one rank")
+    other = hook_for(2000)
+    choice = ResumeChoice(checkpoint=["step"], current=["total_steps"], replan=rank != world - 1)
+    try:
+        restore(other, state, choice, logger=lambda _: None)
+        out["refused"] = None
+    except Exception as e:
+        out["refused"] = [type(e).__name__, str(e)]
+    other.close()
+    mark("tensor lr and weight decay")
+    opt = torch.optim.AdamW([{"params": [torch.nn.Parameter(torch.zeros(1))], "lr": torch.tensor(lr),
+                              "weight_decay": torch.tensor(0.1)} for lr in (0.1, 0.2)])
+    held = [(g["lr"], g["weight_decay"]) for g in opt.param_groups]
+    sched = cs.CosineAnnealingWarmupLR(opt, 20, 2).add_schedules(cs.CosineAnnealingLR.for_key("weight_decay", opt, 20, eta_min=0.01))
+    hook = _hook(sched, None)
+    values = []
+    for n in range(6):
+        hook.step(n)
+        assert all(g["lr"] is a and g["weight_decay"] is b for g, (a, b) in zip(opt.param_groups, held)), "a tensor was replaced"
+        values.append([[float(g["lr"]), float(g["weight_decay"])] for g in opt.param_groups])
+    hook.close()
+    out["tensors"] = values
+    return out

@@ -207,3 +207,31 @@ def test_show_plot_and_build_accept_the_sample_or_token_axis(tmp_path, capsys):
     assert built.unit == "tokens"
     with pytest.raises(ValueError, match="unit must be one of"):
         cs.build_lr_scheduler({"type": "CosineAnnealingLR", "total_steps": 10, "unit": "epochs"}, _opt())
+
+
+@pytest.mark.multiprocess
+@pytest.mark.timeout(200)
+@pytest.mark.parametrize("world", [2, 4])
+def test_per_field_resume_and_tensor_values_on_every_rank(tmp_path, world):
+    from colossal_sched.checkpoint import restore
+    from colossal_sched.resume_choice import ResumeChoice
+
+    saved = LRSchedulerHook(cs.CosineAnnealingWarmupLR(_opt(), 1000, 100))
+    for n in range(501):
+        saved.step(n)
+    state = saved.state_dict()
+    alone = LRSchedulerHook(cs.CosineAnnealingWarmupLR(_opt(), 2000, 100))  # world 1: the oracle
+    restore(alone, state, ResumeChoice(checkpoint=["step"], current=["total_steps"]), logger=lambda _: None)
+    expected = [alone.step(n) for n in range(500, 505)]
+    assert expected[0] == saved.lr_scheduler.lr_at(500)  # the re-plan keeps the saved step's lr
+    results = run(world, clock_workers.resume_choice_and_tensors, state, tmp_path=tmp_path, timeout=180)
+    for r, res in enumerate(results):
+        assert res["resumed"] == expected, f"rank {r}"
+        assert res["refused"] is not None and res["refused"][0] == "ScheduleMismatchError", f"rank {r}: {res['refused']}"
+        assert res["tensors"] == results[0]["tensors"]
+    opt = torch.optim.AdamW([{"params": [torch.nn.Parameter(torch.zeros(1))], "lr": torch.tensor(lr),
+                              "weight_decay": torch.tensor(0.1)} for lr in (0.1, 0.2)])  # as each rank's, without a hook
+    sched = cs.CosineAnnealingWarmupLR(opt, 20, 2).add_schedules(cs.CosineAnnealingLR.for_key("weight_decay", opt, 20, eta_min=0.01))
+    for n, row in enumerate(results[0]["tensors"]):
+        sched.step_to(n)
+        assert row == [[float(g["lr"]), float(g["weight_decay"])] for g in opt.param_groups], n
