@@ -97,9 +97,10 @@ class ClosedFormLR(LRScheduler):
     @classmethod
     def for_key(cls, key: str, optimizer: Optimizer, *args: Any, **kwargs: Any) -> "ClosedFormLR":
         """This schedule of another param-group hyperparameter than the lr: ``weight_decay`` (Megatron's start_wd to
-        end_wd: e.g. ``CosineAnnealingLR.for_key("weight_decay", opt, T, eta_min=end_wd)``), ``momentum``, Adam's
-        ``beta1`` or a key of your own; the group's value is the peak (``initial_<key>`` on a resume). Driven with
-        the lr by :meth:`add_schedules`."""
+        end_wd, each group relative to its own: ``ComposedLR.for_key("weight_decay", opt, T, [{"type": "product",
+        "factors": [{"type": "cosine", "end_lr": end_wd / start_wd}]}])``; an absolute ``eta_min`` would give a
+        no-decay group weight decay), ``momentum``, Adam's ``beta1`` (kept in ``[0, 1)``) or a key of your own; the
+        group's value is the peak (``initial_<key>`` on a resume). Driven with the lr by :meth:`add_schedules`."""
         if not isinstance(key, str) or not key or key == "initial_lr":
             raise V.ArgumentTypeError(f"key must be a param-group key (a non-empty str such as 'weight_decay'), got {key!r}")
         sched = cls.__new__(cls)
@@ -156,11 +157,13 @@ class ClosedFormLR(LRScheduler):
                 lrs = self._lrs(t, SCALAR)
             except OverflowError:
                 lrs = [math.inf] * len(self.base_lrs)
+            momentum = self.key in ("momentum", param_keys.BETA1)
             for g, lr in enumerate(lrs):
-                if not 0.0 <= lr <= V.MAX_FLOAT:
+                if not (0.0 <= lr < 1.0 if momentum else 0.0 <= lr <= V.MAX_FLOAT):
                     raise InvalidLRError(
-                        f"{type(self).__name__}: the lr of param_groups[{g}] at step {t} would be {lr}; every lr in "
-                        f"[0, total_steps={self.total_steps}] must be finite and >= 0 (base lr {self.base_lrs[g]}, "
+                        f"{type(self).__name__}: the {self.key} of param_groups[{g}] at step {t} would be {lr}; every "
+                        f"{self.key} in [0, total_steps={self.total_steps}] must be "
+                        f"{'in [0, 1)' if momentum else 'finite and >= 0'} (base {self.base_lrs[g]}, "
                         f"{V.short(self.hyperparameters(), 300)})"
                     )
 

@@ -442,7 +442,12 @@ def restore(obj: Any, saved: Mapping[str, Any] | SavedState, on_mismatch: OnMism
     progress = PROGRESS if positioned else ("step",)
     try:
         with unchanged_on_error(scheduler, hook):  # any error but a refusal is reported as a refused state
-            chosen, record = _resume(scheduler, saved, policy, logger or log.warning, progress, positioned)
+            try:
+                chosen, record = _resume(scheduler, saved, policy, logger or log.warning, progress, positioned)
+            except Exception as e:  # the peers are in the sync of hook.step below: they raise there too
+                if hook is not None:
+                    hook.refuse(e)
+                raise
             if hook is not None:
                 hook.lr_scheduler = chosen
                 hook.clock = Clock.resumed(saved.clock, chosen.unit, chosen.last_epoch)

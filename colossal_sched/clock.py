@@ -13,8 +13,9 @@ from typing import Any, Mapping
 from . import _validate as V
 
 UNITS = ("updates", "samples", "tokens")
-MAX_COUNT = (1 << 63) - 1
-"""Counters are exact int64 (they travel in the sync's int64 row and are saved as JSON ints)."""
+MAX_COUNT = V.MAX_STEP
+"""The largest count, ``2**62``: a position of the schedule (a step); counters are exact int64 (they travel in the
+sync's int64 row, whose sums cannot wrap below it, and are saved as JSON ints)."""
 
 
 def unit(name: str, value: Any) -> str:
@@ -23,7 +24,7 @@ def unit(name: str, value: Any) -> str:
 
 
 def count(name: str, value: Any) -> int:
-    """``value`` as a counter: an int in ``[0, 2**63 - 1]`` (numpy/torch integer scalars too)."""
+    """``value`` as a counter: an int in ``[0, 2**62]`` (numpy/torch integer scalars too; None is 0)."""
     if type(value) is int and 0 <= value <= MAX_COUNT:  # the common case, kept cheap
         return value
     if value is None:
@@ -33,9 +34,9 @@ def count(name: str, value: Any) -> int:
     except (AttributeError, TypeError):
         pass
     if isinstance(value, bool) or not isinstance(value, int):
-        raise V.ArgumentTypeError(f"{name} must be an int in [0, 2**63 - 1], got {V.short(value)} ({type(value).__name__})")
+        raise V.ArgumentTypeError(f"{name} must be an int in [0, 2**62], got {V.short(value)} ({type(value).__name__})")
     if not 0 <= value <= MAX_COUNT:
-        raise ValueError(f"{name} must be an int in [0, 2**63 - 1] (int64; a consumed count never decreases), got {value}")
+        raise ValueError(f"{name} must be an int in [0, 2**62] (a count is a step of the schedule; it never decreases), got {value}")
     return value
 
 
@@ -71,7 +72,7 @@ class Clock:
             self.samples + samples, self.tokens + tokens, self.skipped)
         for name, total in zip(("samples", "tokens"), totals):
             if total > MAX_COUNT:
-                raise ValueError(f"{name}: the consumed total would be {total}, more than int64 holds (2**63 - 1)")
+                raise ValueError(f"{name}: the consumed total would be {total}, more than a count can be (2**62)")
         out = object.__new__(Clock)  # checked above: no __post_init__ (this is every update's path)
         out.__dict__.update(zip(("samples", "tokens", "skipped"), totals))
         return out
@@ -84,8 +85,9 @@ class Clock:
         """A clock from :meth:`state_dict`'s form (None: a state saved before clocks, all zero)."""
         if state is None:
             return cls()
-        if not isinstance(state, Mapping) or set(state) - {"samples", "tokens", "skipped"}:
-            raise ValueError(f"clock state must be a dict of samples, tokens, skipped, got {V.short(dict(state) if isinstance(state, Mapping) else state)}")
+        if not isinstance(state, Mapping) or set(state) != {"samples", "tokens", "skipped"} or None in state.values():
+            raise ValueError(f"clock state must be a dict of the ints samples, tokens, skipped, got "
+                             f"{V.short(dict(state) if isinstance(state, Mapping) else state)}")
         return cls(**{k: count(f"clock {k}", v) for k, v in state.items()})
 
     @classmethod

@@ -365,8 +365,8 @@ class LRSync:
         agreed = (0, 0) if skip else tuple(sums[0])
         for name, total, add in zip(("samples", "tokens"), src[_SAMPLES:_SKIPPED].tolist(), agreed):
             if total + add > MAX_COUNT:
-                raise ClockMismatchError(f"{name}: the consumed total would be {total + add}, more than int64 holds "
-                                         "(2**63 - 1)")
+                raise ClockMismatchError(f"{name}: the consumed total would be {total + add}, more than a count can "
+                                         "be (2**62)")
         self.agreed = (*agreed, skip)
 
     def _check_sequence(self, table: np.ndarray, i_src: int) -> None:

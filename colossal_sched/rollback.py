@@ -29,7 +29,7 @@ def groups_unchanged_on_error(optimizer: Optimizer) -> Iterator[None]:
 def unchanged_on_error(scheduler: Any, hook: Any = None) -> Iterator[None]:
     """Put ``scheduler`` (attributes, optimizer) and ``hook``'s attributes back as they were if the body raises: the
     rollback of loads and ``checkpoint.restore``. Attributes are kept by reference: the body rebinds, never mutates."""
-    objects = [(obj, dict(vars(obj))) for obj in (scheduler, hook) if obj is not None]
+    objects = [(obj, dict(vars(obj))) for obj in (scheduler, *scheduler._companions, hook) if obj is not None]
     with groups_unchanged_on_error(scheduler.optimizer):
         try:
             yield

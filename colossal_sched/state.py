@@ -188,6 +188,11 @@ def read_state(obj: Any) -> SavedState:
         raise CheckpointError(f"corrupt hook state: {e}") from None
     with _malformed():
         saved = _check_native(state) if is_native(state) else _check_foreign(state)
+    if clock is not None and step is not None and saved.native and saved.step >= 0:
+        unit = saved.fields.get("unit", "updates")
+        if Clock.from_state(clock).position(unit, step) != saved.step:
+            raise CheckpointError(f"corrupt hook state: its clock {dict(clock)} at global step {step} does not give the "
+                                  f"scheduler's step {saved.step} (counting {V.short(unit)})")
     return dataclasses.replace(saved, global_step=step, clock=clock, resumed=resumed)
 
 

@@ -92,9 +92,11 @@ class LRSchedulerHook(EngineHook):
         self.overlap = V.boolean("overlap", overlap)
         self._pre_step: tuple[Any, Any] | None = None  # (optimizer, handle) of the overlap's step pre-hook
         self.global_step = lr_scheduler.last_epoch
-        self.clock = Clock.resumed(None, lr_scheduler.unit, lr_scheduler.last_epoch)
+        self._clock = Clock.resumed(None, lr_scheduler.unit, lr_scheduler.last_epoch)
         self.resumed: dict[str, Any] | None = None  # what the last resume kept and overrode (checkpoint.restore)
         self._batch: int | None = None  # samples per update, while the schedule counts updates (ramp warning)
+        self._warned_share = False
+        self._mine = (0, 0)  # this rank's shares in the sync in flight
         self._calls = 0  # new steps given since the connection or the last load: every sync_every-th syncs
         self._request: tuple[int, Any, int] | None = None  # (step asked for, scheduler, step it holds): repeats are no-ops
         self._logged_step: int | None = None
@@ -141,6 +143,9 @@ class LRSchedulerHook(EngineHook):
             global_step = V.step("global_step", global_step)
             report = (count("samples", samples), count("tokens", tokens), V.boolean("skipped", skipped))
             repeat = self._is_repeat(global_step)
+            if report[2] and self._request is None:
+                raise ValueError("skipped says the update before global_step was skipped; the first call after the "
+                                 "hook's construction or a load has no update before it")
             if repeat and any(report):
                 raise ValueError(f"samples/tokens/skipped describe the update(s) before a new global_step; step "
                                  f"{global_step} repeats the last call (give them once, with the step that follows them)")
@@ -148,7 +153,7 @@ class LRSchedulerHook(EngineHook):
             if self.lr_sync is not None and self.sync_every > 1 and (report[0] or report[1]):
                 raise ValueError(f"samples/tokens are this rank's share, added up in every sync: they need "
                                  f"sync_every=1, got sync_every={self.sync_every}")
-            clock = self.clock if synced else self.clock.advanced(*report)
+            clock = self._clock if synced else self._clock.advanced(*report)
         except (TypeError, ValueError) as e:
             self._refuse(StepRefusal(str(e)))
             raise
@@ -163,7 +168,8 @@ class LRSchedulerHook(EngineHook):
             except Exception as e:
                 self._refuse(LocalFailure(f"{type(e).__name__}: {e}"))
                 raise
-        self.global_step, self.clock = global_step, clock
+        self.global_step, self._clock = global_step, clock
+        self._mine = (1, 1) if self._request is None else report[:2]  # the first call reports no update
         self._request = (global_step, s, s.last_epoch)
         self._calls += 1
         if synced:
@@ -174,32 +180,60 @@ class LRSchedulerHook(EngineHook):
                 return s.get_last_lr()
             self.settle()
             return s.get_last_lr()
-        self._watch_batch(report[0], report[2])
+        self._watch_batch(report[0], report[2], self._mine)
         if self.writer is not None or self.log_fn is not None:
             self._log(global_step)
         return s.get_last_lr()
 
+    @property
+    def clock(self) -> Clock:
+        """What the run has consumed before its next update (a sync in flight, ``overlap``, is finished first: the
+        next batch of a ramp reads the agreed count)."""
+        self.settle()
+        return self._clock
+
+    @clock.setter
+    def clock(self, value: Clock) -> None:
+        self._clock = value
+
+    def refuse(self, error: Exception) -> None:
+        """Tell every rank of the sync that this rank refuses what they do together (e.g. a restore it cannot
+        apply): each raises in the sync it is in, or its next one. Call it, then raise ``error`` here."""
+        try:
+            self._refuse(LocalFailure(f"{type(error).__name__}: {error}"))
+        except RuntimeError:  # the group's verdict on it, which the peers raise; the caller raises ``error`` here
+            pass
+
     def _position(self) -> int:
         """Where the schedule stands before the update ``global_step``: the clock in the schedule's unit."""
-        return self.clock.position(self.lr_scheduler.unit, self.global_step)
+        return self._clock.position(self.lr_scheduler.unit, self.global_step)
 
-    def _watch_batch(self, samples: int, skipped: bool) -> None:
-        """Warn once where the samples per update change (a batch-size ramp) while the schedule counts updates."""
-        if skipped or not samples or self.lr_scheduler.unit != "updates" or self._batch == -1:
+    def _watch_batch(self, samples: int, skipped: bool, mine: tuple[int, int] = (1, 1)) -> None:
+        """Warn once where the samples per update change (a batch-size ramp) while the schedule counts updates, or
+        where the schedule counts samples (tokens) and this rank gave none for an update (``mine``: its shares)."""
+        unit = self.lr_scheduler.unit
+        if unit != "updates" and not skipped and not mine[unit == "tokens"] and not self._warned_share:
+            self._warned_share = True
+            self._warn(f"{type(self.lr_scheduler).__name__} counts {unit}, but this rank gave no {unit}= for the "
+                       f"update before step {self.global_step}: its schedule does not move for it")
+        if skipped or not samples or unit != "updates" or self._batch == -1:
             return
         if self._batch is not None and samples != self._batch:
             what = (f"the samples per update changed from {self._batch} to {samples} (a batch-size ramp?) while "
                     f"{type(self.lr_scheduler).__name__} counts updates: its warmup and decay end at other sample counts "
                     "than a run at the full batch; declare the lengths in samples: scheduler.counting('samples')")
             self._batch = -1
-            try:
-                warnings.warn(what, UserWarning, stacklevel=4)
-            except Warning:  # warnings as errors: raising here alone would leave the peers waiting
-                if self.lr_sync is None:
-                    raise
-                self.lr_sync.defer(LocalFailure(what))
+            self._warn(what)
             return
         self._batch = samples
+
+    def _warn(self, what: str) -> None:
+        try:
+            warnings.warn(what, UserWarning, stacklevel=5)
+        except Warning:  # warnings as errors: raising here alone would leave the peers waiting
+            if self.lr_sync is None:
+                raise
+            self.lr_sync.defer(LocalFailure(what))
 
     def _is_repeat(self, global_step: int) -> bool:
         """Whether ``global_step`` repeats the last call: the step asked for last time, or the one a fix left
@@ -218,7 +252,7 @@ class LRSchedulerHook(EngineHook):
         """Tell the group this rank refuses its step: every rank raises in the same sync (its peers' next one)."""
         if self.lr_sync is not None:
             self._calls += 1
-            c = self.clock
+            c = self._clock
             self.lr_sync.sync(self.lr_scheduler, self._asked(), refusal=refusal, progress=(c.samples, c.tokens, c.skipped, 0, 0, 0))
 
     def settle(self) -> None:
@@ -238,12 +272,12 @@ class LRSchedulerHook(EngineHook):
             raise
         samples, tokens, skip = b.agreed
         if samples or tokens or skip:
-            self.clock = self.clock.advanced(samples, tokens, skip)  # checked by the sync: never raises here
+            self._clock = self._clock.advanced(samples, tokens, skip)  # checked by the sync: never raises here
         position = self._position()
         if position != s.last_epoch:
             s.step_to(position)
         self._request = (self._request[0], s, s.last_epoch)
-        self._watch_batch(samples, skip)
+        self._watch_batch(samples, skip, self._mine)
         if self.writer is not None or self.log_fn is not None:
             self._log(self.global_step)
 
@@ -276,7 +310,7 @@ class LRSchedulerHook(EngineHook):
                 raise refusal
         else:
             try:
-                c = self.clock
+                c = self._clock
                 self.global_step = self.lr_sync.sync(s, self._asked(), refusal=refusal,
                                                      progress=(c.samples, c.tokens, c.skipped, 0, 0, 0))
             except Exception:  # refused (or another verdict) on every rank: no rank keeps its re-plan
@@ -404,7 +438,7 @@ class LRSchedulerHook(EngineHook):
         from colossal_sched.checkpoint import pack_state  # imports torch.distributed.checkpoint: only when used
 
         self.settle()
-        return pack_state(self.lr_scheduler.state_dict(), self.global_step, clock=self.clock.state_dict(),
+        return pack_state(self.lr_scheduler.state_dict(), self.global_step, clock=self._clock.state_dict(),
                           resumed=self.resumed)
 
     def load_state_dict(self, state_dict: dict[str, Any], strict: bool = True) -> None:
@@ -414,7 +448,7 @@ class LRSchedulerHook(EngineHook):
         self.lr_scheduler.load_state_dict(saved, strict=strict)
         s, step = self.lr_scheduler, saved.global_step
         self.global_step = V.step("global_step", s.last_epoch if step is None else step)
-        self.clock = Clock.resumed(saved.clock, s.unit, s.last_epoch)
+        self._clock = Clock.resumed(saved.clock, s.unit, s.last_epoch)
         self.resumed = saved.resumed_record()
         s.step_to(self._position())
         self._request = None

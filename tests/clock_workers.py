@@ -60,24 +60,25 @@ def _hook(sched, group, **kw):
     return LRSchedulerHook(sched, group=group, timeout=30, **kw)
 
 
-def samples_under_ramp(world, shape, updates=24, start=0, state=None):
+def samples_under_ramp(world, shape, updates=24, start=0, state=None, overlap=False):
     """A LinearWarmupLR counting samples under RAMP; each dp rank reports its share. The lrs each update ran with."""
     index, size, group = _dp(world, shape)
     sched = cs.LinearWarmupLR(_optimizer(), total_steps=30 * GBS, warmup_steps=4 * GBS).counting("samples")
-    hook = _hook(sched, group)
+    hook = _hook(sched, group, overlap=overlap)
     if state is not None:
         hook.load_state_dict(state)
     seen, saved = [], None
     with CountingCollectives() as calls:
         hook.step(start)
         for n in range(start, updates):
+            batch = RAMP.batch_size(hook.clock.samples)  # reading the clock finishes a sync in flight (overlap)
             seen.append(sched.get_last_lr())
-            batch = RAMP.batch_size(hook.clock.samples)
             hook.step(n + 1, samples=share(batch, index, size), tokens=16 * share(batch, index, size))
             if n + 1 == 10:
                 saved = hook.state_dict()
+    clock = hook.clock.state_dict()  # before close(), which drops a verdict in flight
     hook.close()
-    return {"seen": seen, "calls": calls.calls, "saved": saved, "clock": hook.clock.state_dict()}
+    return {"seen": seen, "calls": calls.calls, "saved": saved, "clock": clock}
 
 
 def skip_at(world, k, unit, accumulate=1, updates=12):
@@ -133,7 +134,7 @@ def hostile(world, shape):
 
 def all_scenarios(rank, world, shape):
     mark("samples under ramp")
-    out = {"ramp": samples_under_ramp(world, shape)}
+    out = {"ramp": samples_under_ramp(world, shape), "ramp overlap": samples_under_ramp(world, shape, overlap=True)}
     for unit in ("updates", "samples"):
         mark(f"skip {unit}")
         out[f"skip {unit}"] = skip_at(world, 5, unit)
@@ -228,6 +229,16 @@ def resume_choice_and_tensors(rank, world, state):
     except Exception as e:
         out["refused"] = [type(e).__name__, str(e)]
     other.close()
+    mark("a restore refused on one rank")
+    third = hook_for(1000)
+    mine = state if rank != world - 1 else {**state, "colossal_sched": state["colossal_sched"].replace(
+        '"class": "CosineAnnealingWarmupLR"', '"class": "CosineAnnealingLR"')}  # another class: refused before the sync
+    try:
+        restore(third, mine, "raise", logger=lambda _: None)
+        out["one refused"] = None
+    except Exception as e:
+        out["one refused"] = [type(e).__name__, str(e)]
+    third.close()
     mark("tensor lr and weight decay")
     opt = torch.optim.AdamW([{"params": [torch.nn.Parameter(torch.zeros(1))], "lr": torch.tensor(lr),
                               "weight_decay": torch.tensor(0.1)} for lr in (0.1, 0.2)])

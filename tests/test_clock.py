@@ -108,23 +108,39 @@ def test_world1_bad_clock_input_is_refused_and_changes_nothing():
     hook.step(0, samples=0)
     hook.step(1, samples=3)
     before = (hook.clock, hook.global_step, hook.lr_scheduler.get_last_lr())
-    for kwargs, match in [({"samples": -1}, "samples must be an int in \\[0, 2\\*\\*63 - 1\\]"),
-                          ({"tokens": 2**63}, "tokens must be an int in \\[0, 2\\*\\*63 - 1\\]"),
+    for kwargs, match in [({"samples": -1}, "samples must be an int in \\[0, 2\\*\\*62\\]"),
+                          ({"tokens": 2**62 + 1}, "tokens must be an int in \\[0, 2\\*\\*62\\]"),
                           ({"samples": 1.5}, "samples must be an int"), ({"skipped": 1}, "skipped must be True or False")]:
         with pytest.raises(ValueError, match=match):
             hook.step(2, **kwargs)
         assert (hook.clock, hook.global_step, hook.lr_scheduler.get_last_lr()) == before
     with pytest.raises(ValueError, match="repeats the last call"):
         hook.step(1, samples=3)
-    hook.clock = Clock(tokens=2**63 - 2)
+    hook.clock = Clock(tokens=2**62 - 2)
     with pytest.raises(ValueError, match="tokens: the consumed total would be"):
         hook.step(2, tokens=5)
     with pytest.raises(ValueError, match="clock samples must be an int"):
-        Clock.from_state({"samples": -4})
-    bad = json.loads(hook.state_dict()[HOOK_KEY])
-    bad["clock"] = {"samples": "many"}
-    with pytest.raises(CheckpointError, match="corrupt hook state"):
-        hook.load_state_dict({HOOK_KEY: json.dumps(bad)})
+        Clock.from_state({"samples": -4, "tokens": 0, "skipped": 0})
+    good = json.loads(hook.state_dict()[HOOK_KEY])
+    for clock, match in [({"samples": "many"}, "clock state must be"), ({}, "clock state must be"),
+                         ({"samples": None, "tokens": 0, "skipped": 0}, "clock state must be"),
+                         ({"samples": 0, "tokens": 0, "skipped": 0}, "does not give the scheduler's step 3")]:
+        with pytest.raises(CheckpointError, match=match):  # never a silent reset of the progress
+            hook.load_state_dict({HOOK_KEY: json.dumps({**good, "clock": clock})})
+        assert hook.lr_scheduler.last_epoch == 3
+    with pytest.raises(ValueError, match="the first call after the hook's construction or a load has no update"):
+        LRSchedulerHook(cs.CosineAnnealingLR(_opt(), 100)).step(0, skipped=True)
+
+
+def test_a_schedule_counting_samples_that_gets_none_warns_once():
+    hook = LRSchedulerHook(cs.CosineAnnealingLR(_opt(), 100).counting("samples"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for n in range(4):
+            hook.step(n, tokens=8)
+    assert [str(w.message) for w in caught if "gave no samples=" in str(w.message)] == [
+        "CosineAnnealingLR counts samples, but this rank gave no samples= for the update before step 1: its schedule "
+        "does not move for it"]
 
 
 def test_a_batch_that_changes_while_the_schedule_counts_updates_warns_once_naming_samples():
@@ -147,6 +163,7 @@ def test_the_clock_on_every_rank_in_the_one_sync(tmp_path, world, shape):
     for r, res in enumerate(results):
         ramp = res["ramp"]
         _check_ramp(ramp["seen"])
+        assert res["ramp overlap"]["seen"] == ramp["seen"] and res["ramp overlap"]["clock"] == ramp["clock"]
         assert ramp["calls"] == ["all_to_all_single"] * 25, f"rank {r}: one collective per update, no other"
         assert ramp["clock"] == {"samples": consumed_before(24), "tokens": 16 * consumed_before(24), "skipped": 0}
         for unit in ("updates", "samples"):
@@ -229,6 +246,9 @@ def test_per_field_resume_and_tensor_values_on_every_rank(tmp_path, world):
         assert res["resumed"] == expected, f"rank {r}"
         assert res["refused"] is not None and res["refused"][0] == "ScheduleMismatchError", f"rank {r}: {res['refused']}"
         assert res["tensors"] == results[0]["tensors"]
+        assert res["one refused"] is not None, f"rank {r} went on"
+        assert ("ScheduleMismatchError" if r == world - 1 else "RuntimeError") == res["one refused"][0], res["one refused"]
+        assert f"ranks [{world - 1}] failed before the sync" in res["one refused"][1] or r == world - 1
     opt = torch.optim.AdamW([{"params": [torch.nn.Parameter(torch.zeros(1))], "lr": torch.tensor(lr),
                               "weight_decay": torch.tensor(0.1)} for lr in (0.1, 0.2)])  # as each rank's, without a hook
     sched = cs.CosineAnnealingWarmupLR(opt, 20, 2).add_schedules(cs.CosineAnnealingLR.for_key("weight_decay", opt, 20, eta_min=0.01))

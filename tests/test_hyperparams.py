@@ -117,6 +117,24 @@ def test_a_key_the_optimizer_lacks_and_a_tensor_on_another_device_are_refused():
         sched.add_schedules(cs.CosineAnnealingLR.for_key("weight_decay", opt, T).counting("samples"))
 
 
+def test_a_failed_load_leaves_every_schedule_of_the_set_as_it_was():
+    opt = adamw()
+    sched = lr_and_wd(opt)
+    beta1 = cs.ComposedLR.for_key("beta1", opt, T, [{"type": "linear", "end_lr": 0.95}])
+    sched.add_schedules(beta1)
+    sched.step_to(10)
+    state = sched.state_dict()
+    state["schedules"]["weight_decay"]["hyperparams"]["eta_min"] = 0.05  # accepted with strict=False ...
+    state["schedules"]["beta1"]["hyperparams"]["phases"][0]["end_lr"] = 1.5  # ... but beta1 >= 1 is refused
+    before = (sched.fingerprint(), [c.state_dict() for c in sched._companions], [dict(g) for g in opt.param_groups])
+    with pytest.raises(cs.CheckpointError), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sched.load_state_dict(state, strict=False)
+    assert (sched.fingerprint(), [c.state_dict() for c in sched._companions], [dict(g) for g in opt.param_groups]) == before
+    with pytest.raises(ValueError, match=r"the beta1 of param_groups\[0\] at step \d+ would be 5.0"):
+        cs.ComposedLR.for_key("beta1", adamw(), T, [{"type": "linear", "end_lr": 5.0}])
+
+
 def test_per_group_bounds_stay_per_group_after_every_operation():
     """Megatron-LM 7173 / DeepSpeed 8171 shape: groups with max lrs [0.1, 0.2] keep 0.2 after every operation."""
     def peaks(s):
