@@ -143,6 +143,10 @@ def all_scenarios(rank, world, shape):
     return out
 
 
+def ramp_only(rank, world, shape):
+    return {"ramp": samples_under_ramp(world, shape)}
+
+
 def resume_ramp(rank, world, shape, state):
     """Continue RAMP's run from a hook state saved after update 10 (on another world)."""
     return samples_under_ramp(world, shape, start=10, state=state)
