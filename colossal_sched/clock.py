@@ -24,20 +24,8 @@ def unit(name: str, value: Any) -> str:
 
 
 def count(name: str, value: Any) -> int:
-    """``value`` as a counter: an int in ``[0, 2**62]`` (numpy/torch integer scalars too; None is 0)."""
-    if type(value) is int and 0 <= value <= MAX_COUNT:  # the common case, kept cheap
-        return value
-    if value is None:
-        return 0
-    try:
-        value = int(value.__index__()) if not isinstance(value, bool) else value
-    except (AttributeError, TypeError):
-        pass
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise V.ArgumentTypeError(f"{name} must be an int in [0, 2**62], got {V.short(value)} ({type(value).__name__})")
-    if not 0 <= value <= MAX_COUNT:
-        raise ValueError(f"{name} must be an int in [0, 2**62] (a count is a step of the schedule; it never decreases), got {value}")
-    return value
+    """``value`` as a counter: a step (:func:`colossal_sched._validate.step`, an int in ``[0, 2**62]``); None is 0."""
+    return 0 if value is None else V.step(name, value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +55,7 @@ class Clock:
 
     def advanced(self, samples: int, tokens: int, skipped: bool) -> "Clock":
         """The clock after an update that consumed ``samples`` and ``tokens``, or, ``skipped``, one that did not
-        count; :class:`ValueError` naming the counter where a total would pass int64."""
+        count; :class:`ValueError` naming the counter where a total would pass ``2**62``."""
         totals = (self.samples, self.tokens, self.skipped + 1) if skipped else (
             self.samples + samples, self.tokens + tokens, self.skipped)
         for name, total in zip(("samples", "tokens"), totals):

@@ -173,8 +173,7 @@ class LRSchedulerHook(EngineHook):
         self._request = (global_step, s, s.last_epoch)
         self._calls += 1
         if synced:
-            progress = (clock.samples, clock.tokens, clock.skipped, int(report[2]), report[0], report[1])
-            self.lr_sync.sync(s, global_step, async_op=True, progress=progress)
+            self.lr_sync.sync(s, global_step, async_op=True, progress=self._progress(report))
             if self.overlap:
                 self._finish_before_optimizer_step(s.optimizer)
                 return s.get_last_lr()
@@ -204,11 +203,16 @@ class LRSchedulerHook(EngineHook):
         except RuntimeError:  # the group's verdict on it, which the peers raise; the caller raises ``error`` here
             pass
 
+    def _progress(self, report: tuple[int, int, bool] = (0, 0, False)) -> tuple[int, ...]:
+        """The clock's words of this rank's sync row: its totals, then the update's skip flag and shares (``report``)."""
+        c = self._clock
+        return c.samples, c.tokens, c.skipped, int(report[2]), report[0], report[1]
+
     def _position(self) -> int:
         """Where the schedule stands before the update ``global_step``: the clock in the schedule's unit."""
         return self._clock.position(self.lr_scheduler.unit, self.global_step)
 
-    def _watch_batch(self, samples: int, skipped: bool, mine: tuple[int, int] = (1, 1)) -> None:
+    def _watch_batch(self, samples: int, skipped: bool, mine: tuple[int, int]) -> None:
         """Warn once where the samples per update change (a batch-size ramp) while the schedule counts updates, or
         where the schedule counts samples (tokens) and this rank gave none for an update (``mine``: its shares)."""
         unit = self.lr_scheduler.unit
@@ -252,8 +256,7 @@ class LRSchedulerHook(EngineHook):
         """Tell the group this rank refuses its step: every rank raises in the same sync (its peers' next one)."""
         if self.lr_sync is not None:
             self._calls += 1
-            c = self._clock
-            self.lr_sync.sync(self.lr_scheduler, self._asked(), refusal=refusal, progress=(c.samples, c.tokens, c.skipped, 0, 0, 0))
+            self.lr_sync.sync(self.lr_scheduler, self._asked(), refusal=refusal, progress=self._progress())
 
     def settle(self) -> None:
         """Finish the pending sync, if any (``overlap``): wait for the collective and apply the group's verdict.
@@ -310,9 +313,7 @@ class LRSchedulerHook(EngineHook):
                 raise refusal
         else:
             try:
-                c = self._clock
-                self.global_step = self.lr_sync.sync(s, self._asked(), refusal=refusal,
-                                                     progress=(c.samples, c.tokens, c.skipped, 0, 0, 0))
+                self.global_step = self.lr_sync.sync(s, self._asked(), refusal=refusal, progress=self._progress())
             except Exception:  # refused (or another verdict) on every rank: no rank keeps its re-plan
                 if refusal is None:
                     with warnings.catch_warnings():
