@@ -16,6 +16,7 @@ from .plan import PhasedLR, join
 from .poly import PolynomialLR, PolynomialWarmupLR
 from .restarts import CosineAnnealingWarmRestartsLR
 from .inverse_sqrt import InverseSqrtLR
+from .reduce_on_plateau import ReduceLROnPlateauLR
 from .wsd import WarmupStableDecayLR
 
 __version__ = "0.1.0"
@@ -27,5 +28,5 @@ __all__ = [
     "LinearWarmupLR", "MultiStepLR", "MultiStepWarmupLR", "OneCycleLR", "PolynomialLR", "PolynomialWarmupLR",
     "LambdaLR", "MultiplicativeLR", "StepLR", "ExponentialLR", "COLOSSALAI_SCHEDULERS", "PhasedLR", "join",
     "WarmupStableDecayLR", "InverseSqrtLR", "CosineAnnealingWarmRestartsLR", "ConstantWarmupLR", "ComposedLR",
-    "ReplanError", "ResumeChoice", "ResumeChoiceError",
+    "ReplanError", "ResumeChoice", "ResumeChoiceError", "ReduceLROnPlateauLR",
 ]  # fmt: skip

@@ -1,6 +1,8 @@
 """A schedule written as data: phases and boundaries from a plain dict / YAML spec."""
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from typing import Any, Mapping, Optional, Sequence
 
 from torch.optim import Optimizer
@@ -10,6 +12,7 @@ from . import clock
 from .errors import CheckpointError
 from .phases import SPEC_TYPES, Phase, Product, Scaled, spec_keys
 from .plan import PhasedLR
+from .plateau import PlateauState, plateau_of
 from .state import MAX_DEPTH, MAX_VALUES, check_plain
 
 #: every phase type of a spec, by its ``type``: the phase classes of :mod:`~colossal_sched.phases` with a ``kind``;
@@ -154,12 +157,24 @@ class ComposedLR(PhasedLR):
         if any(b <= a for a, b in zip(bounds, bounds[1:])) or any(b > self.total_steps for b in bounds):
             raise ValueError(f"boundaries must be strictly increasing ints in [1, total_steps={self.total_steps}], got {bounds}")
         self.boundaries = bounds
+        self.plateau = self._listener()
         ends = bounds + [self.total_steps]
         for i, (p, s, e) in enumerate(zip(self.phases, [0] + bounds, ends)):
             try:  # a phase refused over its length (e.g. restarts with too many cycles) is named
                 build_phase(p, e - s)
             except ValueError as err:
                 raise ValueError(f"phases[{i}] ({p['type']}, steps {s}..{e}): {err}") from None
+
+    def _listener(self) -> PlateauState | None:
+        """The state of a last phase ``plateau`` (one that listens to metrics); a plateau elsewhere is refused."""
+        nested = [i for i, p in enumerate(self.phases) if "plateau" in json.dumps(p.get("factors", []))]
+        early = [i for i, p in enumerate(self.phases[:-1]) if p["type"] == "plateau"]
+        if nested or early:
+            raise ValueError(f"phases[{(nested + early)[0]}]: a 'plateau' phase must be the last phase, not inside a "
+                             "product (the metrics decide its level until the end)")
+        if self.phases[-1]["type"] != "plateau":
+            return None
+        return PlateauState(plateau_of(build_phase(self.phases[-1], 0)), len(self.optimizer.param_groups))
 
     def counting(self, unit: str) -> "ComposedLR":
         declared = self.__dict__.get("_declared_unit")
@@ -170,4 +185,9 @@ class ComposedLR(PhasedLR):
     def _plan(self) -> tuple[list[Phase], list[int]]:
         ends = self.boundaries + [self.total_steps]
         starts = [0] + self.boundaries
-        return [build_phase(p, e - s) for p, s, e in zip(self.phases, starts, ends)], list(self.boundaries)
+        phases = [build_phase(p, e - s) for p, s, e in zip(self.phases, starts, ends)]
+        if self.plateau is not None:  # the last phase judges metrics with this scheduler's state
+            last = phases[-1]
+            listening = replace(plateau_of(last), state=self.plateau)
+            phases[-1] = replace(last, inner=listening) if isinstance(last, Scaled) else listening
+        return phases, list(self.boundaries)

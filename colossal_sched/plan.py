@@ -13,6 +13,7 @@ from ._ops import SCALAR, Ops
 from .base import ClosedFormLR
 from .errors import ReplanError
 from .phases import Anchored, Levels, Phase, Scaled, Warmup, Warped
+from .plateau import metric_value, plateau_of
 
 #: steps a table evaluates at once: each temporary array stays in the CPU cache
 CHUNK = 1 << 14
@@ -176,6 +177,9 @@ class PhasedLR(ClosedFormLR, abstract=True):
     """
 
     replans: list[tuple[int, int]]
+    plateau: Any = None
+    """The :class:`~colossal_sched.plateau.PlateauState` of a schedule ending in a plateau phase (it listens to
+    metrics: :meth:`observe`), else None."""
 
     def _plan(self) -> tuple[list[Phase], list[int]]:
         """The phases and boundaries of the schedule as constructed."""
@@ -293,10 +297,31 @@ class PhasedLR(ClosedFormLR, abstract=True):
         self._end = total
         self._compiled = (list(self._base_lrs), new)
 
+    def observe(self, metric: Any) -> bool:
+        """Judge a metric as torch's ``ReduceLROnPlateau.step(metric)`` does, without taking a step: a schedule ending
+        in a plateau phase (:mod:`~colossal_sched.plateau`) may reduce its level, which the optimizer then holds. A
+        metric before the plateau is counted, not judged. Whether the lrs changed; one that is not a finite real
+        is refused (:class:`ValueError`), with nothing changed."""
+        if self.plateau is None:
+            raise TypeError(f"{type(self).__name__} does not listen to metrics: its schedule has no plateau phase "
+                            "(ReduceLROnPlateauLR, or a ComposedLR whose last phase is {'type': 'plateau'})")
+        value = metric_value("metric", metric)
+        t, plan = max(self.last_epoch, 0), self.joined()
+        listening = plateau_of(plan.phases[plan.index(min(t, self.total_steps))]) is not None
+        changed = self.plateau.observe(value, self.lr_at(t) if listening else None)
+        if changed and self.last_epoch >= 0:
+            self._apply(self.last_epoch)
+        return changed
+
     def _extra_state(self) -> dict[str, Any]:
-        return {"replans": [list(r) for r in self.replans]}
+        extra = {"replans": [list(r) for r in self.replans]}
+        return extra if self.plateau is None else {**extra, "plateau": self.plateau.state_dict()}
 
     def _load_extra_state(self, state: dict[str, Any]) -> None:
+        if self.plateau is not None:  # rebound, never mutated: a failed load rolls back to the old one
+            if "plateau" not in state:
+                raise ValueError(f"the saved state of {type(self).__name__} has no 'plateau' (what the metrics decided)")
+            self.plateau = self.plateau.loaded(state["plateau"])
         saved = state.get("replans", [])
         if not isinstance(saved, list) or not all(isinstance(r, (list, tuple)) and len(r) == 2 for r in saved):
             raise ValueError(f"corrupt scheduler state: 'replans' must be a list of [at_step, total_steps], got {saved!r}")

@@ -51,6 +51,7 @@ def test_each_phase_type_follows_its_formula():
         "restarts": ({"first_cycle_steps": 4, "eta_min": e}, lambda u: e + (base - e) * (1 + math.cos(math.pi * (u % 4) / 4)) / 2),
         "product": ({"factors": [{"type": "exponential", "gamma": 0.9}, {"type": "steps", "step_size": 4, "gamma": 0.5}]},
                     lambda u: base * 0.9**u * 0.5 ** (u // 4)),
+        "plateau": ({"patience": 3}, lambda u: base),  # the peak until metrics reduce it (tests/test_plateau.py)
     }
     assert set(cases) == set(cs.composed.PHASE_TYPES)
     for kind, (keys, f) in cases.items():
