@@ -61,6 +61,12 @@ class ClockMismatchError(RuntimeError):
     raised on every rank in the same sync."""
 
 
+class MetricError(ValueError):
+    """A metric for a plateau that cannot be judged alike on every rank: missing on some ranks, not finite, given to
+    a schedule that does not listen, or ranks whose plateaus decided differently; raised on every rank in the same
+    sync, with nothing changed."""
+
+
 class LRDivergenceWarning(UserWarning):
     """A rank's lr or step differed from the source rank's and was overwritten (``on_divergence="warn"``)."""
 
@@ -77,4 +83,4 @@ class ResumeChoiceError(ValueError):
 
 __all__ = ["ResumeChoiceError", "ArgumentTypeError", "ScheduleMismatchError", "MissingInitialLRError", "InvalidLRError", "CheckpointError",
            "LayoutMismatchError", "LRDivergenceError", "LRDivergenceWarning", "ReplanError", "SyncSequenceError",
-           "ClockMismatchError"]
+           "ClockMismatchError", "MetricError"]

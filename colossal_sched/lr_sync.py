@@ -27,14 +27,13 @@ import torch.distributed as dist
 from . import _validate as V
 from .base import ClosedFormLR, group_names
 from ._validate import MAX_FLOAT as _MAX_FLOAT
-from .clock import MAX_COUNT
-from .errors import (ClockMismatchError, InvalidLRError, LayoutMismatchError, LRDivergenceWarning, LRDivergenceError,
-                     ReplanError, ScheduleMismatchError, SyncSequenceError)
+from .errors import (InvalidLRError, LayoutMismatchError, LRDivergenceWarning, LRDivergenceError,
+                     MetricError, ReplanError, ScheduleMismatchError, SyncSequenceError)
 from .teardown import close_at_exit
 from .sync_protocol import (
-    _FINGERPRINT, _HAS_MOMENTUM, _HEADER, _LAYOUT, _PREV, _REFUSAL_FLAGS, _REFUSALS, _REFUSED, _SAMPLES,
-    _SAMPLES_SHARE, _SEQ, _SKIP, _SKIPPED, _STEP, _TOKENS, _SYNC_EVERY, _UNKNOWN, _WARN_IS_ERROR, MIN_TIMEOUT, ON_DIVERGENCE,
-    RELATIVE_TOLERANCE, Disagreement, LocalFailure, StepRefusal, SyncOptions, _divergence_message, _layout_key,
+    _FINGERPRINT, _HAS_METRIC, _HAS_MOMENTUM, _HEADER, _LAYOUT, _METRIC, _PLATEAU, _PREV, _REFUSAL_FLAGS, _REFUSALS, _REFUSED, _SAMPLES,
+    _SAMPLES_SHARE, _SEQ, _STEP, _SYNC_EVERY, _UNKNOWN, _WARN_IS_ERROR, MIN_TIMEOUT, ON_DIVERGENCE,
+    RELATIVE_TOLERANCE, Disagreement, agreed_clock, agreed_metric, LocalFailure, StepRefusal, SyncOptions, _divergence_message, _layout_key,
     _dp_partition, _spec_diffs, _warning_is_error, _WarningRaised, dp_ranks, group_layout, layout_problem, resolve_ranks, union_layout,
 )
 
@@ -74,6 +73,7 @@ class LRSync:
         if not isinstance(options, SyncOptions):
             raise V.ArgumentTypeError(f"options must be a SyncOptions, got {type(options).__name__}")
         self.on_divergence, self.timeout, self.sync_every = options.on_divergence, options.timeout, options.sync_every
+        self.metric_op, self.nonfinite_metric = options.metric_op, options.nonfinite_metric
         self.ranks, self.src = resolve_ranks(options.group)
         self.rank = dist.get_rank()
         self.process_group: Any = dist.new_group(self.ranks, backend="gloo", timeout=timedelta(seconds=self.timeout),
@@ -88,12 +88,14 @@ class LRSync:
         self._prev_request = _UNKNOWN
         self._pending: tuple[Any, int, Exception | None] | None = None
         self.agreed = (0, 0, False)  # what the last sync's update consumed (dp sums) and whether it was skipped
+        self.metric: float | None = None  # the last sync's metric, reduced over the source's dp group (None: none given)
         self._connect(scheduler, options)
 
     # ------------------------------------------------------------ connection
     def _connect(self, s: ClosedFormLR, sync_options: SyncOptions) -> None:
         layout = group_layout(s.optimizer)
-        options = {"on_divergence": self.on_divergence, "sync_every": self.sync_every}
+        options = {"on_divergence": self.on_divergence, "sync_every": self.sync_every, "metric_op": self.metric_op,
+                   "nonfinite_metric": self.nonfinite_metric}
         try:  # refused on every rank below, never raised here alone
             dp, problem = dp_ranks(sync_options.dp_group, sync_options.group), layout_problem(s.optimizer)
         except Exception as e:
@@ -114,7 +116,7 @@ class LRSync:
             text = "; ".join(f"{name}: source={a!r}, rank={b!r}" for name, a, b in other)
             raise ScheduleMismatchError(other, hint="configure every rank's hook alike").with_message(
                 f"ranks configured the lr sync differently from source rank {self.src} (a configuration error; every "
-                f"rank must pass the same on_divergence and sync_every): {text}")
+                f"rank must pass the same on_divergence, sync_every, metric_op and nonfinite_metric): {text}")
         layouts = [e["layout"] for e in everyone]
         union = union_layout(layouts, i_src)
         if union is None:
@@ -175,7 +177,7 @@ class LRSync:
 
     # ------------------------------------------------------------------ sync
     def sync(self, s: ClosedFormLR, requested: int, refusal: Exception | None = None, async_op: bool = False,
-             progress: tuple[int, ...] = (0, 0, 0, 0, 0, 0)) -> int | None:
+             progress: tuple[int, ...] = (0, 0, 0, 0, 0, 0), metric: float | None = None) -> int | None:
         """Agree with the group on the update ``requested`` (this rank's global step, which ``s`` holds).
 
         One collective. Returns the step ``s`` holds afterwards (the source's, where this rank was fixed);
@@ -187,7 +189,8 @@ class LRSync:
         caller's clock before this update (samples, tokens, skipped updates: equal on every rank, else
         :class:`~colossal_sched.errors.ClockMismatchError` on every rank), whether the update was skipped (likewise),
         and this rank's shares of the samples and tokens it consumed; their sums over each data-parallel group must
-        be equal, and are :attr:`agreed` after the verdict.
+        be equal, and are :attr:`agreed` after the verdict. ``metric``: this rank's value for a plateau (every rank
+        gives one, or none); reduced over the source's data-parallel group (``metric_op``), it is :attr:`metric`.
         """
         if self.process_group is None:
             raise RuntimeError("the lr sync was closed (LRSync.close, or the hook's close): no more syncs")
@@ -196,13 +199,17 @@ class LRSync:
         head = [0] * _HEADER
         head[_STEP], head[_PREV], head[_SEQ] = requested, self._prev_request, self.syncs
         head[_LAYOUT], head[_SYNC_EVERY], head[_HAS_MOMENTUM] = self._layout_key, self.sync_every, self._cycles_momentum
-        head[_SAMPLES:] = progress
+        head[_SAMPLES:_HAS_METRIC] = progress
+        if metric is not None:
+            head[_HAS_METRIC], head[_METRIC] = 1, int(np.float64(metric).view(np.int64))
         try:  # what this rank holds; a failure to read it is refused on every rank, never raised here alone
             fingerprint = s.fingerprint()
             value = None if isinstance(fingerprint, bool) else operator.index(fingerprint)
             if value is None or not -(2**63) <= value < 2**63:
                 raise ValueError(f"fingerprint() must return an int64, got {fingerprint!r}")
             head[_FINGERPRINT] = value
+            plateau = getattr(s, "plateau", None)
+            head[_PLATEAU] = 0 if plateau is None else plateau.digest()
             head[_WARN_IS_ERROR] = self.on_divergence == "warn" and _warning_is_error(self.rank, requested, self.src)
             if not self._read_values(s):
                 head[_LAYOUT] = -1  # the param groups changed since the connection
@@ -283,7 +290,7 @@ class LRSync:
             (table[:, _HEADER:] == src[_HEADER:]).all() if self._uniform
             else ((table[:, _HEADER:] == table[self._ref_rows, self._ref_cols]) | ~self._held_cols).all()
         ):  # every rank agrees (the fast path: no Python loop; with one layout everywhere, every row is the source's)
-            self._agree_clock(table)
+            self._agree(table)
             return requested
         if (table[:, _LAYOUT] != self._layout_key).any():
             bad = [r for r, row in zip(ranks, table) if row[_LAYOUT] != self._layout_key]
@@ -313,7 +320,12 @@ class LRSync:
                 for r, row in zip(ranks, table) if row[_SEQ] != src[_SEQ]
             )
             raise SyncSequenceError(f"sync sequence mismatch (a rank skipped or added syncs): {detail}")
-        self._agree_clock(table)
+        if (table[:, _PLATEAU] != src[_PLATEAU]).any():
+            off = [r for r, row in zip(ranks, table) if row[_PLATEAU] != src[_PLATEAU]]
+            raise MetricError(f"ranks {off} hold other plateau decisions (best, bad epochs, cooldown, levels, metrics "
+                              f"seen) than source rank {self.src}: a metric observed outside the hook, or another "
+                              "checkpoint loaded; every rank must observe the same metrics (hook.step(..., metric=))")
+        self._agree(table)
         steps = table[:, _STEP]
         if (steps != src[_STEP]).any() and (table[:, _PREV] != _UNKNOWN).all():
             self._check_sequence(table, i_src)
@@ -339,35 +351,10 @@ class LRSync:
         adopt_m = np.where(held[i_src], moms[i_src], ref_moms)
         return self._disagree(s, requested, table, off, i_src, lrs, adopt, adopt_m, given)
 
-    def _agree_clock(self, table: np.ndarray) -> None:
-        """Set :attr:`agreed`, or raise :class:`~colossal_sched.errors.ClockMismatchError` on every rank where the
-        clocks, the skip flags or the data-parallel groups' sums of what the update consumed differ."""
-        ranks, src = self.ranks, table[self._i_src]
-        clocks = table[:, _SAMPLES:_SKIP]
-        if (clocks != clocks[self._i_src]).any():
-            off = "; ".join(f"rank {r}: samples {c[0]}, tokens {c[1]}, skipped {c[2]}" for r, c in zip(ranks, clocks.tolist()))
-            raise ClockMismatchError(f"ranks disagree on the consumed totals (source rank {self.src}: samples "
-                                     f"{src[_SAMPLES]}, tokens {src[_TOKENS]}, skipped {src[_SKIPPED]}): {off}")
-        skips = table[:, _SKIP]
-        if (skips != src[_SKIP]).any():
-            skipped = [r for r, f in zip(ranks, skips) if f]
-            raise ClockMismatchError(
-                f"ranks {skipped} skipped the update before step {int(src[_STEP])} (overflow), ranks "
-                f"{[r for r, f in zip(ranks, skips) if not f]} applied it: every rank must skip alike (is the grad "
-                "scaler's inf check reduced across ranks?)")
-        shares = table[:, _SAMPLES_SHARE:_HEADER].tolist()  # Python ints: sums never wrap
-        sums = [[sum(shares[i][k] for i in group) for k in (0, 1)] for group in self._dp_groups]
-        if any(total != sums[0] for total in sums):
-            detail = "; ".join(f"dp ranks {[ranks[i] for i in g]}: samples {t[0]}, tokens {t[1]}" for g, t in zip(self._dp_groups, sums))
-            raise ClockMismatchError(f"the data-parallel groups consumed different totals in the update before step "
-                                     f"{int(src[_STEP])} (each rank gives its own share): {detail}")
-        skip = bool(src[_SKIP])
-        agreed = (0, 0) if skip else tuple(sums[0])
-        for name, total, add in zip(("samples", "tokens"), src[_SAMPLES:_SKIPPED].tolist(), agreed):
-            if total + add > MAX_COUNT:
-                raise ClockMismatchError(f"{name}: the consumed total would be {total + add}, more than a count can "
-                                         "be (2**62)")
-        self.agreed = (*agreed, skip)
+    def _agree(self, table: np.ndarray) -> None:
+        """Set :attr:`agreed` (the clock) and :attr:`metric`, or raise on every rank (:mod:`~colossal_sched.sync_protocol`)."""
+        self.agreed = agreed_clock(table, self.ranks, self._i_src, self._dp_groups)
+        self.metric = agreed_metric(table, self.ranks, self._i_src, self._dp_groups, self.metric_op, self.nonfinite_metric)
 
     def _check_sequence(self, table: np.ndarray, i_src: int) -> None:
         """SyncSequenceError where a rank's step moved by another amount since its previous sync than the others'."""

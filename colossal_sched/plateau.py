@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Sequence
 
 from . import _validate as V
 from ._ops import Ops
-from .phases import Levels, Phase, Scaled, key, spec_keys
+from .phases import Levels, Phase, Scaled, key
 
 MODES = ("min", "max")
 THRESHOLD_MODES = ("rel", "abs")

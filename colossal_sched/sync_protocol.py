@@ -12,27 +12,37 @@ import zlib
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
 from . import _validate as V
 from .base import group_names
-from .errors import LayoutMismatchError, LRDivergenceError, LRDivergenceWarning, ReplanError
+from .clock import MAX_COUNT
+from .errors import ClockMismatchError, LayoutMismatchError, LRDivergenceError, LRDivergenceWarning, MetricError, ReplanError
 
 ON_DIVERGENCE = ("fix", "warn", "raise")
 RELATIVE_TOLERANCE = 1e-12
 MIN_TIMEOUT = 0.001
 
 # one row of the sync table: header words, then ``n`` lrs, ``n`` momenta and ``n`` base lrs as float64 bits; the
-# clock's words: its totals before this update (equal on every rank), whether the update was skipped, and this
-# rank's shares of what it consumed (last: the only words that differ between agreeing ranks)
-(_STEP, _PREV, _SEQ, _FINGERPRINT, _LAYOUT, _SYNC_EVERY, _HAS_MOMENTUM, _REFUSED, _WARN_IS_ERROR,
- _SAMPLES, _TOKENS, _SKIPPED, _SKIP, _SAMPLES_SHARE, _TOKENS_SHARE) = range(15)
-_HEADER = 15
+# digest of what a plateau has decided (0 without one); the clock's words: its totals before this update (equal
+# on every rank), whether the update was skipped, and this rank's shares of what it consumed; then whether this
+# rank gives a metric and its value (float64 bits). From the shares on, words differ between agreeing ranks.
+(_STEP, _PREV, _SEQ, _FINGERPRINT, _LAYOUT, _SYNC_EVERY, _HAS_MOMENTUM, _REFUSED, _WARN_IS_ERROR, _PLATEAU,
+ _SAMPLES, _TOKENS, _SKIPPED, _SKIP, _SAMPLES_SHARE, _TOKENS_SHARE, _HAS_METRIC, _METRIC) = range(18)
+_HEADER = 18
+METRIC_OPS = ("mean", "sum", "min", "max")
+NONFINITE_METRIC = ("refuse", "skip")
 
 
 class StepRefusal(ValueError):
     """A refusal to pass to :meth:`LRSync.sync`: this rank's global step is invalid (every rank raises ``ValueError``)."""
+
+
+class MetricRefusal(ValueError):
+    """A refusal to pass to :meth:`LRSync.sync`: this rank's metric cannot be observed (every rank raises
+    :class:`~colossal_sched.errors.MetricError`)."""
 
 
 class LocalFailure(RuntimeError):
@@ -68,6 +78,7 @@ _REFUSALS = (
      "turned the divergence warning of their previous sync into an error (their warning filters)"),
     (LocalFailure, RuntimeError, "failed before the sync"),
     (StepRefusal, ValueError, "were given an invalid global_step"),
+    (MetricRefusal, MetricError, "were given a metric that cannot be observed"),
     (None, ReplanError, "refused the re-plan"),  # any other refusal: a re-plan refused or failing
 )
 _REFUSAL_FLAGS = {kind: flag for flag, (kind, _, _) in enumerate(_REFUSALS, 1)}
@@ -201,8 +212,13 @@ class SyncOptions:
         on_divergence (str): ``"fix"``, ``"warn"`` or ``"raise"``.
         timeout (float): Seconds (at least 0.001) before a collective with a dead peer raises.
         sync_every (int): The caller syncs on every ``sync_every``-th new step (used to count skipped syncs).
-        dp_group: This rank's data-parallel group, whose ranks' shares of consumed samples and tokens add up (see
-            :func:`dp_ranks`); None: the plugin's or mesh's ``dp`` group where ``group`` has one, else every rank.
+        dp_group: This rank's data-parallel group, whose ranks' shares of consumed samples and tokens add up, and
+            over whose ranks a metric is reduced (see :func:`dp_ranks`); None: the plugin's or mesh's ``dp`` group
+            where ``group`` has one, else every rank.
+        metric_op (str): How the metrics of the source rank's data-parallel group make one: ``"mean"``, ``"sum"``,
+            ``"min"`` or ``"max"``.
+        nonfinite_metric (str): A NaN or infinite metric on any rank is ``"refuse"``-d on every rank
+            (:class:`~colossal_sched.errors.MetricError`), or every rank ``"skip"``-s that observation with a warning.
     """
 
     group: Any = None
@@ -210,8 +226,12 @@ class SyncOptions:
     timeout: float = 60.0
     sync_every: int = 1
     dp_group: Any = None
+    metric_op: str = "mean"
+    nonfinite_metric: str = "refuse"
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "metric_op", V.choice("metric_op", self.metric_op, METRIC_OPS))
+        object.__setattr__(self, "nonfinite_metric", V.choice("nonfinite_metric", self.nonfinite_metric, NONFINITE_METRIC))
         object.__setattr__(self, "on_divergence", V.choice("on_divergence", self.on_divergence, ON_DIVERGENCE))
         object.__setattr__(self, "timeout", V.real("timeout", self.timeout, low=MIN_TIMEOUT))
         object.__setattr__(self, "sync_every", V.integer("sync_every", self.sync_every, 1))
@@ -229,3 +249,61 @@ class Disagreement:
     action: str
     message: str
 
+
+
+# ------------------------------------------------- verdicts on the row's words
+def agreed_clock(table: np.ndarray, ranks: list[int], i_src: int, dp_groups: list[list[int]]) -> tuple[int, int, bool]:
+    """What the update consumed (the data-parallel groups' sums of samples and tokens) and whether it was skipped; or
+    :class:`~colossal_sched.errors.ClockMismatchError` on every rank where the clocks, the skip flags or the sums differ."""
+    src = table[i_src]
+    clocks = table[:, _SAMPLES:_SKIP]
+    if (clocks != clocks[i_src]).any():
+        off = "; ".join(f"rank {r}: samples {c[0]}, tokens {c[1]}, skipped {c[2]}" for r, c in zip(ranks, clocks.tolist()))
+        raise ClockMismatchError(f"ranks disagree on the consumed totals (source rank {ranks[i_src]}: samples "
+                                 f"{src[_SAMPLES]}, tokens {src[_TOKENS]}, skipped {src[_SKIPPED]}): {off}")
+    skips = table[:, _SKIP]
+    if (skips != src[_SKIP]).any():
+        skipped = [r for r, f in zip(ranks, skips) if f]
+        raise ClockMismatchError(
+            f"ranks {skipped} skipped the update before step {int(src[_STEP])} (overflow), ranks "
+            f"{[r for r, f in zip(ranks, skips) if not f]} applied it: every rank must skip alike (is the grad "
+            "scaler's inf check reduced across ranks?)")
+    shares = table[:, _SAMPLES_SHARE:_HAS_METRIC].tolist()  # Python ints: sums never wrap
+    sums = [[sum(shares[i][k] for i in group) for k in (0, 1)] for group in dp_groups]
+    if any(total != sums[0] for total in sums):
+        detail = "; ".join(f"dp ranks {[ranks[i] for i in g]}: samples {t[0]}, tokens {t[1]}" for g, t in zip(dp_groups, sums))
+        raise ClockMismatchError(f"the data-parallel groups consumed different totals in the update before step "
+                                 f"{int(src[_STEP])} (each rank gives its own share): {detail}")
+    skip = bool(src[_SKIP])
+    agreed = (0, 0) if skip else tuple(sums[0])
+    for name, total, add in zip(("samples", "tokens"), src[_SAMPLES:_SKIPPED].tolist(), agreed):
+        if total + add > MAX_COUNT:
+            raise ClockMismatchError(f"{name}: the consumed total would be {total + add}, more than a count can be (2**62)")
+    return (*agreed, skip)
+
+
+def agreed_metric(table: np.ndarray, ranks: list[int], i_src: int, dp_groups: list[list[int]], op: str,
+                  nonfinite: str) -> float | None:
+    """The metrics of the source's data-parallel group reduced by ``op`` (in rank order: the same float on every
+    rank), or None where no rank gave one (or every rank skips a non-finite one); else
+    :class:`~colossal_sched.errors.MetricError` on every rank (some ranks gave none, or one is not finite)."""
+    has = table[:, _HAS_METRIC]
+    if not has.any():
+        return None
+    if not has.all():
+        raise MetricError(f"ranks {[r for r, h in zip(ranks, has) if not h]} gave no metric in the sync of step "
+                          f"{int(table[i_src, _STEP])} where ranks {[r for r, h in zip(ranks, has) if h]} did: every "
+                          "rank gives hook.step(..., metric=) at the same step, or none does; nothing changed")
+    values = table[:, _METRIC].copy().view(np.float64).tolist()
+    bad = [(r, v) for r, v in zip(ranks, values) if not math.isfinite(v)]
+    if bad:
+        what = f"ranks {[r for r, _ in bad]} gave a metric that is not finite ({', '.join(f'rank {r}: {v}' for r, v in bad)})"
+        if nonfinite == "refuse":
+            raise MetricError(f"{what}: refused on every rank, nothing changed (nonfinite_metric='skip' skips such "
+                              "an observation instead)")
+        warnings.warn(f"{what}: every rank skips this observation (nonfinite_metric='skip')", UserWarning, stacklevel=6)
+        return None
+    mine = [values[i] for i in next(g for g in dp_groups if i_src in g)]
+    if op in ("mean", "sum"):
+        return math.fsum(mine) / len(mine) if op == "mean" else math.fsum(mine)
+    return min(mine) if op == "min" else max(mine)

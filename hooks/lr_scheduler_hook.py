@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import warnings
+from numbers import Real
 from typing import Any, Callable
 
 import torch.distributed as dist
@@ -10,8 +12,9 @@ import torch.distributed as dist
 from colossal_sched import ClosedFormLR
 from colossal_sched import _validate as V
 from colossal_sched.clock import Clock, count
-from colossal_sched.errors import LayoutMismatchError, LRDivergenceError, ReplanError
+from colossal_sched.errors import LayoutMismatchError, LRDivergenceError, MetricError, ReplanError
 from colossal_sched.lr_sync import LocalFailure, LRSync, StepRefusal, SyncOptions, layout_problem
+from colossal_sched.sync_protocol import MetricRefusal
 from colossal_sched.state import read_state
 
 from .base import EngineHook, lr_metric
@@ -75,6 +78,8 @@ class LRSchedulerHook(EngineHook):
         writer: Any = None,
         log_fn: Callable[[int, dict[str, float]], None] | None = None,
         dp_group: Any = None,
+        metric_op: str = "mean",
+        nonfinite_metric: str = "refuse",
     ) -> None:
         super().__init__(priority=priority)
         # ColossalAI's GradAccumLrSchedulerByStep (legacy initialize with gradient_accumulation): updates = micro-batches // A
@@ -87,7 +92,8 @@ class LRSchedulerHook(EngineHook):
         self.by_epoch = V.boolean("by_epoch", by_epoch)
         self.store_lr_in_state = V.boolean("store_lr_in_state", store_lr_in_state)
         options = SyncOptions(group=group, on_divergence=on_divergence, timeout=timeout, sync_every=sync_every,
-                              dp_group=dp_group)
+                              dp_group=dp_group, metric_op=metric_op, nonfinite_metric=nonfinite_metric)
+        self._nonfinite_metric = options.nonfinite_metric
         self.sync_every = options.sync_every
         self.overlap = V.boolean("overlap", overlap)
         self._pre_step: tuple[Any, Any] | None = None  # (optimizer, handle) of the overlap's step pre-hook
@@ -123,12 +129,14 @@ class LRSchedulerHook(EngineHook):
 
     # ------------------------------------------------------------ the one entry
     def step(self, global_step: int, *, samples: int | None = None, tokens: int | None = None,
-             skipped: bool = False) -> list[float]:
+             skipped: bool = False, metric: Any = None) -> list[float]:
         """Make the optimizer hold the lr for the update numbered ``global_step``.
 
         ``samples``, ``tokens`` (this rank's shares; the sync adds them up over the data-parallel group) and
         ``skipped`` (e.g. :class:`hooks.SkippedUpdates`) describe the update(s) since the last new step: the
         clock advances by them, or only counts a skip, and the schedule's position follows (:class:`LRSchedulerHook`).
+        ``metric`` (e.g. a validation loss; a schedule ending in a plateau) is reduced over the data-parallel group in
+        the same sync (``metric_op``) and observed by every rank after the step (:meth:`PhasedLR.observe`).
         Idempotent: calling it again with the same step (gradient accumulation) changes nothing and issues no
         collective. Every ``sync_every``-th new step (the first included) every rank agrees with the source rank in
         one collective (see :class:`~colossal_sched.lr_sync.LRSync`), the clock included; a rank fixed to the
@@ -142,20 +150,24 @@ class LRSchedulerHook(EngineHook):
         try:
             global_step = V.step("global_step", global_step)
             report = (count("samples", samples), count("tokens", tokens), V.boolean("skipped", skipped))
+            metric = self._metric(metric)
             repeat = self._is_repeat(global_step)
             if report[2] and self._request is None:
                 raise ValueError("skipped says the update before global_step was skipped; the first call after the "
                                  "hook's construction or a load has no update before it")
-            if repeat and any(report):
-                raise ValueError(f"samples/tokens/skipped describe the update(s) before a new global_step; step "
+            if repeat and (any(report) or metric is not None):
+                raise ValueError(f"samples/tokens/skipped/metric describe the update(s) before a new global_step; step "
                                  f"{global_step} repeats the last call (give them once, with the step that follows them)")
             synced = self.lr_sync is not None and self._calls % self.sync_every == 0
+            if self.lr_sync is not None and metric is not None and not synced:
+                raise MetricError(f"metric is observed in a sync, and step {global_step} has none (sync_every="
+                                 f"{self.sync_every}): give it at a synced step, or use sync_every=1")
             if self.lr_sync is not None and self.sync_every > 1 and (report[0] or report[1]):
                 raise ValueError(f"samples/tokens are this rank's share, added up in every sync: they need "
                                  f"sync_every=1, got sync_every={self.sync_every}")
             clock = self._clock if synced else self._clock.advanced(*report)
         except (TypeError, ValueError) as e:
-            self._refuse(StepRefusal(str(e)))
+            self._refuse(MetricRefusal(str(e)) if isinstance(e, MetricError) else StepRefusal(str(e)))
             raise
         if repeat:
             return s.get_last_lr()
@@ -173,16 +185,45 @@ class LRSchedulerHook(EngineHook):
         self._request = (global_step, s, s.last_epoch)
         self._calls += 1
         if synced:
-            self.lr_sync.sync(s, global_step, async_op=True, progress=self._progress(report))
+            self.lr_sync.sync(s, global_step, async_op=True, progress=self._progress(report), metric=metric)
             if self.overlap:
                 self._finish_before_optimizer_step(s.optimizer)
                 return s.get_last_lr()
             self.settle()
             return s.get_last_lr()
         self._watch_batch(report[0], report[2], self._mine)
+        if metric is not None:
+            self._observe(metric)
         if self.writer is not None or self.log_fn is not None:
             self._log(global_step)
         return s.get_last_lr()
+
+    def _metric(self, metric: Any) -> float | None:
+        """``metric`` as a float, or None; refused (:class:`MetricError`) where the schedule does not listen to metrics
+        (no plateau), or where it is not a real number, or not finite with ``nonfinite_metric="refuse"`` (with
+        ``"skip"``, the sync has every rank skip it)."""
+        if metric is None:
+            return None
+        if getattr(self.lr_scheduler, "plateau", None) is None:
+            raise MetricError(f"metric given to the hook of {type(self.lr_scheduler).__name__}, which does not listen to "
+                              "metrics: its schedule has no plateau phase (ReduceLROnPlateauLR, or a ComposedLR ending in "
+                              "{'type': 'plateau'})")
+        value = metric.item() if hasattr(metric, "item") and not isinstance(metric, (int, float)) else metric
+        if not isinstance(value, Real) or isinstance(value, bool):
+            raise MetricError(f"metric must be a real number or a one-element tensor, got {V.short(metric)}")
+        if not math.isfinite(value) and self._nonfinite_metric == "refuse":
+            raise MetricError(f"metric must be finite, got {float(value)}: refused, nothing observed "
+                              "(nonfinite_metric='skip' skips such an observation instead)")
+        return float(value)
+
+    def _observe(self, metric: float | None) -> None:
+        """Observe an agreed metric (or, without a sync, this rank's); a non-finite one here is skipped (``"skip"``)."""
+        if metric is None:
+            return
+        if not math.isfinite(metric):
+            self._warn(f"metric {metric} is not finite: this observation is skipped (nonfinite_metric='skip')")
+            return
+        self.lr_scheduler.observe(metric)
 
     @property
     def clock(self) -> Clock:
@@ -279,6 +320,7 @@ class LRSchedulerHook(EngineHook):
         position = self._position()
         if position != s.last_epoch:
             s.step_to(position)
+        self._observe(b.metric)
         self._request = (self._request[0], s, s.last_epoch)
         self._watch_batch(samples, skip, self._mine)
         if self.writer is not None or self.log_fn is not None:
