@@ -53,8 +53,7 @@ def _build(name: str, total_steps: int, lr: float, params: dict[str, Any], unit:
 
 
 # ------------------------------------------------------------------- commands
-#: each scheduler's lr in plain text (t: steps taken, clamped to T = total_steps; W = warmup_steps;
-#: base: the param group's initial lr)
+#: each scheduler's lr in plain text (t: steps taken, clamped to T = total_steps; W = warmup_steps; base: initial lr)
 FORMULAS = {
     "CosineAnnealingLR": "eta_min + (base - eta_min)*(1 + cos(pi*t/T))/2",
     "CosineAnnealingWarmupLR": "(t+1)/W*base for t < W, then eta_min + (base - eta_min)*(1 + cos(pi*(t-W)/(T-W)))/2",
@@ -70,8 +69,7 @@ FORMULAS = {
     "PolynomialWarmupLR": "(t+1)/W*base for t < W, then (base - end_lr)*(1 - (t-W)/(T-W))^power + end_lr",
     "LambdaLR": "base*lr_lambda(t)",
     "MultiplicativeLR": "lr(t-1)*lr_lambda(t) = base*lr_lambda(1)*...*lr_lambda(t)",
-    "StepLR": "base*gamma^floor(t/step_size)",
-    "ExponentialLR": "base*gamma^t",
+    "StepLR": "base*gamma^floor(t/step_size)", "ExponentialLR": "base*gamma^t",
     "WarmupStableDecayLR": "(t+1)/W*base for t < W, base for S = T-W-D steps, then decay_style ('linear', 'cosine', "
                            "'1-sqrt') from base to min_lr over D steps",
     "InverseSqrtLR": "(t+1)/W*base for t < W, then max(min_lr, base*sqrt(tau/(t-W+tau))), tau = timescale or max(W, 1)",
@@ -166,7 +164,7 @@ def _axis(s: Any, plural: bool = False) -> str:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from .preview import sample_steps
+    from .preview import metric_note, sample_steps
 
     if args.out:
         _check_writable(args.out)
@@ -185,6 +183,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
               f"{_axis(curves[0][1], plural=True)})")
     else:
         print(_terminal_plot(steps, tables, args.total_steps))
+    print(metric_note(curves[0][1]), end="")
     return 0
 
 
@@ -303,7 +302,7 @@ def _config_schedule(path: str, default_lr: float) -> tuple[str, Any, float, dic
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from .preview import key_points
+    from .preview import key_points, metric_note
 
     name, total, lr, config = _config_schedule(args.config, args.lr)
     s = _replan(_build(name, total, lr, config, args.unit), args.replan)
@@ -312,6 +311,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(f"{'point':<18}{_axis(s):>10}{'lr':>16}")
     for what, step, value in key_points(s):
         print(f"{what:<18}{step:>10}{value:>16.6e}")
+    print(metric_note(s), end="")
     return 0
 
 

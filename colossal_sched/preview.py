@@ -54,3 +54,12 @@ def sample_steps(total_steps: int, n: int, extra: list[int] | None = None) -> np
     if extra:
         grid = np.unique(np.concatenate([grid, np.asarray(extra, dtype=np.int64), np.asarray(extra, dtype=np.int64) - 1]))
     return grid[(grid >= 0) & (grid <= total_steps)]
+
+
+def metric_note(s: ClosedFormLR) -> str:
+    """A line saying where the curve depends on metrics (a plateau, which ``lr_table`` draws at its level now), or ""."""
+    if getattr(s, "plateau", None) is None:
+        return ""
+    start = s.joined().starts[-1]
+    return (f"note: from step {start} on, the lr depends on the metrics reported (a plateau: ReduceLROnPlateau); "
+            f"drawn at its level now{' (no reduction yet)' if s.plateau.levels is None else ''}, the warmup before it exactly\n")

@@ -13,7 +13,8 @@ from .plateau import Plateau, PlateauState
 
 
 class ReduceLROnPlateauLR(PhasedLR):
-    r"""torch's ``ReduceLROnPlateau`` after an optional linear warmup, as a schedule of this package:
+    r"""Linear warmup over :math:`W` steps, then torch's ``ReduceLROnPlateau``: the base lr, times ``factor`` when the
+    metrics stop improving:
 
     .. math::
         \mathrm{lr}(t) = \begin{cases} \frac{t + 1}{W}\,\mathrm{base} & t < W \\
