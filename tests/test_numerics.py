@@ -590,3 +590,22 @@ def test_onecycle_three_phase_past_total_steps_agrees_on_every_path():
     steps = np.arange(1990, 2010)
     assert [list(r) for r in s.lr_table(steps)] == [s.lr_at(int(t)) for t in steps]
     assert [list(r) for r in s.momentum_table(steps)] == [s.momentum_at(int(t)) for t in steps]
+
+
+@pytest.mark.parametrize("three_phase", [False, True])
+@pytest.mark.parametrize("adam", [False, True])
+def test_onecycle_step_writes_the_tables_lr_and_momentum_bit_for_bit(adam, three_phase):
+    """step() computes lr and momentum in one pass and writes both per group in one pass: the tables' bits."""
+    params = [torch.nn.Parameter(torch.zeros(1)) for _ in range(3)]
+    groups = [{"params": [p], "lr": 0.1 * (i + 1)} for i, p in enumerate(params)]
+    opt = torch.optim.Adam(groups, betas=(0.9, 0.99)) if adam else torch.optim.SGD(groups, lr=0.1, momentum=0.9)
+    s = cs.OneCycleLR(opt, 60, pct_start=0.25, three_phase=three_phase, base_momentum=[0.8, 0.85, 0.7])
+    lr_table, momentum_table = s.lr_table(range(70)), s.momentum_table(range(70))
+    for t in range(70):
+        assert lrs(opt) == lr_table[t].tolist()
+        assert [g["betas"][0] if adam else g["momentum"] for g in opt.param_groups] == momentum_table[t].tolist()
+        assert all(g["betas"][1] == 0.99 for g in opt.param_groups) if adam else True
+        s.step()
+    off = cs.OneCycleLR(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1, momentum=0.5), 60, cycle_momentum=False)
+    off.step()
+    assert off.optimizer.param_groups[0]["momentum"] == 0.5 and off.momentum_at(1) is None
