@@ -284,6 +284,24 @@ def test_multiplicative_lr_at_is_pure_after_a_torch_state():
     assert a == pytest.approx([0.1 * 0.9**11], rel=1e-12)
 
 
+@pytest.mark.parametrize("factor", [lambda t: 0.97, lambda t: 1.03 if t % 2 else 0.5, lambda t: 1, lambda t: np.float64(0.9),
+                                    lambda t: 0.0 if t == 5 else 0.8, [lambda t: 0.9, lambda t: 1.1, lambda t: 0.5]])
+def test_multiplicative_step_agrees_with_the_table_and_calls_each_function_once_a_step(factor):
+    """step()'s path for the next step (one pass where one function's factor is a float in [0, 1], else _times)."""
+    calls = []
+    fns = [(lambda f: lambda t: calls.append(t) or f(t))(f) for f in (factor if isinstance(factor, list) else [factor])]
+    opt = make_optimizer(len(fns) if len(fns) > 1 else 3)
+    s = cs.MultiplicativeLR(opt, 3000, lr_lambda=fns if len(fns) > 1 else fns[0])
+    calls.clear()
+    stepped = [lrs(opt)]
+    for _ in range(2100):  # past two kept products (every 1024 steps)
+        s.step()
+        stepped.append(lrs(opt))
+    assert len(calls) == 2100 * len(fns)
+    assert (s.lr_table(range(2101)) == np.array(stepped)).all()
+    assert s.lr_at(1500) == stepped[1500] and s.lr_at(2100) == stepped[2100]
+
+
 def test_multiplicative_jump_costs_its_distance_once():
     calls = []
 
