@@ -93,6 +93,9 @@ def main(quick: bool, only: list[str] | None = None, step_only: bool = False) ->
         worst_first, worst_rep = min(worst_first, loop / first), min(worst_rep, loop / repeated)
         print(f"| {label} | {us:.2f} | {base_us:.2f} | {us / base_us:.2f}x | {loop:.2f} ({key}) | {first:.4f} | "
               f"{repeated:.4f} | {loop / first:.0f}x | {loop / repeated:.0f}x | {jump:.2f} |")
+    if step_only:
+        print(f"\nworst step()/torch-Cosine ratio {worst_step:.2f}x")
+        return 0
     print(f"\nworst step()/torch-Cosine ratio {worst_step:.2f}x; worst lr_table speed-up {worst_first:.0f}x (first call), "
           f"{worst_rep:.0f}x (repeated)")
     return 0

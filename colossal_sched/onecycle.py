@@ -8,7 +8,7 @@ from functools import cached_property
 from typing import Any, ClassVar
 
 from . import _validate as V
-from ._ops import SCALAR, Ops, progress
+from ._ops import Ops, progress
 from .base import ClosedFormLR, _as_float
 from .errors import InvalidLRError, MissingInitialLRError
 from .phases import Levels, Phase
@@ -37,13 +37,8 @@ class Anneal(Phase):
         return tuple((b, (a - b) / 2.0) if self.cos else (a, b - a) for a, b in self.levels)
 
     def shape(self, ops: Ops, u: Any) -> Any:
-        """``x`` at local count(s) ``u``: ``cos(pi * pct) + 1`` or ``pct``."""
-        if ops is SCALAR:  # progress() without the calls: min(x, n) is x unless n < x, max(p, 0.0) is p unless 0.0 > p
-            x, n = self.origin + u - self.start, self.end - self.start
-            pct = 1.0 if n <= 0 else (n if n < x else x) / n
-            pct = 0.0 if 0.0 > pct else pct
-        else:
-            pct = progress(ops, self.origin + u - self.start, self.end - self.start)
+        """``x`` at local count(s) ``u``: ``cos(pi * pct) + 1`` or ``pct`` (inline for one step in :meth:`OneCycleLR._values`)."""
+        pct = progress(ops, self.origin + u - self.start, self.end - self.start)
         return ops.cos(math.pi * pct) + 1 if self.cos else pct
 
     def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
@@ -221,8 +216,11 @@ class OneCycleLR(PhasedLR):
         else:
             plan = compiled[1]
         i = bisect.bisect_right(plan.starts, t) - 1
-        phase = plan.phases[i]
-        x = phase.shape(SCALAR, t - phase.origin)
+        phase = plan.phases[i]  # its Anneal.shape at t (origin + u is t), progress() without the calls: min(x, n) is
+        x, n = t - phase.start, phase.end - phase.start  # x unless n < x, max(p, 0.0) is p unless 0.0 > p
+        pct = 1.0 if n <= 0 else (n if n < x else x) / n
+        pct = 0.0 if 0.0 > pct else pct
+        x = math.cos(math.pi * pct) + 1 if phase.cos else pct
         lrs, momenta = [], []
         for b, h, mb, mh in terms[i]:  # Anneal.lrs of both plans in one loop (cheaper than two comprehensions)
             lrs.append(b + h * x)

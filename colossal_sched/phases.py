@@ -333,8 +333,7 @@ class Restarts(_Continuing):
         return np.asarray(self._cycles[0], dtype=np.int64), np.asarray(self._cycles[1], dtype=np.float64)
 
     def _cycle(self, ops: Ops, u: Any) -> tuple[Any, Any, Any, int]:
-        """Cycle index, offset in it, the length of its cosine (``L_i - W``), and the largest index (for ``ipow``), of
-        an array of counts (:meth:`_cycle_at` for one)."""
+        """Cycle index, offset in it, ``L_i - W`` and the largest index (for ``ipow``) of counts (one: :meth:`_cycle_at`)."""
         first = self.first_cycle_steps
         if self.cycle_mult == 1.0:
             i = ops.floordiv(u, first)
@@ -373,7 +372,10 @@ class Restarts(_Continuing):
             v = u - start  # below: shape * d^i (exact where d^i is 1.0)
             c = 0.0 if v < w else 0.5 + 0.5 * math.cos((v - w) * (math.pi / n) if self.cycle_mult == 1.0 else math.pi * (v - w) / n)
             shape, floor = ((v + 1) / w * decay, 0.0) if v < w else (c * decay, lo - lo * c if lo else 0.0)
-            return [p * shape + floor for p in peaks]
+            out = []
+            for p in peaks:  # a loop: a comprehension costs a call (CPython 3.11)
+                out.append(p * shape + floor)
+            return out
         i, v, n, kmax = self._cycle(ops, u)
         x = ops.maximum(v - w, 0) if w else v
         c = 0.5 + 0.5 * ops.cos(x * (math.pi / n) if self.cycle_mult == 1.0 else math.pi * x / n)
@@ -388,10 +390,8 @@ class Restarts(_Continuing):
         return [p * shape + floor for p in peaks]
 
     def marks(self) -> list[tuple[str, int]]:
-        if self.cycle_mult == 1.0:
-            starts = range(self.first_cycle_steps, self.length + 1, self.first_cycle_steps)
-        else:
-            starts = self._cycles[0][1:]
+        first = self.first_cycle_steps
+        starts = range(first, self.length + 1, first) if self.cycle_mult == 1.0 else self._cycles[0][1:]
         return [("restart", s) for s in starts[:64]]
 
 
