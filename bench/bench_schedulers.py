@@ -1,8 +1,8 @@
 """step() against torch's CosineAnnealingLR.step(), and lr_table (first and repeated calls, 10^6 steps x 4 groups)
 against stepping torch's scheduler, for every schedule; step_to's cost.
 
-Run: python bench/bench_schedulers.py [--quick]. Prints a markdown table; every ratio is against a
-baseline measured in the same run.
+Run: python bench/bench_schedulers.py [--quick] [--only NAME ...] [--step-only]. Prints a markdown table; every
+ratio is against a baseline measured in the same run.
 """
 import argparse
 import sys
@@ -61,7 +61,7 @@ def torch_loop_s(name, n, cache={}):
     return key, cache[key]
 
 
-def main(quick: bool) -> int:
+def main(quick: bool, only: list[str] | None = None, step_only: bool = False) -> int:
     calls = 5000 if quick else 20000
     n = 10**5 if quick else 10**6
     base_step = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer(), BIG).step
@@ -73,9 +73,15 @@ def main(quick: bool) -> int:
     print("|---|---|---|---|---|---|---|---|---|---|")
     worst_step, worst_first, worst_rep = 0.0, float("inf"), float("inf")
     for label, kw in KW.items():
+        if only and not any(o in label for o in only):
+            continue
         name = label.split()[0]
         make = lambda: cs.SCHEDULERS[name](optimizer(), BIG, **kw)  # noqa: E731
         us, base_us = paired_us(make().step, base_step, calls // 4)
+        worst_step = max(worst_step, us / base_us)
+        if step_only:
+            print(f"| {label} | {us:.2f} | {base_us:.2f} | {us / base_us:.2f}x |")
+            continue
         first = min(seconds(lambda: make().lr_table(range(n)), repeats=1) for _ in range(3))  # a fresh one's first call
         fresh = make()
         fresh.lr_table(range(n))
@@ -84,10 +90,12 @@ def main(quick: bool) -> int:
         jumper = make()
         jumper.step_to(BIG)  # MultiplicativeLR: a first jump multiplies every skipped factor, then it is cached
         jump = per_call_us(lambda: jumper.step_to(BIG), 200)
-        worst_step = max(worst_step, us / base_us)
         worst_first, worst_rep = min(worst_first, loop / first), min(worst_rep, loop / repeated)
         print(f"| {label} | {us:.2f} | {base_us:.2f} | {us / base_us:.2f}x | {loop:.2f} ({key}) | {first:.4f} | "
               f"{repeated:.4f} | {loop / first:.0f}x | {loop / repeated:.0f}x | {jump:.2f} |")
+    if step_only:
+        print(f"\nworst step()/torch-Cosine ratio {worst_step:.2f}x")
+        return 0
     print(f"\nworst step()/torch-Cosine ratio {worst_step:.2f}x; worst lr_table speed-up {worst_first:.0f}x (first call), "
           f"{worst_rep:.0f}x (repeated)")
     return 0
@@ -96,4 +104,7 @@ def main(quick: bool) -> int:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer calls and 1e5-step tables")
-    sys.exit(main(parser.parse_args().quick))
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="only the rows whose label contains one of these")
+    parser.add_argument("--step-only", action="store_true", help="time step() only (the first four columns)")
+    args = parser.parse_args()
+    sys.exit(main(args.quick, args.only, args.step_only))

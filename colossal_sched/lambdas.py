@@ -42,15 +42,18 @@ class _LambdaBase(ClosedFormLR):
     def _critical_steps(self) -> set[int]:  # user functions decide: each value is checked at its step
         return set()
 
-    def _times(self, t: int, scale: list[float], what: str) -> list[float]:
+    def _times(self, t: int, scale: list[float], what: str, raw: Any = _CALL) -> list[float]:
         """``[scale[g] * lr_lambda[g](t)]``, refused (naming group, step and value) unless every factor is a
-        finite number ``>= 0`` and every product finite: one pass while all is well; the functions are
-        called again, one by one, only to name what is not."""
+        finite number ``>= 0`` and every product finite: one pass while all is well. One function for every group is
+        called once (``raw``: what it returned, where called already); several are called again, one by one, only
+        to name what is not."""
+        fns = self.lr_lambdas
+        if raw is _CALL and fns.count(fns[0]) == len(fns):
+            raw = fns[0](t)
         if 0.0 not in scale:  # (a zero scale would hide a negative factor as -0.0)
             try:
-                fns = self.lr_lambdas
-                if fns.count(fns[0]) == len(fns):  # one function for every group: one call
-                    v = float(fns[0](t))
+                if raw is not _CALL:  # one function for every group
+                    v = float(raw)
                     out = [x * v for x in scale]
                     if 0.0 <= v <= 1.0:  # each product at most its (finite, >= 0) scale: no check
                         return out
@@ -63,7 +66,7 @@ class _LambdaBase(ClosedFormLR):
                     return out
             except (TypeError, ValueError, OverflowError):
                 pass
-        out = [x * self._value(g, t) for g, x in enumerate(scale)]
+        out = [x * self._value(g, t, raw) for g, x in enumerate(scale)]
         for g, v in enumerate(out):
             if not v <= MAX_FLOAT:
                 raise InvalidLRError(
@@ -152,16 +155,7 @@ class MultiplicativeLR(_LambdaBase):
 
     def _factors_at(self, t: int) -> list[float]:
         """The running products after ``t`` steps (pure: from the cached product nearest below ``t``)."""
-        cache = self._products  # _cache(), inlined: every step's path
-        if cache is None or cache.n != len(self.base_lrs):
-            cache = self._cache()
-        hs, hv = cache.head
-        if hs == t - 1 and t != cache.anchor:  # the next step: one factor per group
-            factors = self._times(t, hv, "running product of lr_lambda")
-            if not t % self._EVERY:
-                cache.keep(t, factors)
-            cache.head = (t, factors)
-            return factors
+        cache = self._cache()
         start, factors = cache.start(t)
         if start == t:
             return factors
@@ -175,9 +169,32 @@ class MultiplicativeLR(_LambdaBase):
         cache.head = (t, factors)
         return factors
 
+    def _next(self, t: int, cache: "_Products") -> list[float]:
+        """The lrs after step ``t`` from the running products after ``t - 1`` (``cache.head``; those after ``t``
+        become it): both in one pass, unchecked, where every group shares one function and its factor is a float in
+        ``[0, 1]`` (no product can leave the range), else by :meth:`_times`. One call of each function either way."""
+        fns, before = self.lr_lambdas, cache.head[1]
+        v = fns[0](t) if fns.count(fns[0]) == len(fns) else _CALL
+        if type(v) is float and 0.0 <= v <= 1.0:
+            products, out, g = [], [], 0
+            for base in self.base_lrs:  # by index, one loop: comprehensions cost a call each (CPython 3.11)
+                p = before[g] * v
+                products.append(p)
+                out.append(base * p)
+                g += 1
+        else:
+            products = self._times(t, before, "running product of lr_lambda", v)
+            out = [base * f for base, f in zip(self.base_lrs, products)]
+        cache.head = (t, products)
+        return out
+
     def _lrs(self, t: Any, ops: Ops) -> list[Any]:
         if ops is SCALAR:
-            out = [base * f for base, f in zip(self.base_lrs, self._factors_at(t))]
+            cache = self._products  # step()'s path first: the step after the last product, if none is kept at it
+            if cache is not None and cache.head[0] == t - 1 and t % self._EVERY and t != cache.anchor and cache.n == len(self.base_lrs):
+                out = self._next(t, cache)
+            else:
+                out = [base * f for base, f in zip(self.base_lrs, self._factors_at(t))]
             for lr in out:
                 if not lr <= MAX_FLOAT:
                     g = out.index(lr)

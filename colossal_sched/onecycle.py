@@ -8,7 +8,7 @@ from functools import cached_property
 from typing import Any, ClassVar
 
 from . import _validate as V
-from ._ops import SCALAR, Ops, progress
+from ._ops import Ops, progress
 from .base import ClosedFormLR, _as_float
 from .errors import InvalidLRError, MissingInitialLRError
 from .phases import Levels, Phase
@@ -37,13 +37,8 @@ class Anneal(Phase):
         return tuple((b, (a - b) / 2.0) if self.cos else (a, b - a) for a, b in self.levels)
 
     def shape(self, ops: Ops, u: Any) -> Any:
-        """``x`` at local count(s) ``u``: ``cos(pi * pct) + 1`` or ``pct``."""
-        if ops is SCALAR:  # progress() without the calls: min(x, n) is x unless n < x, max(p, 0.0) is p unless 0.0 > p
-            x, n = self.origin + u - self.start, self.end - self.start
-            pct = 1.0 if n <= 0 else (n if n < x else x) / n
-            pct = 0.0 if 0.0 > pct else pct
-        else:
-            pct = progress(ops, self.origin + u - self.start, self.end - self.start)
+        """``x`` at local count(s) ``u``: ``cos(pi * pct) + 1`` or ``pct`` (inline for one step in :meth:`OneCycleLR._values`)."""
+        pct = progress(ops, self.origin + u - self.start, self.end - self.start)
         return ops.cos(math.pi * pct) + 1 if self.cos else pct
 
     def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
@@ -118,7 +113,7 @@ class OneCycleLR(PhasedLR):
             )
         p, total = self.pct_start * self.total_steps, self.total_steps
         self.end_steps = [p - 1, 2 * p - 2, total - 1] if self.three_phase else [p - 1, total - 1]  # torch's end_step
-        self._momentum_plan: tuple[Any, Any] = (None, None)
+        self._momentum_plan: tuple[Any, Any, Any] = (None, None, None)
 
     def _warn_momentum_off(self) -> None:
         """Warn once, at construction, where ``cycle_momentum`` turns on a momentum the optimizer has off."""
@@ -189,10 +184,13 @@ class OneCycleLR(PhasedLR):
         return phases, bounds
 
     def _plans(self) -> tuple[Joined, Joined]:
-        """The lr's and the momentum's :class:`Joined`: the same phases, between other levels."""
+        """The lr's and the momentum's :class:`Joined`: the same phases, between other levels. Kept with them for
+        :meth:`_values`: each phase's ``(b, h, b_m, h_m)`` per group, the lr's and the momentum's :attr:`Anneal.terms`."""
         plan = self.joined()
         if self._momentum_plan[0] is not plan:
-            self._momentum_plan = (plan, join(*self._placed(self._levels()[1])))
+            momentum = join(*self._placed(self._levels()[1]))
+            terms = tuple(tuple((*a, *m) for a, m in zip(p.terms, q.terms)) for p, q in zip(plan.phases, momentum.phases))
+            self._momentum_plan = (plan, momentum, terms)
         return plan, self._momentum_plan[1]
 
     def _levels(self) -> tuple[list, list]:
@@ -211,17 +209,23 @@ class OneCycleLR(PhasedLR):
         return self._plans()[1].lrs(ops, t, self.base_lrs) if self.cycle_momentum else None
 
     def _values(self, step: int) -> tuple[list[float], list[float] | None]:  # lr and momentum from one lookup and one cosine
-        t = step if step < self.total_steps else self.total_steps  # clamped as every path (lr_table) is
-        compiled, (built_on, momentum) = self._compiled, self._momentum_plan  # _plans(), inlined: every step's path
+        t = step if step < self._end else self._end  # total_steps, clamped as every path (lr_table) is
+        compiled, (built_on, _, terms) = self._compiled, self._momentum_plan  # _plans(), inlined: every step's path
         if compiled is None or compiled[0] != self._base_lrs or built_on is not compiled[1]:
-            plan, momentum = self._plans()
+            plan, terms = self._plans()[0], self._momentum_plan[2]
         else:
             plan = compiled[1]
         i = bisect.bisect_right(plan.starts, t) - 1
-        phase = plan.phases[i]
-        x = phase.shape(SCALAR, t - phase.origin)
-        lrs = [b + h * x for b, h in phase.terms]
-        return lrs, [b + h * x for b, h in momentum.phases[i].terms] if self.cycle_momentum else None
+        phase = plan.phases[i]  # its Anneal.shape at t (origin + u is t), progress() without the calls: min(x, n) is
+        x, n = t - phase.start, phase.end - phase.start  # x unless n < x, max(p, 0.0) is p unless 0.0 > p
+        pct = 1.0 if n <= 0 else (n if n < x else x) / n
+        pct = 0.0 if 0.0 > pct else pct
+        x = math.cos(math.pi * pct) + 1 if phase.cos else pct
+        lrs, momenta = [], []
+        for b, h, mb, mh in terms[i]:  # Anneal.lrs of both plans in one loop (cheaper than two comprehensions)
+            lrs.append(b + h * x)
+            momenta.append(mb + mh * x)
+        return lrs, momenta if self.cycle_momentum else None
 
     # made of phases, but its cycle is not re-fitted to a new length: no re-plans, none in its state
     replan = ClosedFormLR.replan

@@ -287,8 +287,8 @@ class Restarts(_Continuing):
     steps and peaks at :math:`\\mathrm{peak}\\cdot d^i`; at offset :math:`v` in it: :math:`\\frac{v + 1}{W}p_i`
     for :math:`v < W`, then :math:`e + (p_i - e)\\frac{1 + \\cos(\\pi (v - W) / (L_i - W))}{2}`.
 
-    The cycle of a step is found by integer division (:math:`m = 1`) or by bisection in the
-    cycle starts (computed once), so any step costs O(log cycles).
+    The cycle of a step is found by integer division (:math:`m = 1`) or by bisection in the cycle starts
+    (computed once), so any step costs O(log cycles); a step in the last step's cycle reuses it (:meth:`_cycle_at`).
     """
 
     first_cycle_steps: int = key(1, lambda name, v: V.integer(name, v, 1), required=True)
@@ -299,6 +299,7 @@ class Restarts(_Continuing):
     kind: ClassVar[str] = "restarts"
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "_last", (0, 0, 1, 1.0))  # the last step's _cycle_at (none yet: an empty range)
         if self.cycle_mult != 1.0:
             self._cycles  # noqa: B018  (refuses too many cycles now, not at the first lr_at)
 
@@ -306,7 +307,6 @@ class Restarts(_Continuing):
     def _cycles(self) -> tuple[list[int], list[float]]:
         """Start of every cycle that begins at or before ``length`` (``cycle_mult != 1``) and each one's
         ``L_i - W`` as a float (``inf`` where :math:`L_0 m^i` overflows: past the end, only its first steps count).
-
         Cycles that start after ``length`` are never generated, and at most :data:`MAX_CYCLES` are: more is refused."""
         first, mult, w = self.first_cycle_steps, self.cycle_mult, self.warmup_steps
         starts, spans, start, i = [0], [], 0, 0
@@ -328,18 +328,12 @@ class Restarts(_Continuing):
                 )
             starts.append(int(start))
 
-    @property
-    def _starts(self) -> list[int]:
-        return self._cycles[0]
-
     @cached_property
     def _arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        starts, spans = self._cycles
-        return np.asarray(starts, dtype=np.int64), np.asarray(spans, dtype=np.float64)
+        return np.asarray(self._cycles[0], dtype=np.int64), np.asarray(self._cycles[1], dtype=np.float64)
 
     def _cycle(self, ops: Ops, u: Any) -> tuple[Any, Any, Any, int]:
-        """Cycle index, offset in it, the length of its cosine (``L_i - W``), and the largest index (for ``ipow``);
-        :meth:`lrs` inlines it for one step."""
+        """Cycle index, offset in it, ``L_i - W`` and the largest index (for ``ipow``) of counts (one: :meth:`_cycle_at`)."""
         first = self.first_cycle_steps
         if self.cycle_mult == 1.0:
             i = ops.floordiv(u, first)
@@ -348,31 +342,40 @@ class Restarts(_Continuing):
         i = np.searchsorted(starts, u, side="right") - 1
         return i, u - starts[i], spans[i], len(starts) - 1
 
+
+    def _cycle_at(self, u: int) -> tuple[int, float, Any, float]:
+        """One step's cycle: its start, the next one's (``inf`` after the last), ``L_i - W`` and the peak factor
+        ``d^i`` (:meth:`lrs` keeps the last: a step in the same cycle needs no division, bisection or ``pow``)."""
+        first, d = self.first_cycle_steps, self.cycle_decay
+        if self.cycle_mult == 1.0:
+            i = u // first
+            return i * first, (i + 1) * first, first - self.warmup_steps, math.pow(d, i)
+        starts, spans = self._cycles
+        i = bisect.bisect_right(starts, u) - 1
+        return starts[i], starts[i + 1] if i + 1 < len(starts) else math.inf, spans[i], math.pow(d, i)
+
     def critical(self) -> set[int]:
         """Local counts where the lr can take its extreme values: the ends, and the peak (end of the warmup)
         of the first and of the last two cycles before ``length`` (the peaks shrink or grow with ``cycle_decay``)."""
         L, w, first = self.length, self.warmup_steps, self.first_cycle_steps
-        if self.cycle_mult == 1.0:
-            k = L // first
-            starts = [0] + [s * first for s in (k - 1, k) if s > 0]
-        else:
-            starts = [0] + self._cycles[0][-2:]
+        k = L // first
+        starts = [0] + ([s * first for s in (k - 1, k) if s > 0] if self.cycle_mult == 1.0 else self._cycles[0][-2:])
         return {0, L} | {min(s + d, L) for s in starts for d in (w - 1, w) if s + d >= 0}
 
     def lrs(self, ops: Ops, u: Any, peaks: Levels) -> list[Any]:
         w, lo = self.warmup_steps, self.eta_min
         if ops is SCALAR:  # step()'s path: the operations below, without the namespace's calls
-            if self.cycle_mult == 1.0:
-                (i, v), n = divmod(u, self.first_cycle_steps), self.first_cycle_steps - w
-            else:
-                starts, spans = self._cycles
-                i = bisect.bisect_right(starts, u) - 1
-                v, n = u - starts[i], spans[i]
+            start, stop, n, decay = self._last
+            if not start <= u < stop:  # another cycle than the last step's
+                start, stop, n, decay = cycle = self._cycle_at(u)
+                object.__setattr__(self, "_last", cycle)
+            v = u - start  # below: shape * d^i (exact where d^i is 1.0)
             c = 0.0 if v < w else 0.5 + 0.5 * math.cos((v - w) * (math.pi / n) if self.cycle_mult == 1.0 else math.pi * (v - w) / n)
-            shape, floor = ((v + 1) / w, 0.0) if v < w else (c, lo - lo * c if lo else 0.0)
-            if self.cycle_decay != 1.0:
-                shape = shape * math.pow(self.cycle_decay, i)
-            return [p * shape + floor for p in peaks]
+            shape, floor = ((v + 1) / w * decay, 0.0) if v < w else (c * decay, lo - lo * c if lo else 0.0)
+            out = []
+            for p in peaks:  # a loop: a comprehension costs a call (CPython 3.11)
+                out.append(p * shape + floor)
+            return out
         i, v, n, kmax = self._cycle(ops, u)
         x = ops.maximum(v - w, 0) if w else v
         c = 0.5 + 0.5 * ops.cos(x * (math.pi / n) if self.cycle_mult == 1.0 else math.pi * x / n)
@@ -387,10 +390,8 @@ class Restarts(_Continuing):
         return [p * shape + floor for p in peaks]
 
     def marks(self) -> list[tuple[str, int]]:
-        if self.cycle_mult == 1.0:
-            starts = range(self.first_cycle_steps, self.length + 1, self.first_cycle_steps)
-        else:
-            starts = self._starts[1:]
+        first = self.first_cycle_steps
+        starts = range(first, self.length + 1, first) if self.cycle_mult == 1.0 else self._cycles[0][1:]
         return [("restart", s) for s in starts[:64]]
 
 

@@ -122,6 +122,23 @@ def test_restarts_cycles_grow_and_decay_and_jump_in_closed_form():
     assert flat.get_last_lr()[0] == pytest.approx((1 + math.cos(math.pi * u / 7)) / 2, rel=1e-12)
 
 
+@pytest.mark.parametrize("mult", [1.0, 1.5])
+def test_restarts_step_reuses_the_last_cycle_and_agrees_with_the_table_bit_for_bit(mult):
+    """step() keeps the last step's cycle (no division, bisection or pow inside it): stepping, and jumps back and
+    forth across cycles, give lr_table's bits."""
+    kw = dict(first_cycle_steps=7, cycle_mult=mult, cycle_decay=0.9, warmup_steps=2, eta_min=1e-3)
+    s = cs.CosineAnnealingWarmRestartsLR(make_optimizer(), 200, **kw)
+    table = s.lr_table(range(201))
+    stepped = [group_lrs(s.optimizer)]
+    for _ in range(205):
+        s.step()
+        stepped.append(group_lrs(s.optimizer))
+    assert (np.array(stepped[:201]) == table).all() and stepped[201:] == [stepped[200]] * 5
+    for t in [150, 3, 200, 6, 7, 0, 199, 8, 9]:
+        s.step_to(t)
+        assert group_lrs(s.optimizer) == table[t].tolist() == s.lr_at(t)
+
+
 def test_restarts_peaks_are_per_group():
     s = cs.CosineAnnealingWarmRestartsLR(make_optimizer(), 40, first_cycle_steps=5, cycle_decay=0.5, warmup_steps=2)
     assert s.lr_at(5) == [b * 0.5 / 2 for b in BASE_LRS] and s.lr_at(6) == [b * 0.5 for b in BASE_LRS]
@@ -242,7 +259,7 @@ def test_restarts_with_extreme_cycle_mult_are_bounded_and_never_crash():
     with pytest.raises(ValueError, match=rf"first_cycle_steps=1 with cycle_mult=1.0000001 makes more than {MAX_CYCLES} cycles"):
         cs.CosineAnnealingWarmRestartsLR(make_optimizer(), 2**62, 1, cycle_mult=1.0000001)
     s = cs.CosineAnnealingWarmRestartsLR(make_optimizer(1, lrs=(1.0,)), 2**62, 1, cycle_mult=2.0)
-    assert len(s.joined().phases[0]._starts) <= 64
+    assert len(s.joined().phases[0]._cycles[0]) <= 64
     flat = cs.CosineAnnealingWarmRestartsLR(make_optimizer(1, lrs=(1.0,)), 2**62, 1)  # cycle_mult 1: O(1), any count
     assert flat.lr_at(2**62 - 5) == [1.0]
 

@@ -284,6 +284,24 @@ def test_multiplicative_lr_at_is_pure_after_a_torch_state():
     assert a == pytest.approx([0.1 * 0.9**11], rel=1e-12)
 
 
+@pytest.mark.parametrize("factor", [lambda t: 0.97, lambda t: 1.03 if t % 2 else 0.5, lambda t: 1, lambda t: np.float64(0.9),
+                                    lambda t: 0.0 if t == 5 else 0.8, [lambda t: 0.9, lambda t: 1.1, lambda t: 0.5]])
+def test_multiplicative_step_agrees_with_the_table_and_calls_each_function_once_a_step(factor):
+    """step()'s path for the next step (one pass where one function's factor is a float in [0, 1], else _times)."""
+    calls = []
+    fns = [(lambda f: lambda t: calls.append(t) or f(t))(f) for f in (factor if isinstance(factor, list) else [factor])]
+    opt = make_optimizer(len(fns) if len(fns) > 1 else 3)
+    s = cs.MultiplicativeLR(opt, 3000, lr_lambda=fns if len(fns) > 1 else fns[0])
+    calls.clear()
+    stepped = [lrs(opt)]
+    for _ in range(2100):  # past two kept products (every 1024 steps)
+        s.step()
+        stepped.append(lrs(opt))
+    assert len(calls) == 2100 * len(fns)
+    assert (s.lr_table(range(2101)) == np.array(stepped)).all()
+    assert s.lr_at(1500) == stepped[1500] and s.lr_at(2100) == stepped[2100]
+
+
 def test_multiplicative_jump_costs_its_distance_once():
     calls = []
 
@@ -590,3 +608,22 @@ def test_onecycle_three_phase_past_total_steps_agrees_on_every_path():
     steps = np.arange(1990, 2010)
     assert [list(r) for r in s.lr_table(steps)] == [s.lr_at(int(t)) for t in steps]
     assert [list(r) for r in s.momentum_table(steps)] == [s.momentum_at(int(t)) for t in steps]
+
+
+@pytest.mark.parametrize("three_phase", [False, True])
+@pytest.mark.parametrize("adam", [False, True])
+def test_onecycle_step_writes_the_tables_lr_and_momentum_bit_for_bit(adam, three_phase):
+    """step() computes lr and momentum in one pass and writes both per group in one pass: the tables' bits."""
+    params = [torch.nn.Parameter(torch.zeros(1)) for _ in range(3)]
+    groups = [{"params": [p], "lr": 0.1 * (i + 1)} for i, p in enumerate(params)]
+    opt = torch.optim.Adam(groups, betas=(0.9, 0.99)) if adam else torch.optim.SGD(groups, lr=0.1, momentum=0.9)
+    s = cs.OneCycleLR(opt, 60, pct_start=0.25, three_phase=three_phase, base_momentum=[0.8, 0.85, 0.7])
+    lr_table, momentum_table = s.lr_table(range(70)), s.momentum_table(range(70))
+    for t in range(70):
+        assert lrs(opt) == lr_table[t].tolist()
+        assert [g["betas"][0] if adam else g["momentum"] for g in opt.param_groups] == momentum_table[t].tolist()
+        assert all(g["betas"][1] == 0.99 for g in opt.param_groups) if adam else True
+        s.step()
+    off = cs.OneCycleLR(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1, momentum=0.5), 60, cycle_momentum=False)
+    off.step()
+    assert off.optimizer.param_groups[0]["momentum"] == 0.5 and off.momentum_at(1) is None
