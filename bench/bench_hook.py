@@ -7,9 +7,11 @@
    ``all_gather``, ``all_reduce(MAX)``, ``gather`` then ``broadcast``; same world size, same processes.
 3. The same inside a training iteration (lr sync, ~1 ms of compute, ``optimizer.step()``): what a bare
    broadcast, ``hook.step`` and ``hook.step`` with ``overlap=True`` add to the iteration.
-4. The clock at world 2: ``hook.step(n, samples=..., tokens=...)`` (a schedule counting samples, this rank's shares
-   added up in the sync) vs ``hook.step(n)`` (counting updates), rounds interleaved in the same processes; the
-   collectives each step issues, counted (the shares travel in the sync's one ``all_to_all_single``).
+4. What rides in the sync at world 2: the clock, ``hook.step(n, samples=..., tokens=...)`` (a schedule counting
+   samples, this rank's shares added up in the sync) vs ``hook.step(n)`` (counting updates); and a metric,
+   ``hook.step(n, metric=...)`` of a ReduceLROnPlateauLR (reduced over the ranks in the sync, then observed) vs
+   ``hook.step(n)`` of the same schedule; rounds interleaved in the same processes; the collectives each step
+   issues, counted (shares and metric travel in the sync's one ``all_to_all_single``).
 
 Run: python bench/bench_hook.py [--quick]
 """
@@ -129,9 +131,12 @@ def _clock_worker(rank, world, port, calls, out):
                             timeout=timedelta(seconds=120))
     plain = LRSchedulerHook(cs.CosineAnnealingWarmupLR(optimizer(), 10**7, warmup_steps=1000))
     clocked = LRSchedulerHook(cs.CosineAnnealingWarmupLR(optimizer(), 10**9, warmup_steps=10**5).counting("samples"))
-    plain.step(0)
-    clocked.step(0)
-    steps = {"plain": lambda n: plain.step(n), "shares": lambda n: clocked.step(n, samples=4 + rank, tokens=64 * (4 + rank))}
+    quiet = LRSchedulerHook(cs.ReduceLROnPlateauLR(optimizer(), 10**7, patience=10**9))
+    listening = LRSchedulerHook(cs.ReduceLROnPlateauLR(optimizer(), 10**7, patience=10**9))
+    for hook in (plain, clocked, quiet, listening):
+        hook.step(0)
+    steps = {"plain": lambda n: plain.step(n), "shares": lambda n: clocked.step(n, samples=4 + rank, tokens=64 * (4 + rank)),
+             "plateau": lambda n: quiet.step(n), "metric": lambda n: listening.step(n, metric=1.0 + 0.01 * rank)}
     rounds, counts = [], {}
     for r in range(5):
         span = range(1 + r * calls, 1 + (r + 1) * calls)
@@ -150,6 +155,7 @@ def _clock_worker(rank, world, port, calls, out):
                 setattr(dist, c, real)
         counts[name] = (len(calls_made) / 100, sorted(set(calls_made)))
     assert clocked.clock.samples == (2 * 4 + 1) * (start + 99), clocked.clock  # every step's shares, summed
+    assert listening.lr_scheduler.plateau.metrics == start + 99 and listening.lr_sync.metric == 1.005  # the mean
     out[rank] = {"rounds": rounds, "counts": counts}
     dist.destroy_process_group()
 
@@ -165,12 +171,14 @@ def clock_shares(calls, world=2):
         port = s.getsockname()[1]
     out = mp.Manager().dict()
     mp.spawn(_clock_worker, args=(world, port, calls, out), nprocs=world, join=True)
-    med = {k: statistics.median(rnd[k] for rank in out.values() for rnd in rank["rounds"]) for k in ("plain", "shares")}
+    med = {k: statistics.median(rnd[k] for rank in out.values() for rnd in rank["rounds"]) for k in out[0]["counts"]}
     counts = out[0]["counts"]
-    print(f"\n| world | hook.step(n), counting updates us | hook.step(n, samples=, tokens=), counting samples us "
-          f"| ratio | collectives per step (without / with shares) |\n|---|---|---|---|---|")
-    print(f"| {world} | {med['plain']:.1f} | {med['shares']:.1f} | {med['shares'] / med['plain']:.3f}x "
-          f"| {counts['plain'][0]:g} {counts['plain'][1]} / {counts['shares'][0]:g} {counts['shares'][1]} |")
+    print(f"\n| world | what rides in the sync | hook.step(n) us | with it us | ratio | collectives per step (without / with) |"
+          f"\n|---|---|---|---|---|---|")
+    for what, base, ride in (("the clock: samples=, tokens= (vs counting updates)", "plain", "shares"),
+                             ("a metric: metric= (ReduceLROnPlateauLR)", "plateau", "metric")):
+        print(f"| {world} | {what} | {med[base]:.1f} | {med[ride]:.1f} | {med[ride] / med[base]:.3f}x "
+              f"| {counts[base][0]:g} {counts[base][1]} / {counts[ride][0]:g} {counts[ride][1]} |")
     print(f"\nmedians over 5 rounds x {calls} steps x every rank (gloo, 127.0.0.1), the two hooks timed in turn in "
           "the same processes; collectives counted over 100 more steps")
 
@@ -224,7 +232,7 @@ def with_sync(worlds, calls):
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--clock-only", action="store_true", help="only measurement 4 (the clock's shares)")
+    parser.add_argument("--clock-only", action="store_true", help="only measurement 4 (the clock's shares, a metric)")
     args = parser.parse_args()
     if args.clock_only:
         clock_shares(200 if args.quick else 1000)

@@ -76,3 +76,11 @@ def test_readme_every_hyperparameter_block_runs_as_printed():
     blocks = re.findall(r"```python\n(.*?)```", section, re.S)
     assert len(blocks) == 1
     exec(compile(blocks[0], "README.md", "exec"), {})
+
+
+def test_readme_schedules_that_listen_block_runs_as_printed():
+    text = open(os.path.join(ROOT, "README.md")).read()
+    section = text.split("\n## Schedules that listen: ReduceLROnPlateauLR\n", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert len(blocks) == 1
+    exec(compile(blocks[0], "README.md", "exec"), {})
