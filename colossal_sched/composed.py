@@ -112,7 +112,8 @@ class ComposedLR(PhasedLR):
     ``"exponential"`` (``gamma``); ``"steps"`` (``step_size``, ``gamma``); ``"milestones"`` (``milestones`` counted
     from the phase start, ``gamma``); ``"inverse_sqrt"`` (``timescale``, ``min_lr``); ``"restarts"``
     (``first_cycle_steps``, ``cycle_mult``, ``cycle_decay``, ``warmup_steps``, ``eta_min``); ``"product"``
-    (``factors``: phase specs, each from peak 1, multiplied: torch's ``ChainedScheduler`` as data).
+    (``factors``: phase specs, each from peak 1, multiplied: torch's ``ChainedScheduler`` as data); ``"plateau"``
+    (torch's ``ReduceLROnPlateau`` keys; the last phase only, see :mod:`~colossal_sched.plateau`).
     ``end_lr``/``min_lr``/``eta_min`` are absolute lrs. The spec is plain JSON: saved, fingerprinted
     and compared at resume. A phase may say what its lengths count (``"unit": "samples"``, see
     :meth:`~colossal_sched.base.ClosedFormLR.counting`); every phase of one schedule counts the same unit.

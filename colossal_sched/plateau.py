@@ -16,6 +16,7 @@ the same value. A plateau is the last phase of a schedule (its end is decided by
 from __future__ import annotations
 
 import math
+from numbers import Real
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Sequence
 
@@ -27,12 +28,14 @@ MODES = ("min", "max")
 THRESHOLD_MODES = ("rel", "abs")
 
 
-def metric_value(name: str, value: Any) -> float:
-    """A metric as a finite float: a real, or a one-element tensor (read from its device once)."""
+def metric_value(name: str, value: Any, finite: bool = True) -> float:
+    """A metric as a float: a real, or a one-element tensor (read from its device once); finite unless ``finite=False``."""
     if hasattr(value, "numel") and hasattr(value, "item") and not isinstance(value, bool):
         if value.numel() != 1:
             raise ValueError(f"{name} must be one finite number, got a tensor of {value.numel()} elements")
         value = value.item()
+    if not finite and isinstance(value, Real) and not isinstance(value, bool) and not math.isfinite(value):
+        return float(value)
     return V.real(name, value)
 
 

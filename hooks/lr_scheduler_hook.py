@@ -4,7 +4,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
-from numbers import Real
 from typing import Any, Callable
 
 import torch.distributed as dist
@@ -13,6 +12,7 @@ from colossal_sched import ClosedFormLR
 from colossal_sched import _validate as V
 from colossal_sched.clock import Clock, count
 from colossal_sched.errors import LayoutMismatchError, LRDivergenceError, MetricError, ReplanError
+from colossal_sched.plateau import metric_value
 from colossal_sched.lr_sync import LocalFailure, LRSync, StepRefusal, SyncOptions, layout_problem
 from colossal_sched.sync_protocol import MetricRefusal
 from colossal_sched.state import read_state
@@ -50,8 +50,12 @@ class LRSchedulerHook(EngineHook):
             gets ``lr/<group>`` and ``momentum/<group>`` at every new global step, on rank 0 only.
         log_fn (callable): Called as ``log_fn(global_step, {"lr/<group>": value, ...})`` likewise.
         dp_group: This rank's data-parallel group (a ProcessGroup or 1-D DeviceMesh), whose ranks' shares of
-            ``samples``/``tokens`` add up; None: ``group``'s ``dp`` group (a plugin's, a mesh's ``"dp"``
-            dimension) where it has one, else every rank of ``group``.
+            ``samples``/``tokens`` add up and whose metrics are reduced; None: ``group``'s ``dp`` group (a plugin's,
+            a mesh's ``"dp"`` dimension) where it has one, else every rank of ``group``.
+        metric_op (str): How ``step(..., metric=)`` values of the source rank's dp group make one: ``"mean"``,
+            ``"sum"``, ``"min"`` or ``"max"``, defaults to ``"mean"``.
+        nonfinite_metric (str): A NaN or infinite metric is ``"refuse"``-d on every rank, or every rank ``"skip"``-s
+            that observation (with a warning), defaults to ``"refuse"``.
 
     **The clock.** The schedule counts what its :attr:`~colossal_sched.ClosedFormLR.unit` says: updates (the
     default), samples or tokens (``scheduler.counting("samples")``). The hook keeps a :class:`~colossal_sched.clock.Clock`
@@ -199,31 +203,25 @@ class LRSchedulerHook(EngineHook):
         return s.get_last_lr()
 
     def _metric(self, metric: Any) -> float | None:
-        """``metric`` as a float, or None; refused (:class:`MetricError`) where the schedule does not listen to metrics
-        (no plateau), or where it is not a real number, or not finite with ``nonfinite_metric="refuse"`` (with
-        ``"skip"``, the sync has every rank skip it)."""
+        """``metric`` as a float, or None; refused (:class:`MetricError`) for a schedule without a plateau, a value
+        that is not a number, or one not finite under ``nonfinite_metric="refuse"`` (``"skip"``: the sync skips it)."""
         if metric is None:
             return None
         if getattr(self.lr_scheduler, "plateau", None) is None:
             raise MetricError(f"metric given to the hook of {type(self.lr_scheduler).__name__}, which does not listen to "
                               "metrics: its schedule has no plateau phase (ReduceLROnPlateauLR, or a ComposedLR ending in "
                               "{'type': 'plateau'})")
-        value = metric.item() if hasattr(metric, "item") and not isinstance(metric, (int, float)) else metric
-        if not isinstance(value, Real) or isinstance(value, bool):
-            raise MetricError(f"metric must be a real number or a one-element tensor, got {V.short(metric)}")
-        if not math.isfinite(value) and self._nonfinite_metric == "refuse":
-            raise MetricError(f"metric must be finite, got {float(value)}: refused, nothing observed "
-                              "(nonfinite_metric='skip' skips such an observation instead)")
-        return float(value)
+        try:
+            return metric_value("metric", metric, finite=self._nonfinite_metric == "refuse")
+        except (TypeError, ValueError) as e:
+            raise MetricError(f"{e}: refused, nothing observed (nonfinite_metric='skip' skips a NaN or inf)") from None
 
     def _observe(self, metric: float | None) -> None:
         """Observe an agreed metric (or, without a sync, this rank's); a non-finite one here is skipped (``"skip"``)."""
-        if metric is None:
-            return
-        if not math.isfinite(metric):
+        if metric is not None and not math.isfinite(metric):
             self._warn(f"metric {metric} is not finite: this observation is skipped (nonfinite_metric='skip')")
-            return
-        self.lr_scheduler.observe(metric)
+        elif metric is not None:
+            self.lr_scheduler.observe(metric)
 
     @property
     def clock(self) -> Clock:
