@@ -70,17 +70,12 @@ def test_readme_counting_progress_blocks_run_as_printed(tmp_path):
     assert out.stdout.count("refused: ") == 3, out.stdout
 
 
-def test_readme_every_hyperparameter_block_runs_as_printed():
+@pytest.mark.parametrize("title", ["Every hyperparameter: weight decay, momentum, beta1, a key of your own",
+                                   "Schedules that listen: ReduceLROnPlateauLR"])
+def test_readme_section_block_runs_as_printed(title):
+    """The one ```python block of the section ``## title``, executed here."""
     text = open(os.path.join(ROOT, "README.md")).read()
-    section = text.split("\n## Every hyperparameter: weight decay, momentum, beta1, a key of your own\n", 1)[1].split("\n## ", 1)[0]
-    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
-    assert len(blocks) == 1
-    exec(compile(blocks[0], "README.md", "exec"), {})
-
-
-def test_readme_schedules_that_listen_block_runs_as_printed():
-    text = open(os.path.join(ROOT, "README.md")).read()
-    section = text.split("\n## Schedules that listen: ReduceLROnPlateauLR\n", 1)[1].split("\n## ", 1)[0]
+    section = text.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```python\n(.*?)```", section, re.S)
     assert len(blocks) == 1
     exec(compile(blocks[0], "README.md", "exec"), {})
