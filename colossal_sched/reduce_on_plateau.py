@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, Optional
 
 from torch.optim import Optimizer
 
@@ -28,22 +28,23 @@ class ReduceLROnPlateauLR(PhasedLR):
 
     Args:
         optimizer (:class:`torch.optim.Optimizer`): Wrapped optimizer.
-        total_steps (int): Length of the run :math:`T` (the lr holds its level up to it and beyond).
+        total_steps (int, optional): Length of the run :math:`T` (the lr holds its level up to it and beyond; what
+            ``plot`` draws); None, as torch's, for no end (:math:`2^{62}`), defaults to None.
         warmup_steps (int, optional): Number of warmup steps, in ``[0, T)``, defaults to 0.
         mode, factor, patience, threshold, threshold_mode, cooldown, min_lr, eps: torch's, with torch's defaults
             (``factor`` in ``[0, 1)``, ``patience`` and ``cooldown`` >= 0, ``min_lr`` a float or one per group).
         last_epoch (int, optional): Step to resume at; -1 starts from the beginning.
     """
 
-    def __init__(self, optimizer: Optimizer, total_steps: int, warmup_steps: int = 0, mode: str = "min",
+    def __init__(self, optimizer: Optimizer, total_steps: Optional[int] = None, warmup_steps: int = 0, mode: str = "min",
                  factor: float = 0.1, patience: int = 10, threshold: float = 1e-4, threshold_mode: str = "rel",
                  cooldown: int = 0, min_lr: Any = 0.0, eps: float = 1e-8, last_epoch: int = -1) -> None:
         super().__init__(**self._arguments(locals()))
 
-    def _configure(self, total_steps: int, warmup_steps: int = 0, mode: str = "min", factor: float = 0.1,
+    def _configure(self, total_steps: Optional[int] = None, warmup_steps: int = 0, mode: str = "min", factor: float = 0.1,
                    patience: int = 10, threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0,
                    min_lr: Any = 0.0, eps: float = 1e-8) -> None:
-        self.total_steps = V.integer("total_steps", total_steps, 1)
+        self.total_steps = V.MAX_STEP if total_steps is None else V.integer("total_steps", total_steps, 1)
         self.warmup_steps = V.warmup(warmup_steps, self.total_steps, decay_follows=True)
         kwargs = dict(mode=mode, factor=factor, patience=patience, threshold=threshold, threshold_mode=threshold_mode,
                       cooldown=cooldown, min_lr=min_lr, eps=eps)

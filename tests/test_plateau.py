@@ -49,7 +49,7 @@ TORCH_CASES = {
 def test_torch_own_cases_give_torch_targets(case):
     kwargs, metrics, targets = TORCH_CASES[case]
     opt = _opt()
-    s = cs.ReduceLROnPlateauLR(opt, 1000, **kwargs)
+    s = cs.ReduceLROnPlateauLR(opt, **kwargs)  # torch's keywords; no total_steps: no end
     for epoch, metric in enumerate(metrics):
         opt.step()
         s.step(metric)
