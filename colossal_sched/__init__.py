@@ -14,6 +14,7 @@ from .multistep import MultiStepLR, MultiStepWarmupLR
 from .onecycle import OneCycleLR
 from .plan import PhasedLR, join
 from .poly import PolynomialLR, PolynomialWarmupLR
+from .range_test import RangeTestResult, lr_range_test, plot_range_test
 from .restarts import CosineAnnealingWarmRestartsLR
 from .inverse_sqrt import InverseSqrtLR
 from .wsd import WarmupStableDecayLR
@@ -27,5 +28,5 @@ __all__ = [
     "LinearWarmupLR", "MultiStepLR", "MultiStepWarmupLR", "OneCycleLR", "PolynomialLR", "PolynomialWarmupLR",
     "LambdaLR", "MultiplicativeLR", "StepLR", "ExponentialLR", "COLOSSALAI_SCHEDULERS", "PhasedLR", "join",
     "WarmupStableDecayLR", "InverseSqrtLR", "CosineAnnealingWarmRestartsLR", "ConstantWarmupLR", "ComposedLR",
-    "ReplanError", "ResumeChoice", "ResumeChoiceError",
+    "ReplanError", "ResumeChoice", "ResumeChoiceError", "lr_range_test", "RangeTestResult", "plot_range_test",
 ]  # fmt: skip
