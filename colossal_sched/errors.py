@@ -61,6 +61,10 @@ class ClockMismatchError(RuntimeError):
     raised on every rank in the same sync."""
 
 
+class UsageError(Exception):
+    """A bad command-line argument: printed on one line, exit status 2 (``colossal-sched``, launch_scripts)."""
+
+
 class LRDivergenceWarning(UserWarning):
     """A rank's lr or step differed from the source rank's and was overwritten (``on_divergence="warn"``)."""
 
@@ -77,4 +81,4 @@ class ResumeChoiceError(ValueError):
 
 __all__ = ["ResumeChoiceError", "ArgumentTypeError", "ScheduleMismatchError", "MissingInitialLRError", "InvalidLRError", "CheckpointError",
            "LayoutMismatchError", "LRDivergenceError", "LRDivergenceWarning", "ReplanError", "SyncSequenceError",
-           "ClockMismatchError"]
+           "ClockMismatchError", "UsageError"]

@@ -130,9 +130,10 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """The flags, each bad value refused on one line (exit status 2) before any process group exists."""
-    p = parser()
+def parse_args(argv: list[str] | None = None, p: argparse.ArgumentParser | None = None) -> argparse.Namespace:
+    """The flags (of ``p``: default :func:`parser`), each bad value refused on one line (exit status 2) before any
+    process group exists."""
+    p = parser() if p is None else p
     args = p.parse_args(argv)
     try:
         args.scheduler_kwargs = parse_params(args.scheduler_arg, "--scheduler-arg")
