@@ -295,11 +295,11 @@ def plot_range_test(result: RangeTestResult, path: str, *, title: str | None = N
         ax.set_xscale("log")
     finite = [v for v in result.smoothed[:-1] if math.isfinite(v)]  # the diverged last point would squash the curve
     if len(finite) > 1:
-        low, high = min(finite), max(finite)
+        low, high = min(v for v in [*finite, *result.losses] if math.isfinite(v)), max(finite)
         ax.set_ylim(low - 0.1 * (high - low), high + 0.1 * (high - low))
     ax.set_xlabel("learning rate")
     ax.set_ylabel("loss")
     ax.legend(fontsize=8)
-    ax.set_title(title or f"lr range test: {result.updates} updates, {result.reason}"[:100], fontsize=9)
+    ax.set_title(title or f"lr range test: {result.updates} updates, {result.reason.split(':')[0]}", fontsize=9)
     fig.savefig(path)
     return path
