@@ -281,9 +281,9 @@ def test_every_rank_holds_the_same_curve_and_stops_together(tmp_path, world, tp)
 @pytest.mark.timeout(240)
 def test_colossal_sched_find_lr_under_torchrun_at_world_2(tmp_path):
     cmd = [sys.executable, "-m", "colossal_sched.cli", "find-lr", "--nproc-per-node", "2", "--layers", "2",
-           "--num-updates", "12", "--start-lr", "1e-4", "--log-every", "0", "--plot", str(tmp_path / "lr.png")]
+           "--num-updates", "16", "--start-lr", "1e-4", "--log-every", "0", "--plot", str(tmp_path / "lr.png")]
     out = run_job(cmd, {**os.environ, "OMP_NUM_THREADS": "1"}, timeout=220)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.count("12 updates on 2 ranks in ") == 1 and out.stdout.count("suggested lr: ") == 1, out.stdout
+    assert out.stdout.count("16 updates on 2 ranks in ") == 1 and out.stdout.count("suggested lr: ") == 1, out.stdout
     assert "--nproc_per_node 2 " + FIND_LR in out.stderr.splitlines()[0]
     assert os.path.getsize(tmp_path / "lr.png") > 0
