@@ -94,6 +94,8 @@ def lr_range_test(model: torch.nn.Module, optimizer: torch.optim.Optimizer, data
     The average costs one ``all_reduce`` per update (the loss and, per rank, whether its next batch came),
     so every rank holds the same curve, stops at the same update and suggests the same lr; the next batch is
     fetched before that reduce, so no rank enters a forward (and a DDP/FSDP collective) that another cannot.
+    An exception raised on one rank only (by ``loss_fn`` or ``data``) leaves the others waiting in that reduce
+    until the group's timeout, as it would in training.
 
     Afterwards, also after an exception, the model's parameters, buffers, gradients and train/eval modes, the
     optimizer's state and param groups (tensor lrs in place) and torch's RNG states are what they were, bit
@@ -279,10 +281,11 @@ def plot_range_test(result: RangeTestResult, path: str, *, title: str | None = N
 
     Only rank 0 writes (when torch.distributed is initialized); it returns ``path``, the other ranks None."""
     import torch.distributed as dist
-    from matplotlib.figure import Figure
 
     if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
         return None
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(8, 5), dpi=100, layout="constrained")
     ax = fig.subplots()
     ax.plot(result.lrs, result.losses, color="C0", alpha=0.3, label="loss (dp mean)")
