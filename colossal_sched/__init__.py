@@ -14,6 +14,7 @@ from .multistep import MultiStepLR, MultiStepWarmupLR
 from .onecycle import OneCycleLR
 from .plan import PhasedLR, join
 from .poly import PolynomialLR, PolynomialWarmupLR
+from .range_test import RangeTestResult, lr_range_test, plot_range_test
 from .restarts import CosineAnnealingWarmRestartsLR
 from .inverse_sqrt import InverseSqrtLR
 from .reduce_on_plateau import ReduceLROnPlateauLR
@@ -28,5 +29,6 @@ __all__ = [
     "LinearWarmupLR", "MultiStepLR", "MultiStepWarmupLR", "OneCycleLR", "PolynomialLR", "PolynomialWarmupLR",
     "LambdaLR", "MultiplicativeLR", "StepLR", "ExponentialLR", "COLOSSALAI_SCHEDULERS", "PhasedLR", "join",
     "WarmupStableDecayLR", "InverseSqrtLR", "CosineAnnealingWarmRestartsLR", "ConstantWarmupLR", "ComposedLR",
-    "ReplanError", "ResumeChoice", "ResumeChoiceError", "ReduceLROnPlateauLR",
+    "ReplanError", "ResumeChoice", "ResumeChoiceError", "ReduceLROnPlateauLR", "lr_range_test", "RangeTestResult",
+    "plot_range_test",
 ]  # fmt: skip

@@ -12,11 +12,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from .builder import SCHEDULERS
+from .cli_find_lr import pass_on, register as register_find_lr
 from .clock import UNITS
-
-
-class UsageError(Exception):
-    """A bad argument: printed on one line, exit status 2."""
+from .errors import UsageError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -99,8 +97,7 @@ def formula(cls: type) -> str:
     """A one-line plain-text formula of ``cls``'s lr."""
     if cls.__name__ in FORMULAS:
         return FORMULAS[cls.__name__]
-    doc = (cls.__doc__ or "").strip().splitlines()
-    text = doc[0] if doc else ""
+    text = ((cls.__doc__ or "").strip().splitlines() or [""])[0]
     for markup in (":math:", ":class:", "``", "`", "\\mathrm", "\\"):
         text = text.replace(markup, "")
     return text.rstrip(":")
@@ -109,8 +106,7 @@ def formula(cls: type) -> str:
 def cmd_list(args: argparse.Namespace) -> int:
     for name, cls in SCHEDULERS.items():
         origin = "  [colossalai.nn.lr_scheduler]" if cls.colossalai else ""
-        print(f"{name}(optimizer, total_steps, {', '.join(parameters(cls))}){origin}")
-        print(f"    lr(t) = {formula(cls)}")
+        print(f"{name}(optimizer, total_steps, {', '.join(parameters(cls))}){origin}\n    lr(t) = {formula(cls)}")
     return 0
 
 
@@ -439,6 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
     insp.add_argument("checkpoint", metavar="CKPT_DIR")
     insp.add_argument("--key", default="lr_scheduler", help="the DCP state-dict key holding the scheduler/hook")
     insp.set_defaults(fn=cmd_inspect)
+    register_find_lr(sub, _positive_int)
     return p
 
 
@@ -486,7 +483,7 @@ def _size(text: str) -> tuple[int, int]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        args = pass_on(*build_parser().parse_known_args(argv))  # only find-lr takes flags it does not know
         return args.fn(args)
     except UsageError as e:
         print(f"colossal-sched: error: {e}", file=sys.stderr)

@@ -67,6 +67,10 @@ class MetricError(ValueError):
     sync, with nothing changed."""
 
 
+class UsageError(Exception):
+    """A bad command-line argument: printed on one line, exit status 2 (``colossal-sched``, launch_scripts)."""
+
+
 class LRDivergenceWarning(UserWarning):
     """A rank's lr or step differed from the source rank's and was overwritten (``on_divergence="warn"``)."""
 
@@ -83,4 +87,4 @@ class ResumeChoiceError(ValueError):
 
 __all__ = ["ResumeChoiceError", "ArgumentTypeError", "ScheduleMismatchError", "MissingInitialLRError", "InvalidLRError", "CheckpointError",
            "LayoutMismatchError", "LRDivergenceError", "LRDivergenceWarning", "ReplanError", "SyncSequenceError",
-           "ClockMismatchError", "MetricError"]
+           "ClockMismatchError", "MetricError", "UsageError"]

@@ -130,9 +130,9 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """The flags, each bad value refused on one line (exit status 2) before any process group exists."""
-    p = parser()
+def parse_args(argv: list[str] | None = None, p: argparse.ArgumentParser | None = None) -> argparse.Namespace:
+    """The flags of ``p`` (default :func:`parser`), each bad value refused on one line (status 2) before any group."""
+    p = parser() if p is None else p
     args = p.parse_args(argv)
     try:
         args.scheduler_kwargs = parse_params(args.scheduler_arg, "--scheduler-arg")
@@ -216,10 +216,8 @@ def run_updates(p: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
 def _dp_size(text: str) -> int | None:
     """``--dp``: a positive int, or ``auto`` (None until the world size is read)."""
-    if text == "auto":
-        return None
     try:
-        return int(text)
+        return None if text == "auto" else int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an int >= 1 or 'auto', got {text!r}") from None
 

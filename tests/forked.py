@@ -22,8 +22,8 @@ import traceback
 #: imported once in the forkserver
 PRELOAD = ["torch", "torch.distributed", "torch.distributed.checkpoint", "torch.distributed.device_mesh", "numpy",
            "colossal_sched", "colossal_sched.checkpoint", "colossal_sched.cli", "hooks",
-           "workers", "agreement_workers", "checkpoint_workers", "replan_workers", "clock_workers",
-           "plateau_workers"]
+           "workers", "agreement_workers", "checkpoint_workers", "replan_workers", "clock_workers", "plateau_workers",
+           "range_workers"]
 _context = None
 
 

@@ -79,3 +79,18 @@ def test_readme_section_block_runs_as_printed(title):
     blocks = re.findall(r"```python\n(.*?)```", section, re.S)
     assert len(blocks) == 1
     exec(compile(blocks[0], "README.md", "exec"), {})
+
+
+@pytest.mark.timeout(120)
+def test_readme_range_test_block_runs_as_printed(tmp_path, monkeypatch, capsys):
+    """The ```python block of "## Finding the peak lr: the range test": it prints what the README says it prints,
+    leaves model and optimizer as they were (its own asserts) and draws lr_range.png."""
+    text = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    section = text.split("\n## Finding the peak lr: the range test\n", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert len(blocks) == 1, "one ```python block under ## Finding the peak lr"
+    monkeypatch.chdir(tmp_path)
+    exec(compile(blocks[0], "README.md", "exec"), {})
+    printed = capsys.readouterr().out.strip()
+    assert " ".join(section.split("It prints `", 1)[1].split("`", 1)[0].split()) == printed
+    assert os.path.getsize(tmp_path / "lr_range.png") > 0
