@@ -140,6 +140,7 @@ class LRSync:
         self._rows = self._send.numpy().reshape(len(self.ranks), self._row)
         self._mine = np.zeros(self._row, dtype=np.int64)
         self._floats = self._mine[_HEADER:].view(np.float64)  # lrs, momenta, base lrs: written in place
+        self._metric_word = self._mine[_METRIC:_METRIC + 1].view(np.float64)
         index = np.array(self._index, dtype=np.int64)
         self._slots = (index, n + index, 2 * n + index)
         self._my_layout = layout
@@ -200,8 +201,7 @@ class LRSync:
         head[_STEP], head[_PREV], head[_SEQ] = requested, self._prev_request, self.syncs
         head[_LAYOUT], head[_SYNC_EVERY], head[_HAS_MOMENTUM] = self._layout_key, self.sync_every, self._cycles_momentum
         head[_SAMPLES:_HAS_METRIC] = progress
-        if metric is not None:
-            head[_HAS_METRIC], head[_METRIC] = 1, int(np.float64(metric).view(np.int64))
+        head[_HAS_METRIC] = metric is not None
         try:  # what this rank holds; a failure to read it is refused on every rank, never raised here alone
             fingerprint = s.fingerprint()
             value = None if isinstance(fingerprint, bool) else operator.index(fingerprint)
@@ -218,6 +218,8 @@ class LRSync:
             self._floats[:] = np.nan
         head[_REFUSED] = 0 if refusal is None else _REFUSAL_FLAGS.get(type(refusal), _REFUSAL_FLAGS[None])
         self._mine[:_HEADER] = head
+        if metric is not None:
+            self._metric_word[0] = metric  # its float64 bits, in place
         self._rows[:] = self._mine
         work = dist.all_to_all_single(self._recv, self._send, group=self.process_group, async_op=async_op)
         self.syncs += 1

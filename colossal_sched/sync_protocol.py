@@ -287,16 +287,16 @@ def agreed_metric(table: np.ndarray, ranks: list[int], i_src: int, dp_groups: li
     """The metrics of the source's data-parallel group reduced by ``op`` (in rank order: the same float on every
     rank), or None where no rank gave one (or every rank skips a non-finite one); else
     :class:`~colossal_sched.errors.MetricError` on every rank (some ranks gave none, or one is not finite)."""
-    has = table[:, _HAS_METRIC]
-    if not has.any():
+    has = table[:, _HAS_METRIC].tolist()  # Python ints: cheaper than numpy's any() on every sync
+    if not any(has):
         return None
-    if not has.all():
+    if not all(has):
         raise MetricError(f"ranks {[r for r, h in zip(ranks, has) if not h]} gave no metric in the sync of step "
                           f"{int(table[i_src, _STEP])} where ranks {[r for r, h in zip(ranks, has) if h]} did: every "
                           "rank gives hook.step(..., metric=) at the same step, or none does; nothing changed")
-    values = table[:, _METRIC].copy().view(np.float64).tolist()
-    bad = [(r, v) for r, v in zip(ranks, values) if not math.isfinite(v)]
-    if bad:
+    values = table[:, _METRIC].view(np.float64).tolist()
+    if not all(map(math.isfinite, values)):
+        bad = [(r, v) for r, v in zip(ranks, values) if not math.isfinite(v)]
         what = f"ranks {[r for r, _ in bad]} gave a metric that is not finite ({', '.join(f'rank {r}: {v}' for r, v in bad)})"
         if nonfinite == "refuse":
             raise MetricError(f"{what}: refused on every rank, nothing changed (nonfinite_metric='skip' skips such "
