@@ -140,6 +140,14 @@ def hostile(world, shape):
     out = {name: refused(name, world, shape, body) for name, body in cases.items()}
     out["NaN skipped"] = refused("NaN skipped", world, shape, lambda h, i, s: h.step(6, metric=nan if last else 1.0),
                                  nonfinite_metric="skip")
+    out["a metric at a step without a sync"] = refused(
+        "a metric at a step without a sync", world, shape, lambda h, i, s: (h.step(6), h.step(7, metric=1.0)), sync_every=2)
+    mark("metric_op differs")
+    try:
+        hook_for(schedule(), _dp(world, shape)[2], metric_op="max" if last else "mean").close()
+        out["metric_op differs"] = [None, "", True]
+    except Exception as e:
+        out["metric_op differs"] = [type(e).__name__, str(e), True]
     mark("a schedule that does not listen")
     from hooks import LRSchedulerHook
 

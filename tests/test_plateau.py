@@ -260,6 +260,31 @@ def test_show_and_plot_say_the_curve_depends_on_metrics(tmp_path, capsys):
     assert "depends on the metrics" in capsys.readouterr().out
 
 
+def test_the_sync_reduces_the_source_dp_group_s_metrics_by_each_op():
+    """agreed_metric on a real sync table (int64 rows as the collective delivers them): the source's dp group only."""
+    import numpy as np
+
+    from colossal_sched.sync_protocol import _HAS_METRIC, _HEADER, _METRIC, agreed_metric
+
+    metrics = [0.1, 0.7, 0.2, 0.9]  # ranks 0..3; dp groups {0, 2} and {1, 3} (tp 2): the source, rank 0, is in {0, 2}
+    table = np.zeros((4, _HEADER), dtype=np.int64)
+    table[:, _HAS_METRIC], table[:, _METRIC] = 1, np.array(metrics).view(np.int64)
+    groups = [[0, 2], [1, 3]]
+    got = {op: agreed_metric(table, [0, 1, 2, 3], 0, groups, op, "refuse") for op in ("mean", "sum", "min", "max")}
+    assert got == {"mean": (0.1 + 0.2) / 2, "sum": 0.1 + 0.2, "min": 0.1, "max": 0.2}
+    assert agreed_metric(table, [0, 1, 2, 3], 0, [[0, 1, 2, 3]], "mean", "refuse") == math.fsum(metrics) / 4
+    table[:, _HAS_METRIC] = 0
+    assert agreed_metric(table, [0, 1, 2, 3], 0, groups, "mean", "refuse") is None
+
+
+def test_a_one_element_tensor_metric_is_read_once():
+    opt = _opt()
+    hook = LRSchedulerHook(cs.ReduceLROnPlateauLR(opt, 100, patience=0))
+    hook.step(0, metric=torch.tensor(1.0))
+    hook.step(1, metric=torch.tensor([2.0]))
+    assert hook.lr_scheduler.plateau.best == 1.0 and _lrs(opt) == [0.05, 0.05]
+
+
 # --------------------------------------------------------- worlds 2 and 4
 def _oracle(kind, size, start=0, stop=W.UPDATES, sign=1.0, resumed_size=None):
     """One process: the lrs of ``kind`` observing the dp mean of ``size`` ranks (of ``resumed_size`` after update 15)."""
@@ -311,6 +336,8 @@ def test_every_rank_makes_the_same_decisions_from_the_agreed_metric(tmp_path, wo
             "a metric that is not a number": ("MetricError", f"ranks [{last}] were given a metric"),
             "observed outside the hook": ("MetricError", f"ranks [{last}] hold other plateau decisions"),
             "a schedule that does not listen": ("MetricError", f"ranks [{last}] were given a metric"),
+            "a metric at a step without a sync": ("MetricError", f"ranks {list(range(world))} were given a metric"),
+            "metric_op differs": ("ScheduleMismatchError", "metric_op: source='mean', rank='max'"),
         }.items():
             got = hostile[name]
             assert got[0] == kind and words in got[1], f"{name}: rank {r}: {got}"
