@@ -113,7 +113,10 @@ def real(name: str, value: Any, *, low: float | None = None, high: float | None 
     allowed = f"{'(' if low_open or low is None else '['}{lo}, {hi}"
     if not isinstance(value, Real) or isinstance(value, bool):
         raise ArgumentTypeError(f"{name} must be a finite float in {allowed}, got {short(value)} ({type(value).__name__})")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an int or Fraction past the floats
+        raise ValueError(f"{name} must be a finite float in {allowed}, got {short(value)}") from None
     if not math.isfinite(value) or (low is not None and (value < low or (low_open and value == low))) or (
             high is not None and (value > high or (high_open and value == high))):
         raise ValueError(f"{name} must be a finite float in {allowed}, got {value}")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
+import torch
 
 from . import _validate as V
 from ._ops import SCALAR, Ops
@@ -313,10 +314,19 @@ class PhasedLR(ClosedFormLR, abstract=True):
         value = metric_value("metric", metric)
         t, plan = max(self.last_epoch, 0), self.joined()
         listening = plateau_of(plan.phases[plan.index(min(t, self.total_steps))]) is not None
-        changed = self.plateau.observe(value, self.lr_at(t) if listening else None)
+        changed = self.plateau.observe(value, self._held_levels(t) if listening else None)
         if changed and self.last_epoch >= 0:
             self._apply(self.last_epoch)
         return changed
+
+    def _held_levels(self, t: int) -> list[float]:
+        """The plateau's lrs at ``t`` as the optimizer holds them (a tensor lr rounded to its dtype), which torch's
+        rule reduces: a float32 lr is reduced from its float32 value, as torch's ``float(group["lr"])``."""
+        lrs = self.lr_at(t)
+        if self.key == "lr" and self.last_epoch == t:
+            lrs = [float(g["lr"]) if isinstance(g["lr"], torch.Tensor) else lr
+                   for g, lr in zip(self.optimizer.param_groups, lrs)]
+        return lrs
 
     def _extra_state(self) -> dict[str, Any]:
         extra = {"replans": [list(r) for r in self.replans]}

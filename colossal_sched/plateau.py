@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import math
 from numbers import Real
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Sequence
 
 from . import _validate as V
 from ._ops import Ops
-from .phases import Levels, Phase, Scaled, key
+from .phases import Levels, Phase, _Wrapper, key
 
 MODES = ("min", "max")
 THRESHOLD_MODES = ("rel", "abs")
@@ -74,14 +74,12 @@ class Plateau(Phase):
         levels = None if self.state is None else self.state.levels
         return list(peaks if levels is None else levels)  # a scalar per group, as Constant
 
-    def rest(self, u0: int, length: int, levels: Levels) -> Phase:
-        return replace(self, length=length)  # the level is the state's: a re-plan only moves the end
-
 
 def plateau_of(phase: Phase) -> Plateau | None:
-    """The :class:`Plateau` that ``phase`` is (or scales), else None."""
-    inner = phase.inner if isinstance(phase, Scaled) else phase
-    return inner if isinstance(inner, Plateau) else None
+    """The :class:`Plateau` that ``phase`` is, or wraps (scaled, or re-planned from the levels at a step), else None."""
+    while isinstance(phase, _Wrapper):
+        phase = phase.inner
+    return phase if isinstance(phase, Plateau) else None
 
 
 class PlateauState:

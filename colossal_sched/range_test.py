@@ -16,6 +16,7 @@ import torch
 from . import _validate as V
 
 MODES = ("exp", "linear")
+MAX_UPDATES = 10**6
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ def lr_range_test(model: torch.nn.Module, optimizer: torch.optim.Optimizer, data
         data: an iterable of batches, one per update.
         loss_fn: ``loss_fn(model, batch)``: a scalar loss tensor.
         start_lr, end_lr: the sweep's first and last lr, ``0 < start_lr < end_lr``.
-        num_updates: the sweep's length :math:`N \ge 2`.
+        num_updates: the sweep's length :math:`N`, in ``[2, 10**6]``.
         mode: ``"exp"`` (geometric) or ``"linear"``.
         beta: the smoothing factor in ``[0, 1)``.
         diverge: the stop factor, ``> 1``.
@@ -143,7 +144,8 @@ def _check(model, optimizer, loss_fn, start_lr, end_lr, num_updates, mode, beta,
     end = V.real("end_lr", end_lr, low=0, low_open=True)
     if start >= end:
         raise ValueError(f"start_lr must be < end_lr (the sweep goes up), got start_lr={start!r}, end_lr={end!r}")
-    V.integer("num_updates", num_updates, 2)
+    if V.integer("num_updates", num_updates, 2) > MAX_UPDATES:
+        raise ValueError(f"num_updates must be an int in [2, {MAX_UPDATES}] (a sweep, not a run), got {num_updates}")
     V.choice("mode", mode, MODES)
     V.real("beta", beta, low=0, high=1, high_open=True)
     V.real("diverge", diverge, low=1, low_open=True)
@@ -243,8 +245,10 @@ class _Snapshot:
 
     def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
         self.model, self.optimizer = model, optimizer
-        self.tensors = [(t, t.detach().clone()) for t in [*model.parameters(), *model.buffers()]]
-        self.grads = [(p, None if p.grad is None else p.grad.detach().clone()) for p in model.parameters()]
+        params = list({id(p): p for p in [*model.parameters(), *(p for g in optimizer.param_groups for p in g["params"])]}
+                      .values())  # the optimizer may step tensors the model does not hold
+        self.tensors = [(t, t.detach().clone()) for t in [*params, *model.buffers()]]
+        self.grads = [(p, None if p.grad is None else p.grad.detach().clone()) for p in params]
         self.modes = [(m, m.training) for m in model.modules()]
         self.groups = [{k: _clone(v) for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
         self.state = {p: {k: _clone(v) for k, v in s.items()} for p, s in optimizer.state.items()}
@@ -252,8 +256,8 @@ class _Snapshot:
 
     def restore(self) -> None:
         with torch.no_grad():
-            for t, copy in self.tensors:
-                t.copy_(copy)
+            for t, kept in self.tensors:
+                t.copy_(kept)
         for p, grad in self.grads:
             p.grad = grad
         for m, training in self.modes:

@@ -9,7 +9,7 @@ from torch.optim import Optimizer
 from . import _validate as V
 from .phases import Phase, spec_keys
 from .plan import PhasedLR, warmup_then
-from .plateau import Plateau, PlateauState
+from .plateau import Plateau, PlateauState, metric_value
 
 
 class ReduceLROnPlateauLR(PhasedLR):
@@ -59,6 +59,7 @@ class ReduceLROnPlateauLR(PhasedLR):
 
     def step(self, metrics: Any = None, epoch: int | None = None) -> None:  # type: ignore[override]
         """Take a step (to ``epoch``, deprecated, as torch's), then observe ``metrics`` if given (torch's order)."""
+        value = None if metrics is None else metric_value("metrics", metrics)  # refused before the step is taken
         super().step(epoch)
-        if metrics is not None:
-            self.observe(metrics)
+        if value is not None:
+            self.observe(value)

@@ -285,7 +285,7 @@ def agreed_clock(table: np.ndarray, ranks: list[int], i_src: int, dp_groups: lis
 def agreed_metric(table: np.ndarray, ranks: list[int], i_src: int, dp_groups: list[list[int]], op: str,
                   nonfinite: str) -> float | None:
     """The metrics of the source's data-parallel group reduced by ``op`` (in rank order: the same float on every
-    rank), or None where no rank gave one (or every rank skips a non-finite one); else
+    rank), None where no rank gave one, NaN where every rank skips a non-finite one; else
     :class:`~colossal_sched.errors.MetricError` on every rank (some ranks gave none, or one is not finite)."""
     has = table[:, _HAS_METRIC].tolist()  # Python ints: cheaper than numpy's any() on every sync
     if not any(has):
@@ -301,9 +301,13 @@ def agreed_metric(table: np.ndarray, ranks: list[int], i_src: int, dp_groups: li
         if nonfinite == "refuse":
             raise MetricError(f"{what}: refused on every rank, nothing changed (nonfinite_metric='skip' skips such "
                               "an observation instead)")
-        warnings.warn(f"{what}: every rank skips this observation (nonfinite_metric='skip')", UserWarning, stacklevel=6)
-        return None
+        return math.nan  # every rank skips it, and says so (the hook's warning, deferred under warnings-as-errors)
     mine = [values[i] for i in next(g for g in dp_groups if i_src in g)]
-    if op in ("mean", "sum"):
+    if op in ("min", "max"):
+        return min(mine) if op == "min" else max(mine)
+    try:
         return math.fsum(mine) / len(mine) if op == "mean" else math.fsum(mine)
-    return min(mine) if op == "min" else max(mine)
+    except OverflowError:  # finite metrics whose sum is not: a mean is still finite, a sum is refused
+        if op == "mean":
+            return math.fsum(v / len(mine) for v in mine)
+        raise MetricError(f"the sum of the metrics {mine} is not finite: refused on every rank, nothing changed") from None

@@ -219,7 +219,8 @@ class LRSchedulerHook(EngineHook):
     def _observe(self, metric: float | None) -> None:
         """Observe an agreed metric (or, without a sync, this rank's); a non-finite one here is skipped (``"skip"``)."""
         if metric is not None and not math.isfinite(metric):
-            self._warn(f"metric {metric} is not finite: this observation is skipped (nonfinite_metric='skip')")
+            self._warn(f"a metric is not finite ({metric} here, or on another rank): every rank skips this observation "
+                       "(nonfinite_metric='skip')")
         elif metric is not None:
             self.lr_scheduler.observe(metric)
 

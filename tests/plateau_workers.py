@@ -135,11 +135,20 @@ def hostile(world, shape):
         "a NaN metric on one rank": lambda h, i, s: h.step(6, metric=nan if last else 1.0),
         "an inf metric on one rank": lambda h, i, s: h.step(6, metric=math.inf if last else 1.0),
         "a metric that is not a number": lambda h, i, s: h.step(6, metric="low" if last else 1.0),
+        "an int past the floats": lambda h, i, s: h.step(6, metric=10**400 if last else 1.0),
         "observed outside the hook": lambda h, i, s: (h.lr_scheduler.observe(9.0) if last else None, h.step(6)),
     }
     out = {name: refused(name, world, shape, body) for name, body in cases.items()}
     out["NaN skipped"] = refused("NaN skipped", world, shape, lambda h, i, s: h.step(6, metric=nan if last else 1.0),
                                  nonfinite_metric="skip")
+
+    def skip_as_error(h, i, s):  # the skip's warning is an error on the last rank: every rank raises at the next sync
+        if last:
+            warnings.simplefilter("error")
+        h.step(6, metric=1.0 if last else nan)
+        h.step(7)
+    out["the skip's warning as an error"] = refused("the skip's warning as an error", world, shape, skip_as_error,
+                                                    nonfinite_metric="skip")
     out["a metric at a step without a sync"] = refused(
         "a metric at a step without a sync", world, shape, lambda h, i, s: (h.step(6), h.step(7, metric=1.0)), sync_every=2)
     mark("metric_op differs")

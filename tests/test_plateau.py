@@ -76,6 +76,53 @@ def test_the_same_metrics_give_torch_lrs_and_decisions_bit_for_bit():
         assert s.plateau.metrics == 40 and s.last_epoch == t.last_epoch == 40
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_tensor_lrs_are_reduced_from_the_value_they_hold_as_torch_s(dtype):
+    """torch reduces ``float(group["lr"])``: a float32 lr from its float32 value; so do we, bit for bit."""
+    for seed in range(60):
+        r = random.Random(seed)
+        kwargs = dict(factor=r.choice([0.1, 0.3, 0.7]), patience=r.randint(0, 2), min_lr=r.choice([0.0, 1e-4]),
+                      eps=r.choice([0.0, 1e-8, 1e-5]), cooldown=r.randint(0, 1))
+        ours, theirs = [torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=torch.tensor(0.1, dtype=dtype))
+                        for _ in range(2)]
+        s, t = cs.ReduceLROnPlateauLR(ours, **kwargs), ReduceLROnPlateau(theirs, **kwargs)
+        for i in range(30):
+            metric = r.choice([1.0, 2.0, 0.5 ** i])
+            s.step(metric)
+            t.step(metric)
+            assert ours.param_groups[0]["lr"].item() == theirs.param_groups[0]["lr"].item(), (seed, i, kwargs)
+
+
+def test_step_with_a_bad_metric_takes_no_step():
+    opt = _opt()
+    s = cs.ReduceLROnPlateauLR(opt, 100, warmup_steps=4)
+    s.step(1.0)
+    before, lrs = json.dumps(s.state_dict()), _lrs(opt)
+    for bad in (float("nan"), 10**400, "1.0"):
+        with pytest.raises(ValueError, match="metrics must be a finite float"):
+            s.step(bad)
+        assert json.dumps(s.state_dict()) == before and _lrs(opt) == lrs and s.last_epoch == 1
+
+
+def test_a_replan_before_any_reduction_keeps_a_scaled_plateau_s_level_and_it_still_listens():
+    def sched():
+        return cs.ComposedLR(_opt((0.1,)), 100, [{"type": "warmup"}, {"type": "cosine", "end_lr": 0.05},
+                                               {"type": "plateau", "patience": 0, "factor": 0.5, "scale": 0.5}],
+                             boundaries=[5, 10])
+    for at in (7, 20):  # inside the cosine, then again inside the plateau; and once inside the plateau only
+        s = sched()
+        _run(s, [None] * (at + 1))
+        s.replan(200)
+        if at == 7:
+            _run(s, [None] * 13, start=at + 1)
+            s.replan(300)
+        assert s.get_last_lr() == [0.05] and s.lr_at(250) == [0.05], at
+        assert cs.ComposedLR.from_state(s.state_dict()).lr_at(250) == [0.05]
+        s.observe(1.0)
+        s.observe(1.0)  # patience 0: the second equal metric halves the level, after the re-plans too
+        assert s.get_last_lr() == [0.025] and s.lr_at(199) == [0.025], at
+
+
 def test_a_tensor_lr_stays_a_tensor_written_in_place():
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=torch.tensor(0.5))
     lr = opt.param_groups[0]["lr"]
@@ -239,7 +286,7 @@ def test_world1_hook_observes_and_refuses_or_skips_a_nonfinite_metric():
     assert hook.lr_scheduler.plateau.state_dict() == before and hook.lr_scheduler.last_epoch == 1
     skipping = LRSchedulerHook(cs.ReduceLROnPlateauLR(_opt(), 100, patience=0), nonfinite_metric="skip")
     skipping.step(0, metric=1.0)
-    with pytest.warns(UserWarning, match="not finite: this observation is skipped"):
+    with pytest.warns(UserWarning, match="not finite .*: every rank skips this observation"):
         skipping.step(1, metric=float("inf"))
     assert skipping.lr_scheduler.plateau.metrics == 1
     with pytest.raises(ValueError, match="metric_op must be one of"):
@@ -273,6 +320,14 @@ def test_the_sync_reduces_the_source_dp_group_s_metrics_by_each_op():
     got = {op: agreed_metric(table, [0, 1, 2, 3], 0, groups, op, "refuse") for op in ("mean", "sum", "min", "max")}
     assert got == {"mean": (0.1 + 0.2) / 2, "sum": 0.1 + 0.2, "min": 0.1, "max": 0.2}
     assert agreed_metric(table, [0, 1, 2, 3], 0, [[0, 1, 2, 3]], "mean", "refuse") == math.fsum(metrics) / 4
+    table[:, _METRIC] = np.array([1e308, 1e308, 1e308, 1e308]).view(np.int64)  # finite, their sum is not
+    assert agreed_metric(table, [0, 1, 2, 3], 0, groups, "mean", "refuse") == 1e308
+    with pytest.raises(MetricError, match="the sum of the metrics .* is not finite"):
+        agreed_metric(table, [0, 1, 2, 3], 0, groups, "sum", "refuse")
+    table[0, _METRIC] = np.array([math.nan]).view(np.int64)[0]
+    assert math.isnan(agreed_metric(table, [0, 1, 2, 3], 0, groups, "mean", "skip"))  # every rank skips it
+    with pytest.raises(MetricError, match=r"ranks \[0\] gave a metric that is not finite"):
+        agreed_metric(table, [0, 1, 2, 3], 0, groups, "mean", "refuse")
     table[:, _HAS_METRIC] = 0
     assert agreed_metric(table, [0, 1, 2, 3], 0, groups, "mean", "refuse") is None
 
@@ -334,6 +389,8 @@ def test_every_rank_makes_the_same_decisions_from_the_agreed_metric(tmp_path, wo
             "a NaN metric on one rank": ("MetricError", f"ranks [{last}] were given a metric that cannot be observed"),
             "an inf metric on one rank": ("MetricError", f"ranks [{last}] were given a metric that cannot be observed"),
             "a metric that is not a number": ("MetricError", f"ranks [{last}] were given a metric"),
+            "an int past the floats": ("MetricError", f"ranks [{last}] were given a metric"),
+            "the skip's warning as an error": ("RuntimeError", f"ranks [{last}] failed before the sync"),
             "observed outside the hook": ("MetricError", f"ranks [{last}] hold other plateau decisions"),
             "a schedule that does not listen": ("MetricError", f"ranks [{last}] were given a metric"),
             "a metric at a step without a sync": ("MetricError", f"ranks {list(range(world))} were given a metric"),

@@ -120,6 +120,7 @@ def test_the_suggestion_is_the_steepest_descent_over_log_lr_past_the_skipped_poi
     ({"end_lr": float("nan")}, "end_lr must be a finite float in (0.0, inf), got nan"),
     ({"num_updates": 1}, "num_updates must be an int >= 2, got 1"),
     ({"num_updates": 2.5}, "num_updates must be an int >= 2, got 2.5"),
+    ({"num_updates": 10**6 + 1}, "num_updates must be an int in [2, 1000000] (a sweep, not a run), got 1000001"),
     ({"mode": "cos"}, "mode must be one of ['exp', 'linear'], got 'cos'"),
     ({"beta": 1.0}, "beta must be a finite float in [0.0, 1.0), got 1.0"),
     ({"diverge": 1.0}, "diverge must be a finite float in (1.0, inf), got 1.0"),
@@ -182,6 +183,15 @@ def test_an_exception_in_the_loss_restores_the_model_and_optimizer():
     with pytest.raises(RuntimeError, match="boom"):
         lr_range_test(model, opt, data(20), failing, num_updates=20)
     assert range_workers.unchanged(before, model, opt)
+
+
+def test_a_tensor_the_optimizer_steps_outside_the_model_is_restored_too():
+    model, opt, loss_fn = sgd_linear()
+    temp = torch.nn.Parameter(torch.ones(1))
+    opt.add_param_group({"params": [temp], "lr": 0.01})
+    before = temp.detach().clone()
+    lr_range_test(model, opt, data(10), lambda m, x: loss_fn(m, x) + (temp - 3.0).pow(2).sum(), num_updates=10)
+    assert torch.equal(temp.detach(), before) and temp.grad is None and temp not in opt.state
 
 
 def test_state_the_optimizer_did_not_have_is_removed_again():
