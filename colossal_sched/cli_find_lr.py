@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import runpy
 import shlex
 import subprocess
 import sys
@@ -42,6 +43,10 @@ def command(args: argparse.Namespace) -> list[str]:
 def cmd_find_lr(args: argparse.Namespace) -> int:
     if not os.path.isfile(args.script):
         raise UsageError(f"--script: no such file {args.script!r}; give the path of launch_scripts/find_lr.py")
+    try:  # the script's own checks first, in this process: a refusal is its one line and status 2, no torchrun
+        runpy.run_path(args.script, run_name="find_lr")["parse_args"](args.rest)
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else 2
     cmd = command(args)
     print("+ " + shlex.join(cmd), file=sys.stderr, flush=True)
     return subprocess.call(cmd, env={"OMP_NUM_THREADS": "1", **os.environ})  # torchrun's default, without its notice

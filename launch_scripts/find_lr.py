@@ -20,7 +20,7 @@ import torch.distributed as dist
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from colossal_sched.launch import init_distributed  # noqa: E402
-from colossal_sched.range_test import MODES, RangeTestResult, lr_range_test, plot_range_test  # noqa: E402
+from colossal_sched.range_test import MAX_UPDATES, MODES, RangeTestResult, lr_range_test, plot_range_test  # noqa: E402
 from launch_scripts import train  # noqa: E402
 from launch_scripts.tiny_lm import batch  # noqa: E402
 
@@ -55,8 +55,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if not 0 < args.start_lr < args.end_lr < float("inf"):
         p.error(f"--start-lr and --end-lr must be finite with 0 < --start-lr < --end-lr, got {args.start_lr} and "
                 f"{args.end_lr}")
-    if args.num_updates < 2:
-        p.error(f"--num-updates must be an int >= 2, got {args.num_updates}")
+    if not 2 <= args.num_updates <= MAX_UPDATES:
+        p.error(f"--num-updates must be an int in [2, {MAX_UPDATES}], got {args.num_updates}")
     return train.parse_args(argv, p)  # the model, mesh and data flags
 
 

@@ -230,7 +230,7 @@ def test_find_lr_script_at_world1_prints_the_suggestion_and_writes_the_plot(tmp_
 @pytest.mark.parametrize("args,needle", [
     (["--start-lr", "1", "--end-lr", "0.1"], "--start-lr and --end-lr must be finite with 0 < --start-lr < --end-lr, "
                                              "got 1.0 and 0.1"),
-    (["--num-updates", "1"], "--num-updates must be an int >= 2, got 1"),
+    (["--num-updates", "1"], "--num-updates must be an int in [2, 1000000], got 1"),
     (["--mode", "cos"], "argument --mode: invalid choice: 'cos'"),
     (["--total-steps", "5"], "--total-steps is a training flag: the range test takes the model, mesh and data flags"),
     (["--pp", "2"], "--pp is a training flag"),
@@ -257,10 +257,14 @@ def test_cli_find_lr_builds_the_torchrun_command_and_refuses_a_missing_script(ca
     assert command(args) == [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "4",
                              FIND_LR, "--tp", "2", "--plot", "x.png"]
     assert cli_main(["find-lr", "--script", "/no/such/find_lr.py"]) == 2
+    assert cli_main(["find-lr", "--nproc-per-node", "2", "--start-lr", "1", "--end-lr", "0.1"]) == 2  # before torchrun
     assert cli_main(["list", "--tp", "2"]) == 2  # only find-lr passes flags on
     err = capsys.readouterr().err.splitlines()
-    assert err == ["colossal-sched: error: --script: no such file '/no/such/find_lr.py'; give the path of "
-                   "launch_scripts/find_lr.py", "colossal-sched: error: unrecognized arguments: --tp 2"]
+    assert err[0] == ("colossal-sched: error: --script: no such file '/no/such/find_lr.py'; give the path of "
+                      "launch_scripts/find_lr.py")
+    assert len(err) == 3 and "--start-lr and --end-lr must be finite with 0 < --start-lr < --end-lr" in err[1]
+    assert "torch.distributed.run" not in "".join(err) and "Traceback" not in "".join(err)
+    assert err[2] == "colossal-sched: error: unrecognized arguments: --tp 2"
 
 
 @pytest.mark.multiprocess
