@@ -114,8 +114,11 @@ def _resume(scheduler: ClosedFormLR, saved: SavedState, on_mismatch: OnMismatch,
     if on_mismatch == "use_current":
         old = _saved_lr(saved, state, step, group_names(scheduler.optimizer))
         scheduler.step_to(step)
+        decided = callable(getattr(scheduler, "adopt_decisions", None)) and scheduler.adopt_decisions(state)
+        kept = [*progress, *(["plateau"] if decided else [])]
+        new = scheduler.get_last_lr()
         say(f"resume at step {step}: keeping the current schedule ({fields}); lr {old} (checkpoint) -> {new} (current)")
-        return scheduler, {"step": at, "kept": list(progress), "overridden": [list(d) for d in diffs], "how": "use_current"}
+        return scheduler, {"step": at, "kept": kept, "overridden": [list(d) for d in diffs], "how": "use_current"}
     if state["class"] == type(scheduler).__name__:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the choice is logged below

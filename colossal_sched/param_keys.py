@@ -80,6 +80,9 @@ def check_companions(sched: Any, schedules: tuple[Any, ...]) -> None:
             raise V.ArgumentTypeError(f"schedules must be colossal_sched schedulers of this optimizer, got {c!r}")
         if c.key in keys or c._companions:
             raise ValueError(f"schedules: {c.key!r} is scheduled twice (keys so far {keys}); one schedule per key")
+        if getattr(c, "plateau", None) is not None:
+            raise ValueError(f"schedules: {c.key!r} is a plateau, which listens to metrics: give it a hook of its own "
+                             "(a companion only steps with the lr schedule and never hears one)")
         if c.unit != sched.unit:
             raise ValueError(f"schedules: {c.key!r} counts {c.unit}, this schedule {sched.unit}: one clock unit for all")
         if c.key in ("momentum", BETA1) and sched.momentum_at(0) is not None:

@@ -319,6 +319,15 @@ class PhasedLR(ClosedFormLR, abstract=True):
             self._apply(self.last_epoch)
         return changed
 
+    def adopt_decisions(self, state: dict[str, Any]) -> bool:
+        """Take a saved state's plateau decisions (progress, as its step is) where both schedules end in a plateau
+        (a resume keeping the current schedule); whether it did. A malformed one raises :class:`ValueError`."""
+        if self.plateau is None or not isinstance(state.get("plateau"), dict):
+            return False
+        self.plateau, self._compiled = self.plateau.loaded(state["plateau"]), None  # rebound: a rollback restores it
+        self._apply(max(self.last_epoch, 0))
+        return True
+
     def _held_levels(self, t: int) -> list[float]:
         """The plateau's lrs at ``t`` as the optimizer holds them (a tensor lr rounded to its dtype), which torch's
         rule reduces: a float32 lr is reduced from its float32 value, as torch's ``float(group["lr"])``."""

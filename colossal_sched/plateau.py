@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Sequence
 
 from . import _validate as V
+from .errors import MetricError
 from ._ops import Ops
 from .phases import Levels, Phase, _Wrapper, key
 
@@ -37,6 +38,21 @@ def metric_value(name: str, value: Any, finite: bool = True) -> float:
     if not finite and isinstance(value, Real) and not isinstance(value, bool) and not math.isfinite(value):
         return float(value)
     return V.real(name, value)
+
+
+def checked_metric(scheduler: Any, metric: Any, nonfinite: str = "refuse") -> float | None:
+    """``metric`` as a float for a hook to observe (None: none given), or :class:`~colossal_sched.errors.MetricError`:
+    a schedule without a plateau, not a number, or not finite (kept as NaN/inf with ``nonfinite="skip"``)."""
+    if metric is None:
+        return None
+    if getattr(scheduler, "plateau", None) is None:
+        raise MetricError(f"metric given to the hook of {type(scheduler).__name__}, which does not listen to metrics: "
+                          "its schedule has no plateau phase (ReduceLROnPlateauLR, or a ComposedLR ending in "
+                          "{'type': 'plateau'})")
+    try:
+        return metric_value("metric", metric, finite=nonfinite == "refuse")
+    except (TypeError, ValueError) as e:
+        raise MetricError(f"{e}: refused, nothing observed (nonfinite_metric='skip' skips a NaN or inf)") from None
 
 
 def _min_lr(name: str, value: Any) -> Any:

@@ -65,7 +65,7 @@ def suggest(lrs: Iterable[float], smoothed: Iterable[float], skip_start: int = 1
     bad = np.flatnonzero(~np.isfinite(smoothed))
     end = min(len(smoothed) - skip_end, bad[0] if bad.size else len(smoothed))
     if end - skip_start < 2:
-        return None, (f"too few points to suggest an lr: {len(smoothed)} updates ({end - skip_start} finite ones "
+        return None, (f"too few points to suggest an lr: {len(smoothed)} updates ({max(end - skip_start, 0)} finite ones "
                       f"after skip_start={skip_start}, skip_end={skip_end}; 2 needed)")
     x, y = np.log(lrs[skip_start:end]), smoothed[skip_start:end]
     slope = np.gradient(y, x)
@@ -113,7 +113,7 @@ def lr_range_test(model: torch.nn.Module, optimizer: torch.optim.Optimizer, data
         beta: the smoothing factor in ``[0, 1)``.
         diverge: the stop factor, ``> 1``.
         skip_start, skip_end: points of the curve the suggestion ignores at its start and end (as Lightning's).
-        dp_group: the process group to average over; None: the default group when torch.distributed is
+        dp_group: the process group (or 1-D DeviceMesh) to average over; None: the default group when torch.distributed is
             initialized, else this process alone.
 
     Raises:
@@ -160,6 +160,7 @@ class _Group:
         import torch.distributed as dist
 
         on = dist.is_available() and dist.is_initialized()
+        group = group.get_group() if hasattr(group, "get_group") else group  # a 1-D DeviceMesh: its process group
         self.group, self.size = group, dist.get_world_size(group) if on else 1
         self.rank = dist.get_rank(group) if on else 0
         self.reduce = dist.all_reduce if on and self.size > 1 else None
@@ -199,6 +200,8 @@ def _run(model, optimizer, batches, loss_fn, lrs, group, beta, diverge):
             else:
                 g["lr"] = lr
         loss = loss_fn(model, batch)
+        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+            raise V.ArgumentTypeError(f"loss_fn must return a one-element loss tensor, got {V.short(loss)}")
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()

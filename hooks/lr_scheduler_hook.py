@@ -12,7 +12,7 @@ from colossal_sched import ClosedFormLR
 from colossal_sched import _validate as V
 from colossal_sched.clock import Clock, count
 from colossal_sched.errors import LayoutMismatchError, LRDivergenceError, MetricError, ReplanError
-from colossal_sched.plateau import metric_value
+from colossal_sched.plateau import checked_metric
 from colossal_sched.lr_sync import LocalFailure, LRSync, StepRefusal, SyncOptions, layout_problem
 from colossal_sched.sync_protocol import MetricRefusal
 from colossal_sched.state import read_state
@@ -66,25 +66,11 @@ class LRSchedulerHook(EngineHook):
     (or ``with LRSchedulerHook(...) as hook:``) ends the sync earlier, its group still destroyed at exit.
     """
 
-    def __init__(
-        self,
-        lr_scheduler: ClosedFormLR,
-        by_epoch: bool = False,
-        store_lr_in_state: bool = True,
-        priority: int = 1,
-        *,
-        sync: bool = True,
-        group: Any = None,
-        sync_every: int = 1,
-        on_divergence: str = "fix",
-        timeout: float = 60.0,
-        overlap: bool = False,
-        writer: Any = None,
-        log_fn: Callable[[int, dict[str, float]], None] | None = None,
-        dp_group: Any = None,
-        metric_op: str = "mean",
-        nonfinite_metric: str = "refuse",
-    ) -> None:
+    def __init__(self, lr_scheduler: ClosedFormLR, by_epoch: bool = False, store_lr_in_state: bool = True,
+                 priority: int = 1, *, sync: bool = True, group: Any = None, sync_every: int = 1,
+                 on_divergence: str = "fix", timeout: float = 60.0, overlap: bool = False, writer: Any = None,
+                 log_fn: Callable[[int, dict[str, float]], None] | None = None, dp_group: Any = None,
+                 metric_op: str = "mean", nonfinite_metric: str = "refuse") -> None:
         super().__init__(priority=priority)
         # ColossalAI's GradAccumLrSchedulerByStep (legacy initialize with gradient_accumulation): updates = micro-batches // A
         lr_scheduler, self.accumulate_size = unwrap_grad_accum(lr_scheduler)
@@ -107,6 +93,7 @@ class LRSchedulerHook(EngineHook):
         self._batch: int | None = None  # samples per update, while the schedule counts updates (ramp warning)
         self._warned_share = False
         self._mine = (0, 0)  # this rank's shares in the sync in flight
+        self._before: tuple[int, int, Any] | None = None  # the step, global step and request a refused metric puts back
         self._calls = 0  # new steps given since the connection or the last load: every sync_every-th syncs
         self._request: tuple[int, Any, int] | None = None  # (step asked for, scheduler, step it holds): repeats are no-ops
         self._logged_step: int | None = None
@@ -154,30 +141,28 @@ class LRSchedulerHook(EngineHook):
         try:
             global_step = V.step("global_step", global_step)
             report = (count("samples", samples), count("tokens", tokens), V.boolean("skipped", skipped))
-            metric = self._metric(metric)
             repeat = self._is_repeat(global_step)
             if report[2] and self._request is None:
                 raise ValueError("skipped says the update before global_step was skipped; the first call after the "
                                  "hook's construction or a load has no update before it")
-            if repeat and (any(report) or metric is not None):
-                raise ValueError(f"samples/tokens/skipped/metric describe the update(s) before a new global_step; step "
+            if repeat and any(report):
+                raise ValueError(f"samples/tokens/skipped describe the update(s) before a new global_step; step "
                                  f"{global_step} repeats the last call (give them once, with the step that follows them)")
             synced = self.lr_sync is not None and self._calls % self.sync_every == 0
-            if self.lr_sync is not None and metric is not None and not synced:
-                raise MetricError(f"metric is observed in a sync, and step {global_step} has none (sync_every="
-                                 f"{self.sync_every}): give it at a synced step, or use sync_every=1")
             if self.lr_sync is not None and self.sync_every > 1 and (report[0] or report[1]):
                 raise ValueError(f"samples/tokens are this rank's share, added up in every sync: they need "
                                  f"sync_every=1, got sync_every={self.sync_every}")
             clock = self._clock if synced else self._clock.advanced(*report)
         except (TypeError, ValueError) as e:
-            self._refuse(MetricRefusal(str(e)) if isinstance(e, MetricError) else StepRefusal(str(e)))
+            self._refuse(StepRefusal(str(e)))
             raise
+        metric, refusal = self._metric(metric, global_step, synced and not repeat)
         if repeat:
             return s.get_last_lr()
         target = clock.position(s.unit, global_step) - (report[2] if synced else 0)
         if synced and s.unit != "updates":
             target = s.last_epoch  # known once the sync has added up the shares
+        self._before = (s.last_epoch, self.global_step, self._request)  # what a refused metric puts back
         if target != s.last_epoch:
             try:
                 s.step_to(target)
@@ -189,7 +174,7 @@ class LRSchedulerHook(EngineHook):
         self._request = (global_step, s, s.last_epoch)
         self._calls += 1
         if synced:
-            self.lr_sync.sync(s, global_step, async_op=True, progress=self._progress(report), metric=metric)
+            self.lr_sync.sync(s, global_step, async_op=True, progress=self._progress(report), metric=metric, refusal=refusal)
             if self.overlap:
                 self._finish_before_optimizer_step(s.optimizer)
                 return s.get_last_lr()
@@ -202,19 +187,22 @@ class LRSchedulerHook(EngineHook):
             self._log(global_step)
         return s.get_last_lr()
 
-    def _metric(self, metric: Any) -> float | None:
-        """``metric`` as a float, or None; refused (:class:`MetricError`) for a schedule without a plateau, a value
-        that is not a number, or one not finite under ``nonfinite_metric="refuse"`` (``"skip"``: the sync skips it)."""
-        if metric is None:
-            return None
-        if getattr(self.lr_scheduler, "plateau", None) is None:
-            raise MetricError(f"metric given to the hook of {type(self.lr_scheduler).__name__}, which does not listen to "
-                              "metrics: its schedule has no plateau phase (ReduceLROnPlateauLR, or a ComposedLR ending in "
-                              "{'type': 'plateau'})")
+    def _metric(self, metric: Any, global_step: int, synced: bool) -> tuple[float | None, Exception | None]:
+        """``(value, None)`` to send (None: no metric), or ``(None, refusal)`` (:func:`~colossal_sched.plateau.
+        checked_metric`'s, or a step without a sync: a repeat, or not a ``sync_every``-th). Without a sync it raises at
+        once, nothing changed; else the refusal rides this step's sync, or the next (every rank raises there)."""
         try:
-            return metric_value("metric", metric, finite=self._nonfinite_metric == "refuse")
-        except (TypeError, ValueError) as e:
-            raise MetricError(f"{e}: refused, nothing observed (nonfinite_metric='skip' skips a NaN or inf)") from None
+            value = checked_metric(self.lr_scheduler, metric, self._nonfinite_metric)
+            if value is not None and self.lr_sync is not None and not synced:
+                raise MetricError(f"metric is observed in a sync, and step {global_step} has none (a repeated step, or "
+                                  f"sync_every={self.sync_every}): give it with a new step that syncs")
+            return value, None
+        except MetricError as e:
+            if self.lr_sync is None:
+                raise
+            if not synced:  # no collective at this call: the peers hear of it in the next sync
+                self.lr_sync.defer(MetricRefusal(str(e)))
+            return None, MetricRefusal(str(e))
 
     def _observe(self, metric: float | None) -> None:
         """Observe an agreed metric (or, without a sync, this rank's); a non-finite one here is skipped (``"skip"``)."""
@@ -309,6 +297,13 @@ class LRSchedulerHook(EngineHook):
         s = self.lr_scheduler
         try:
             self.global_step = b.finish(s)
+        except MetricError:  # refused on every rank: each puts back the step it took for it, nothing observed
+            before, self._before = self._before, None
+            if before is not None and before[0] >= 0 and s.last_epoch != before[0]:
+                s.step_to(before[0])
+            if before is not None:
+                self.global_step, self._request = before[1], before[2]
+            raise
         except LRDivergenceError:
             if self.writer is not None or self.log_fn is not None:
                 self._log(self._request[0])  # the refused disagreement is logged too (rank 0)

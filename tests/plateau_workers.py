@@ -66,11 +66,11 @@ def hook_for(sched, group, **kw):
     return LRSchedulerHook(sched, group=group, timeout=30, **kw)
 
 
-def run_updates(hook, index, size, start, stop, sign=1.0, save_at=None, ckpt_dir=None):
+def run_updates(hook, index, size, start, stop, sign=1.0, save_at=None, ckpt_dir=None, every=EVAL_EVERY):
     """Updates ``start..stop-1``: the lrs each ran with, a metric every EVAL_EVERY updates; a DCP save at ``save_at``."""
     seen, path = [], None
     for n in range(start, stop):
-        metric = sign * local_metric(n, index, size) if n % EVAL_EVERY == 0 else None
+        metric = sign * local_metric(n, index, size) if n % every == 0 else None
         hook.step(n, metric=metric)
         hook.lr_scheduler.optimizer.step()  # with overlap, its pre-hook settles the sync: the update sees the decision
         seen.append(hook.lr_scheduler.get_last_lr())
@@ -113,7 +113,7 @@ def refused(name, world, shape, body, **kw):
     index, size, group, _ = _dp(world, shape)
     sched = schedule()
     hook = hook_for(sched, group, **kw)
-    run_updates(hook, index, size, 0, 6)
+    run_updates(hook, index, size, 0, 6, every=kw.get("sync_every", EVAL_EVERY))  # metrics at synced steps
     before = sched.plateau.state_dict()
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -122,7 +122,7 @@ def refused(name, world, shape, body, **kw):
         out = None, [str(w.message) for w in caught]
     except Exception as e:
         out = type(e).__name__, str(e)
-    out = [*out, before == sched.plateau.state_dict()]
+    out = [*out, before == sched.plateau.state_dict(), [sched.last_epoch, hook.global_step]]
     hook.close()
     return out
 
@@ -149,8 +149,27 @@ def hostile(world, shape):
         h.step(7)
     out["the skip's warning as an error"] = refused("the skip's warning as an error", world, shape, skip_as_error,
                                                     nonfinite_metric="skip")
-    out["a metric at a step without a sync"] = refused(
-        "a metric at a step without a sync", world, shape, lambda h, i, s: (h.step(6), h.step(7, metric=1.0)), sync_every=2)
+    out["a metric at a step without a sync"] = refused(  # deferred to the next sync (step 8), which every rank refuses
+        "a metric at a step without a sync", world, shape, lambda h, i, s: (h.step(6), h.step(7, metric=1.0), h.step(8)),
+        sync_every=2)
+
+    def retried(h, i, s):  # a refused metric leaves every rank before the step: the same step again goes through
+        try:
+            h.step(6, metric=nan if last else 1.0)
+        except Exception as e:
+            assert type(e).__name__ == "MetricError" and [h.lr_scheduler.last_epoch, h.global_step] == [5, 5], e
+        h.step(6, metric=1.0)
+        h.step(7)
+    out["retried after a refusal"] = refused("retried after a refusal", world, shape, retried)
+
+    def one_in_three(h, i, s):  # sync_every=3: a metric at a step without a sync on one rank; every rank refuses at
+        for n in range(6, 12):   # the next sync (step 9) and then goes on in step
+            try:
+                h.step(n, metric=1.0 if (last and n == 7) else None)
+            except Exception as e:
+                assert type(e).__name__ == "MetricError" and n == 9, (n, e)
+    out["sync_every=3, a metric off the sync on one rank"] = refused(
+        "sync_every=3, a metric off the sync on one rank", world, shape, one_in_three, sync_every=3)
     mark("metric_op differs")
     try:
         hook_for(schedule(), _dp(world, shape)[2], metric_op="max" if last else "mean").close()

@@ -273,6 +273,28 @@ def test_a_replan_moves_the_end_and_keeps_the_level():
     assert s.total_steps == 500 and s.get_last_lr() == level and s.lr_at(400) == level
 
 
+def test_a_resume_keeping_the_current_schedule_keeps_what_the_metrics_decided():
+    from colossal_sched.checkpoint import restore
+
+    first = LRSchedulerHook(cs.ReduceLROnPlateauLR(_opt(), 100, warmup_steps=2, patience=1, factor=0.5))
+    for n in range(10):
+        first.step(n, metric=1.0)
+    saved, level = first.state_dict(), first.lr_scheduler.get_last_lr()
+    assert level == [0.0625, 0.0625]  # halved at steps 4, 6 and 8
+    for how in ("use_current", cs.ResumeChoice(checkpoint=["step"], current=["patience"])):
+        hook = LRSchedulerHook(cs.ReduceLROnPlateauLR(_opt(), 100, warmup_steps=2, patience=3, factor=0.5))
+        restore(hook, saved, how, logger=lambda _: None)
+        assert hook.lr_scheduler.plateau.state_dict() == first.lr_scheduler.plateau.state_dict(), how
+        assert hook.lr_scheduler.get_last_lr() == level and hook.lr_scheduler.patience == 3, how
+
+
+def test_a_plateau_cannot_be_a_companion_schedule():
+    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-3, weight_decay=0.1)
+    wd = cs.ReduceLROnPlateauLR.for_key("weight_decay", opt, 100)
+    with pytest.raises(ValueError, match="'weight_decay' is a plateau, which listens to metrics"):
+        cs.CosineAnnealingLR(opt, 100).add_schedules(wd)
+
+
 # -------------------------------------------------------------- hook, world 1
 def test_world1_hook_observes_and_refuses_or_skips_a_nonfinite_metric():
     opt = _opt()
@@ -399,6 +421,11 @@ def test_every_rank_makes_the_same_decisions_from_the_agreed_metric(tmp_path, wo
             got = hostile[name]
             assert got[0] == kind and words in got[1], f"{name}: rank {r}: {got}"
             assert got[2] or (name == "observed outside the hook" and r == last), f"{name}: rank {r} changed its plateau"
+            if kind == "MetricError" and name not in ("a schedule that does not listen", "metric_op differs"):
+                before = [7, 7] if name == "a metric at a step without a sync" else [5, 5]
+                assert got[3] == before, f"{name}: rank {r} kept the refused step: {got[3]}"  # on every rank
+        for name in ("retried after a refusal", "sync_every=3, a metric off the sync on one rank"):
+            assert hostile[name][0] is None and hostile[name][3] == [7 if "retried" in name else 11] * 2, hostile[name]
         skipped = hostile["NaN skipped"]
         assert skipped[0] is None and any("every rank skips this observation" in w for w in skipped[1]) and skipped[2]
     path = results[0]["agree"]["path"]

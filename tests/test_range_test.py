@@ -194,6 +194,15 @@ def test_a_tensor_the_optimizer_steps_outside_the_model_is_restored_too():
     assert torch.equal(temp.detach(), before) and temp.grad is None and temp not in opt.state
 
 
+def test_a_loss_fn_that_returns_no_loss_tensor_is_refused_and_restores():
+    model, opt, loss_fn = sgd_linear()
+    before = range_workers.snapshot(model, opt)
+    for bad in (lambda m, x: 1.0, lambda m, x: m(x)):
+        with pytest.raises(TypeError, match="loss_fn must return a one-element loss tensor"):
+            lr_range_test(model, opt, data(5), bad, num_updates=5)
+        assert range_workers.unchanged(before, model, opt)
+
+
 def test_state_the_optimizer_did_not_have_is_removed_again():
     model = torch.nn.Linear(4, 1)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
