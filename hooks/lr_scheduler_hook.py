@@ -156,7 +156,7 @@ class LRSchedulerHook(EngineHook):
         except (TypeError, ValueError) as e:
             self._refuse(StepRefusal(str(e)))
             raise
-        metric, refusal = self._metric(metric, global_step, synced and not repeat)
+        metric, refusal = (None, None) if metric is None else self._metric(metric, global_step, synced and not repeat)
         if repeat:
             return s.get_last_lr()
         target = clock.position(s.unit, global_step) - (report[2] if synced else 0)
