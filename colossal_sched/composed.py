@@ -1,8 +1,6 @@
 """A schedule written as data: phases and boundaries from a plain dict / YAML spec."""
 from __future__ import annotations
 
-import json
-from dataclasses import replace
 from typing import Any, Mapping, Optional, Sequence
 
 from torch.optim import Optimizer
@@ -70,6 +68,11 @@ def normalize(spec: Any, where: str, depth: int = 0) -> dict[str, Any]:
         raise ValueError(f"{where}.warmup_steps must be an int in [0, {out['first_cycle_steps'] - 1}] (< first_cycle_steps), "
                          f"got {out['warmup_steps']}")
     return out
+
+
+def _kinds(spec: Mapping[str, Any]) -> list[str]:
+    """The types of a normalized phase spec and of every factor nested in it."""
+    return [spec["type"], *(k for f in spec.get("factors", []) for k in _kinds(f))]
 
 
 def build_phase(spec: Mapping[str, Any], length: int) -> Phase:
@@ -168,7 +171,7 @@ class ComposedLR(PhasedLR):
 
     def _listener(self) -> PlateauState | None:
         """The state of a last phase ``plateau`` (one that listens to metrics); a plateau elsewhere is refused."""
-        nested = [i for i, p in enumerate(self.phases) if "plateau" in json.dumps(p.get("factors", []))]
+        nested = [i for i, p in enumerate(self.phases) if any("plateau" in _kinds(f) for f in p.get("factors", []))]
         early = [i for i, p in enumerate(self.phases[:-1]) if p["type"] == "plateau"]
         if nested or early:
             raise ValueError(f"phases[{(nested + early)[0]}]: a 'plateau' phase must be the last phase, not inside a "
@@ -188,7 +191,5 @@ class ComposedLR(PhasedLR):
         starts = [0] + self.boundaries
         phases = [build_phase(p, e - s) for p, s, e in zip(self.phases, starts, ends)]
         if self.plateau is not None:  # the last phase judges metrics with this scheduler's state
-            last = phases[-1]
-            listening = replace(plateau_of(last), state=self.plateau)
-            phases[-1] = replace(last, inner=listening) if isinstance(last, Scaled) else listening
+            phases[-1] = self.plateau.attached(phases[-1])
         return phases, list(self.boundaries)

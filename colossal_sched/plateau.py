@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import math
 from numbers import Real
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Sequence
 
 from . import _validate as V
 from .errors import MetricError
 from ._ops import Ops
-from .phases import Levels, Phase, _Wrapper, key
+from .phases import Levels, Phase, Scaled, _Wrapper, key
 
 MODES = ("min", "max")
 THRESHOLD_MODES = ("rel", "abs")
@@ -113,6 +113,12 @@ class PlateauState:
         self.best = math.inf if phase.mode == "min" else -math.inf  # torch's mode_worse: no metric judged yet
         self.num_bad_epochs = self.cooldown_counter = self.metrics = 0
         self.levels: tuple[float, ...] | None = None
+
+    def attached(self, phase: Phase) -> Phase:
+        """``phase`` (this state's plateau, or one scaling it) judging metrics with this state."""
+        if isinstance(phase, Scaled):
+            return replace(phase, inner=self.attached(phase.inner))
+        return replace(phase, state=self)
 
     def _is_better(self, a: float) -> bool:
         p, best = self.phase, self.best

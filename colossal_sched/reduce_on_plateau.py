@@ -55,7 +55,7 @@ class ReduceLROnPlateauLR(PhasedLR):
 
     def _plan(self) -> tuple[list[Phase], list[int]]:
         w = self.warmup_steps
-        return warmup_then(w, replace(self.plateau.phase, length=self.total_steps - w, state=self.plateau))
+        return warmup_then(w, self.plateau.attached(replace(self.plateau.phase, length=self.total_steps - w)))
 
     def step(self, metrics: Any = None, epoch: int | None = None) -> None:  # type: ignore[override]
         """Take a step (to ``epoch``, deprecated, as torch's), then observe ``metrics`` if given (torch's order)."""
